@@ -1,0 +1,3 @@
+from basefuse.cli.main import main
+
+main()

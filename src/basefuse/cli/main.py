@@ -1,0 +1,68 @@
+"""The `basefuse` entry point.
+
+Each command lives in its own module exposing `register(app)`; heavy libraries are
+imported inside the command bodies so `basefuse --help` and `basefuse fuse` start fast.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from basefuse.errors import BasefuseError
+
+COMMAND_MODULES = [
+    "basefuse.cli.fuse_cmd",
+    "basefuse.cli.inspect_cmd",
+    "basefuse.cli.tasks_cmd",
+    "basefuse.cli.finetune_cmd",
+    "basefuse.cli.experiment_cmd",
+    "basefuse.cli.report_cmd",
+    "basefuse.cli.demo_cmd",
+]
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="basefuse",
+        help="Fuse finetuned checkpoints into a better base model, and prove it is better.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+        if version:
+            from basefuse import __version__
+
+            typer.echo(f"basefuse {__version__}")
+            raise typer.Exit(0)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command not built yet in this checkout
+                continue
+            raise
+        module.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a BasefuseError becomes one line on stderr and exit code 2."""
+    app = build_app()
+    try:
+        app(args=argv, prog_name="basefuse", standalone_mode=True)
+    except BasefuseError as e:
+        print(f"basefuse: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("basefuse: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

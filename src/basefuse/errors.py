@@ -1,0 +1,11 @@
+"""User-facing errors: the CLI prints them as one line and exits with code 2."""
+from __future__ import annotations
+
+
+class BasefuseError(Exception):
+    """Bad input or environment the user can fix; the message says what and how.
+
+    Messages are one line: name the file/key/column at fault, then what to do.
+    """
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Experiments: pretrained vs fused vs intertrained bases, finetuned on held-out targets."""
