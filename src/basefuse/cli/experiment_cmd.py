@@ -1,0 +1,54 @@
+"""`basefuse experiment`: run (or resume) a pretrained vs fused vs intertrained comparison from a YAML config."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
+                  device: Optional[str], dry_run: bool, ray_address: Optional[str] = None) -> None:
+    """Shared by `experiment` and `demo`: run, then print Table 1 and where the report is."""
+    from basefuse.executors import make_executor
+    from basefuse.experiments.config import load_experiment_config
+    from basefuse.experiments.runner import make_plan, run_experiment
+
+    cfg = load_experiment_config(config_path)
+    if dry_run:
+        plan = make_plan(cfg)
+        for stage, jobs in plan.stages():
+            typer.echo(f"{stage}: {len(jobs)} jobs")
+        typer.echo(f"target runs (report rows): {len(plan.runs)}")
+        return
+    options = {"address": ray_address} if executor == "ray" and ray_address else {}
+    ex = make_executor(executor, workers, **options)
+    summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
+    typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused, "
+               f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
+    if summary.records:
+        from basefuse.reports.build import summary_text
+
+        typer.echo(summary_text(out))
+    if summary.report_html:
+        typer.echo(f"HTML report: {summary.report_html}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("experiment")
+    def experiment(
+        config: Path = typer.Argument(..., help="YAML experiment config (see configs/demo.yaml)."),
+        out: Path = typer.Option(Path("runs/experiment"), "--out", "-o", help="Run directory (resumable)."),
+        force: bool = typer.Option(False, "--force", help="Reuse a run directory made by a different config."),
+        executor: str = typer.Option("local", help="local (in-process), process (N processes), or ray."),
+        workers: int = typer.Option(1, help="Parallel jobs (process/ray executors); e.g. 8 on one GPU."),
+        device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+        ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only print how many jobs the plan has."),
+    ) -> None:
+        """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
+
+        A run killed at any point and started again redoes no finished job.
+        """
+        run_and_print(config, out, force=force, executor=executor, workers=workers, device=device,
+                      dry_run=dry_run, ray_address=ray_address)

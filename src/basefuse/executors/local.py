@@ -1,0 +1,55 @@
+"""In-process and multi-process executors on this machine."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from basefuse.executors.base import JobFn
+
+
+class LocalExecutor:
+    """One job at a time in this process: simplest, and the finetunes use every core themselves."""
+
+    workers = 1
+
+    def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, job in enumerate(jobs):
+            yield i, fn(job)
+
+    def close(self) -> None:
+        pass
+
+
+def _init_worker(threads: int) -> None:
+    os.environ["BASEFUSE_THREADS"] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class ProcessPoolExecutor:
+    """`workers` processes, each with its share of the cores: keeps one GPU busy with several small finetunes."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(threads,))
+
+    def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        futures = {self._pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        try:
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,43 @@
+"""Scale-out on a Ray cluster: the same job functions, shipped as Ray tasks.
+
+Run dirs must be on storage every Ray node sees (a shared filesystem), since jobs read
+their inputs from and write their outputs to the run directory.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from basefuse.errors import BasefuseError
+from basefuse.executors.base import JobFn
+
+
+class RayExecutor:
+    def __init__(self, workers: int = 0, address: str | None = None, num_gpus_per_job: float = 0.0,
+                 num_cpus_per_job: float = 1.0) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise BasefuseError("the ray executor needs Ray: pip install 'basefuse[ray]'") from None
+        self._ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        self.workers = workers or int(ray.available_resources().get("CPU", 1))
+        self._options = {"num_gpus": num_gpus_per_job, "num_cpus": num_cpus_per_job}
+
+    def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        ray = self._ray
+        remote = ray.remote(fn).options(**self._options)
+        pending = {remote.remote(job): i for i, job in enumerate(jobs)}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    i = pending.pop(ref)
+                    yield i, ray.get(ref)
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,181 @@
+"""Experiment configuration: one YAML file, validated with pydantic, unknown keys rejected by name."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from basefuse.errors import BasefuseError
+from basefuse.finetune.config import FinetuneConfig
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class TaskRef(BaseModel):
+    """A task by name, and where its data comes from (a built-in name, a data file/folder or `hf:...`)."""
+
+    model_config = _STRICT
+
+    name: str
+    spec: str | None = None
+    text_col: str = "text"
+    label_col: str = "label"
+    pair_col: str | None = None
+
+    @property
+    def load_spec(self) -> str:
+        return self.spec or self.name
+
+
+class Budgets(BaseModel):
+    model_config = _STRICT
+
+    max_train_source: int | None = Field(None, ge=2, description="train examples per source task")
+    max_train_target: int | None = Field(None, ge=2, description="train examples per target task")
+
+
+class NModelsAblation(BaseModel):
+    """Fused from k = 1..K random source subsets: does fusing more models help?"""
+
+    model_config = _STRICT
+
+    enabled: bool = False
+    max_k: int | None = Field(None, ge=1)
+    subsets: int = Field(1, ge=1, description="random subsets per k")
+    seeds: list[int] | None = Field(None, description="target seeds to run (default: the first seed)")
+
+
+class FusionSettings(BaseModel):
+    model_config = _STRICT
+
+    method: str = "average"
+    params: dict[str, float | int | str] = {}
+
+
+class ExperimentConfig(BaseModel):
+    """What to compare: the base, source families, targets, conditions, seeds and budgets."""
+
+    model_config = _STRICT
+
+    name: str = "experiment"
+    base_model: str = "minilm"
+    families: dict[str, list[TaskRef | str]]
+    held_out: dict[str, list[TaskRef | str]] = Field(
+        default_factory=dict, description="target-only tasks by family (never used as sources)")
+    targets: list[str] | None = Field(None, description="target task names (default: every task)")
+    conditions: list[Literal["pretrained", "fused", "intertrained"]] = ["pretrained", "fused", "intertrained"]
+    fused_groups: list[Literal["family", "all"]] = ["family", "all"]
+    intertrained: Literal["largest", "each"] = "largest"
+    allow_single_source_fusion: bool = False
+    seeds: list[int] = [0, 1, 2, 3, 4]
+    source_seed: int = 0
+    weight_decays: list[float] = [0.0]
+    finetune: FinetuneConfig = FinetuneConfig()
+    source_finetune: FinetuneConfig | None = None
+    budgets: Budgets = Budgets()
+    fusion: FusionSettings = FusionSettings()
+    n_models: NModelsAblation = NModelsAblation()
+
+    @field_validator("families", "held_out", mode="after")
+    @classmethod
+    def _normalise_refs(cls, v: dict[str, list[TaskRef | str]]) -> dict[str, list[TaskRef]]:
+        return {fam: [TaskRef(name=t) if isinstance(t, str) else t for t in tasks] for fam, tasks in v.items()}
+
+    @field_validator("seeds", "weight_decays")
+    @classmethod
+    def _non_empty_unique(cls, v: list) -> list:
+        if not v:
+            raise ValueError("must list at least one value")
+        if len(set(v)) != len(v):
+            raise ValueError(f"has duplicates: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _check_tasks(self) -> "ExperimentConfig":
+        seen: dict[str, str] = {}
+        for group in (self.families, self.held_out):
+            for fam, refs in group.items():
+                for ref in refs:
+                    if ref.name in seen:
+                        raise ValueError(f"duplicate task name {ref.name!r} (in families {seen[ref.name]!r} "
+                                         f"and {fam!r}): give each task a unique name")
+                    seen[ref.name] = fam
+        if not self.families:
+            raise ValueError("families is empty: list at least one family of source tasks")
+        for t in self.targets or []:
+            if t not in seen:
+                raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
+        return self
+
+    # ---- derived views -------------------------------------------------------------------
+    @property
+    def source_hparams(self) -> FinetuneConfig:
+        return self.source_finetune or self.finetune
+
+    def task_refs(self) -> dict[str, TaskRef]:
+        return {r.name: r for g in (self.families, self.held_out) for refs in g.values() for r in refs}
+
+    def family_of(self, task: str) -> str:
+        for g in (self.families, self.held_out):
+            for fam, refs in g.items():
+                if any(r.name == task for r in refs):
+                    return fam
+        raise KeyError(task)
+
+    def source_names(self, family: str | None = None) -> list[str]:
+        fams = [family] if family else list(self.families)
+        return [r.name for f in fams for r in self.families.get(f, [])]
+
+    def target_names(self) -> list[str]:
+        return list(self.targets) if self.targets else list(self.task_refs())
+
+    def fingerprint(self) -> str:
+        """Identifies the config's content, so a run directory is never mixed with another config's."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(path: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{path}: unknown key {loc!r}: remove it or check its spelling (see configs/demo.yaml)"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{path}: {loc}: {msg}"
+
+
+def parse_experiment_config(data: object, origin: str = "<config>") -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise BasefuseError(f"{origin}: expected a mapping of keys at the top level")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise BasefuseError(_format_validation_error(origin, e)) from None
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML experiment config; every problem is one line naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise BasefuseError(f"cannot read config {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise BasefuseError(f"{path}:{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    return parse_experiment_config(data, str(path))
+
+
+def builtin_config_path(name: str) -> Path:
+    """The configs shipped inside the package (`demo`, `paper`)."""
+    p = Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+    if not p.exists():
+        raise BasefuseError(f"no built-in config {name!r}")
+    return p

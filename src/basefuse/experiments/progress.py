@@ -1,0 +1,42 @@
+"""A progress bar over an experiment's jobs (rich), silent when disabled."""
+from __future__ import annotations
+
+from typing import Any
+
+from basefuse.experiments.jobs import Job
+
+
+class JobProgress:
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "JobProgress":
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                      TextColumn("{task.fields[last]}"), transient=False)
+            self._progress.__enter__()
+            self._task = self._progress.add_task("jobs", total=self.total, last="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def stage(self, name: str, n: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=f"{name} ({n})")
+
+    def advance(self, job: Job, result: dict[str, Any] | None, reused: bool) -> None:
+        if self._progress is None:
+            return
+        tail = "reused" if reused else ""
+        if result and "accuracy" in result and not reused:
+            tail = f"acc {100 * result['accuracy']:.1f}"
+        self._progress.update(self._task, advance=1, last=f"{job.label[:60]} {tail}")

@@ -1,0 +1,194 @@
+"""The seed paper's comparison as a plan of jobs: pure, so it can be tested without running any.
+
+Stages: (1) finetune the base once on every source task and save it; (2) fuse, per target,
+the source models of each family and of all families, always leaving out the target's own
+task; (3) finetune every base condition on every target for every seed and weight decay.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from basefuse.errors import BasefuseError
+from basefuse.experiments.config import ExperimentConfig, TaskRef
+from basefuse.experiments.jobs import Job, make_job
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What planning needs to know of a loaded task."""
+
+    train_size: int  # before any budget: "largest source" is about the dataset, not the budget
+    fingerprint_source: str  # fingerprint with the source budget applied
+    fingerprint_target: str  # fingerprint with the target budget applied
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One target finetune and the report row it will become."""
+
+    job_key: str
+    target: str
+    target_family: str
+    condition: str
+    source_family: str | None
+    sources: tuple[str, ...]
+    seed: int
+    weight_decay: float
+    ablation: str = "main"
+    n_fused: int | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        return {"target": self.target, "target_family": self.target_family, "condition": self.condition,
+                "source_family": self.source_family, "sources": list(self.sources), "n_fused": self.n_fused,
+                "seed": self.seed, "weight_decay": self.weight_decay, "ablation": self.ablation,
+                "job_key": self.job_key}
+
+
+@dataclass
+class Plan:
+    source_jobs: dict[str, Job] = field(default_factory=dict)  # by source task name
+    fuse_jobs: dict[str, Job] = field(default_factory=dict)  # by key
+    target_jobs: dict[str, Job] = field(default_factory=dict)  # by key
+    runs: list[PlannedRun] = field(default_factory=list)
+
+    def stages(self) -> list[tuple[str, list[Job]]]:
+        return [("source finetunes", list(self.source_jobs.values())),
+                ("fusions", list(self.fuse_jobs.values())),
+                ("target finetunes", list(self.target_jobs.values()))]
+
+    def all_jobs(self) -> dict[str, Job]:
+        return {j.key: j for _, jobs in self.stages() for j in jobs}
+
+
+def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
+    return {"name": ref.name, "spec": ref.load_spec, "text_col": ref.text_col, "label_col": ref.label_col,
+            "pair_col": ref.pair_col, "family": family}
+
+
+def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str) -> Plan:
+    """Every job of the experiment, deduplicated by key, plus the runs the report will show."""
+    plan = Plan()
+    refs = cfg.task_refs()
+    base = {"base": base_ref, "fingerprint": base_fingerprint}
+    targets = cfg.target_names()
+
+    # Stage 1: one saved finetune per source task.
+    src_hp = cfg.source_hparams.model_dump(mode="json")
+    for name in cfg.source_names():
+        fam = cfg.family_of(name)
+        params = {"model": base, "task": _task_params(refs[name], fam) | {"fingerprint": facts[name].fingerprint_source},
+                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
+                  "save": True}
+        plan.source_jobs[name] = make_job("finetune", f"source {name}", params)
+
+    def model_from(sources: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+        """A base built from source models: the model itself for one, a fusion for several."""
+        sources = sorted(sources)
+        if len(sources) == 1:
+            job = plan.source_jobs[sources[0]]
+            return {"job": job.key, "kind": "finetune"}, (job.key,)
+        deps = [plan.source_jobs[s] for s in sources]
+        params = {"sources": [{"job": d.key, "kind": "finetune"} for d in deps], "base": base,
+                  "method": cfg.fusion.method, "method_params": dict(cfg.fusion.params)}
+        job = make_job("fuse", f"fuse {'+'.join(sources)}", params, tuple(d.key for d in deps))
+        plan.fuse_jobs.setdefault(job.key, job)
+        return {"job": job.key, "kind": "fuse"}, (job.key,)
+
+    def add_target(target: str, model: dict[str, str], deps: tuple[str, ...], seed: int, wd: float,
+                   **run: Any) -> None:
+        fam = cfg.family_of(target)
+        hp = cfg.finetune.model_copy(update={"weight_decay": wd}).model_dump(mode="json")
+        params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model else {}),
+                  "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
+                  "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
+        job = make_job("finetune", f"{run['condition']} -> {target} (seed {seed}, wd {wd:g})", params, deps)
+        plan.target_jobs.setdefault(job.key, job)
+        plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
+                                    weight_decay=wd, **run))
+
+    for target in targets:
+        for group, pool in _source_groups(cfg, target):
+            _check_pool(cfg, target, group, pool)
+        for wd in cfg.weight_decays:
+            for seed in cfg.seeds:
+                if "pretrained" in cfg.conditions:
+                    add_target(target, {"base": base_ref}, (), seed, wd, condition="pretrained",
+                               source_family=None, sources=())
+                for group, pool in _source_groups(cfg, target):
+                    if _fuses(cfg, group):
+                        model, deps = model_from(pool)
+                        add_target(target, model, deps, seed, wd, condition="fused", source_family=group,
+                                   sources=tuple(sorted(pool)), n_fused=len(pool))
+                    if "intertrained" in cfg.conditions and group != "all":
+                        for src in _intertrain_sources(cfg, pool, facts):
+                            model, deps = model_from([src])
+                            add_target(target, model, deps, seed, wd, condition="intertrained",
+                                       source_family=group, sources=(src,), n_fused=1)
+        if cfg.n_models.enabled:
+            pool = sorted(s for s in cfg.source_names() if s != target)
+            max_k = min(cfg.n_models.max_k or len(pool), len(pool))
+            for k in range(1, max_k + 1):
+                subsets = {tuple(sorted(random.Random(f"{target}|{k}|{i}").sample(pool, k)))
+                           for i in range(cfg.n_models.subsets)}
+                for subset in sorted(subsets):
+                    model, deps = model_from(list(subset))
+                    for seed in cfg.n_models.seeds or cfg.seeds[:1]:
+                        add_target(target, model, deps, seed, cfg.weight_decays[0], condition="fused",
+                                   source_family="all", sources=subset, n_fused=k, ablation="n_models")
+    check_no_leakage(plan)
+    return plan
+
+
+def _fuses(cfg: ExperimentConfig, group: str) -> bool:
+    if "fused" not in cfg.conditions:
+        return False
+    return ("all" if group == "all" else "family") in cfg.fused_groups
+
+
+def _uses(cfg: ExperimentConfig, group: str) -> bool:
+    return _fuses(cfg, group) or ("intertrained" in cfg.conditions and group != "all")
+
+
+def _source_groups(cfg: ExperimentConfig, target: str) -> list[tuple[str, list[str]]]:
+    """Each family's sources, then all sources: always without the target's own task."""
+    groups = [(fam, [s for s in cfg.source_names(fam) if s != target]) for fam in cfg.families]
+    groups.append(("all", [s for s in cfg.source_names() if s != target]))
+    return groups
+
+
+def _check_pool(cfg: ExperimentConfig, target: str, group: str, pool: list[str]) -> None:
+    if not _uses(cfg, group):
+        return
+    if not pool:
+        raise BasefuseError(
+            f"target {target!r} is the only source task of family {group!r}: nothing is left to fuse or intertrain "
+            f"from once it is left out; add another task to {group!r} or make {target!r} a held_out task")
+    if _fuses(cfg, group) and len(pool) < 2 and not cfg.allow_single_source_fusion:
+        raise BasefuseError(
+            f"target {target!r}: family {group!r} has only {pool[0]!r} left after leaving the target out; fusing one "
+            f"model is intertraining: add sources or set allow_single_source_fusion: true")
+
+
+def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str, TaskFacts]) -> list[str]:
+    if cfg.intertrained == "each":
+        return sorted(pool)
+    # The seed paper intertrains on the family's largest remaining dataset; ties go to the name.
+    return [max(pool, key=lambda s: (facts[s].train_size, s))]
+
+
+def check_no_leakage(plan: Plan) -> None:
+    """No target's own source model may reach any base it is finetuned from: a hard invariant."""
+    source_key_to_task = {j.key: name for name, j in plan.source_jobs.items()}
+    for run in plan.runs:
+        job = plan.target_jobs[run.job_key]
+        used: set[str] = set()
+        for dep in job.deps:
+            if dep in source_key_to_task:
+                used.add(source_key_to_task[dep])
+            elif dep in plan.fuse_jobs:
+                used.update(source_key_to_task[k] for k in plan.fuse_jobs[dep].deps)
+        if run.target in used:
+            raise AssertionError(f"leakage: target {run.target!r} would be finetuned from a base built on its own "
+                                 f"source model (job {job.label})")

@@ -1,0 +1,184 @@
+"""Run an experiment end to end: plan, execute what is not done yet, write results and the report."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from basefuse.errors import BasefuseError
+from basefuse.executors import Executor, LocalExecutor
+from basefuse.experiments.config import ExperimentConfig, load_experiment_config
+from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result
+from basefuse.experiments.protocol import Plan, TaskFacts, build_plan
+from basefuse.experiments.records import RunRecord
+from basefuse.experiments.store import JobStore
+from basefuse.io import write_json
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    jobs_total: int
+    jobs_executed: int
+    jobs_reused: int
+    wall_s: float
+    records: list[RunRecord]
+    report_html: Path | None = None
+
+
+def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
+    """A run directory belongs to one config: refuse to mix results of different ones."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = run_dir / "run.json"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            meta = {}
+        if meta.get("config_fingerprint") != cfg.fingerprint() and not force:
+            raise BasefuseError(
+                f"{run_dir} holds a run of a different config ({meta.get('config_name', '?')}): use another --out, "
+                f"or --force to switch this folder to the new config (finished jobs are still reused by content)")
+    elif any(run_dir.iterdir()) and not (run_dir / "store.jsonl").exists() and not force:
+        raise BasefuseError(f"{run_dir} is not empty and is not a basefuse run: choose an empty or new folder")
+    from basefuse import __version__
+
+    (run_dir / "experiment.yaml").write_text(
+        yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False), encoding="utf-8")
+    write_json(meta_path, {"config_name": cfg.name, "config_fingerprint": cfg.fingerprint(),
+                           "basefuse_version": __version__})
+
+
+def model_fingerprint(path_or_id: str) -> str:
+    """Content hash of a local model's weight files; a hub id stands for itself."""
+    p = Path(path_or_id)
+    if not p.is_dir():
+        return f"hub:{path_or_id}"
+    from basefuse.io import sha256_file
+
+    files = sorted(f for f in p.iterdir() if f.suffix in {".safetensors", ".bin"} or f.name == "config.json")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()[:20]
+
+
+def gather_task_facts(cfg: ExperimentConfig, progress: bool = True) -> dict[str, TaskFacts]:
+    """Load every task once (from the cache after the first time) for its size and fingerprints."""
+    from basefuse.data.api import load_task
+
+    facts: dict[str, TaskFacts] = {}
+    for name, ref in cfg.task_refs().items():
+        fam = cfg.family_of(name)
+
+        def load(max_train: int | None):  # noqa: ANN202
+            return load_task(ref.load_spec, max_train=max_train, text_col=ref.text_col, label_col=ref.label_col,
+                             pair_col=ref.pair_col, family=fam)
+
+        full = load(None)
+        facts[name] = TaskFacts(
+            train_size=len(full.train),
+            fingerprint_source=load(cfg.budgets.max_train_source).fingerprint,
+            fingerprint_target=load(cfg.budgets.max_train_target).fingerprint,
+        )
+    return facts
+
+
+def make_plan(cfg: ExperimentConfig) -> Plan:
+    from basefuse.models import resolve_model
+
+    base = resolve_model(cfg.base_model)
+    return build_plan(cfg, gather_task_facts(cfg), base, model_fingerprint(base))
+
+
+def records_from(plan: Plan, run_dir: Path, store: JobStore) -> list[RunRecord]:
+    out = []
+    for run in plan.runs:
+        result = store.get(run.job_key)
+        if result is not None and "accuracy" in result:
+            out.append(RunRecord(**run.record_fields(), accuracy=result["accuracy"], macro_f1=result["macro_f1"]))
+    return out
+
+
+def write_results(run_dir: Path, records: list[RunRecord]) -> Path:
+    """Rewrite results.jsonl whole (it is derived from the store), atomically."""
+    path = run_dir / "results.jsonl"
+    tmp = path.with_name(".results.jsonl.tmp")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,
+                   on_done: Any) -> int:
+    """Run the jobs of one stage that are not done yet; record each as soon as it finishes."""
+    todo = []
+    for job in jobs:
+        if job.key in store and output_complete(run_dir, job):
+            on_done(job, reused=True)
+        elif output_complete(run_dir, job):
+            # Finished but not recorded (a crash between the two): recover it from its output.
+            store.append(job.key, job.kind, job.label, _summarise(job, read_result(run_dir, job)))
+            on_done(job, reused=True)
+        else:
+            todo.append(job)
+    fn = functools.partial(execute_job, run_dir=str(run_dir), device=device)
+    for i, result in executor.map(fn, [j.to_dict() for j in todo]):
+        store.append(todo[i].key, todo[i].kind, todo[i].label, result)
+        on_done(todo[i], reused=False)
+    return len(todo)
+
+
+def _summarise(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    if job.kind == "fuse":
+        return {"method": result.get("method"), "recovered": True}
+    from basefuse.experiments.jobs import summarise_metrics
+
+    return summarise_metrics(result) | {"recovered": True}
+
+
+def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *, executor: Executor | None = None,
+                   device: str | None = None, force: bool = False, progress: bool = True,
+                   report: bool = True) -> RunSummary:
+    """Run (or resume) an experiment in `run_dir`; finished jobs are never redone."""
+    cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    _prepare_run_dir(cfg, run_dir, force)
+    plan = make_plan(cfg)
+    store = JobStore(run_dir / "store.jsonl")
+    executor = executor or LocalExecutor()
+    n_total = sum(len(jobs) for _, jobs in plan.stages())
+    counts = {"executed": 0, "reused": 0}
+
+    from basefuse.experiments.progress import JobProgress
+
+    with JobProgress(n_total, enabled=progress) as bar:
+        def on_done(job: Job, reused: bool) -> None:
+            counts["reused" if reused else "executed"] += 1
+            bar.advance(job, store.get(job.key), reused)
+
+        try:
+            for stage, jobs in plan.stages():
+                bar.stage(stage, len(jobs))
+                _execute_stage(jobs, run_dir, store, executor, device, on_done)
+        finally:
+            write_results(run_dir, records_from(plan, run_dir, store))
+            executor.close()
+
+    records = records_from(plan, run_dir, store)
+    summary = RunSummary(run_dir=run_dir, jobs_total=n_total, jobs_executed=counts["executed"],
+                         jobs_reused=counts["reused"], wall_s=time.perf_counter() - t0, records=records)
+    if report and records:
+        from basefuse.reports.build import build_report
+
+        paths = build_report(run_dir)
+        summary.report_html = Path(paths.html) if hasattr(paths, "html") else None
+    return summary
