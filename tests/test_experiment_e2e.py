@@ -1,0 +1,112 @@
+"""End to end on a tiny random BERT and tiny tasks: run, resume after a crash, refuse mixed run dirs."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from basefuse.errors import BasefuseError
+from basefuse.executors import LocalExecutor
+from basefuse.experiments.config import parse_experiment_config
+from basefuse.experiments.runner import make_plan, run_experiment
+
+from experiment_fixtures import make_tiny_experiment
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-exp")
+    return root, make_tiny_experiment(root)
+
+
+class CrashAfter(LocalExecutor):
+    """Runs jobs in-process, then dies like a killed process after `n` of them."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.executed = 0
+
+    def map(self, fn, jobs):
+        for i, job in enumerate(jobs):
+            if self.executed == self.n:
+                raise KeyboardInterrupt("simulated crash")
+            self.executed += 1
+            yield i, fn(job)
+
+
+class Counting(LocalExecutor):
+    def __init__(self) -> None:
+        self.executed = 0
+
+    def map(self, fn, jobs):
+        for i, job in enumerate(jobs):
+            self.executed += 1
+            yield i, fn(job)
+
+
+def test_run_resume_and_report(tiny):
+    root, data = tiny
+    cfg = parse_experiment_config(data)
+    run_dir = root / "run"
+    plan = make_plan(cfg)
+    n_jobs = len(plan.all_jobs())
+
+    crash = CrashAfter(8)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, run_dir, executor=crash, progress=False)
+    assert crash.executed == 8
+    store_lines = (run_dir / "store.jsonl").read_text().splitlines()
+    assert len(store_lines) == 8
+
+    # A crash mid-write leaves half a line: the next run must cope.
+    with open(run_dir / "store.jsonl", "a") as f:
+        f.write('{"key": "half')
+
+    again = Counting()
+    summary = run_experiment(cfg, run_dir, executor=again, progress=False)
+    assert again.executed == n_jobs - 8
+    assert summary.jobs_reused == 8 and summary.jobs_executed == n_jobs - 8
+
+    # Everything done: a third run executes nothing.
+    third = Counting()
+    summary = run_experiment(cfg, run_dir, executor=third, progress=False)
+    assert third.executed == 0 and summary.jobs_reused == n_jobs
+
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(records) == len(plan.runs)
+    assert {r["condition"] for r in records} == {"pretrained", "fused", "intertrained"}
+    for r in records:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert r["target"] not in r["sources"]
+    # the fused base really is a fusion of the other sources, saved in HF format
+    fused = next(r for r in records if r["condition"] == "fused" and r["source_family"] == "all")
+    assert fused["n_fused"] == 5
+    assert (run_dir / "report" / "report.html").exists()
+    assert (run_dir / "experiment.yaml").exists()
+
+
+def test_run_dir_of_another_config_is_refused(tiny, tmp_path):
+    root, data = tiny
+    run_dir = tmp_path / "run"
+    small = data | {"seeds": [0], "conditions": ["pretrained"], "targets": ["x1"]}
+    run_experiment(parse_experiment_config(small), run_dir, progress=False, report=False)
+    other = small | {"seeds": [1]}
+    with pytest.raises(BasefuseError, match="different config"):
+        run_experiment(parse_experiment_config(other), run_dir, progress=False, report=False)
+    summary = run_experiment(parse_experiment_config(other), run_dir, progress=False, report=False, force=True)
+    assert summary.jobs_executed == 1
+
+
+def test_cli_experiment_bad_config_exit_2(tmp_path):
+    import subprocess
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(yaml.safe_dump({"families": {"a": ["x", "y"]}, "seedz": [1]}))
+    p = subprocess.run([sys.executable, "-m", "basefuse", "experiment", str(cfg), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "unknown key 'seedz'" in p.stderr and p.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
