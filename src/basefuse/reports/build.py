@@ -1,0 +1,117 @@
+"""Build the report folder of a run directory: the I/O edge around `stats`, `plots` and `render`."""
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from basefuse.errors import BasefuseError
+from basefuse.io import atomic_output_dir, write_json
+from basefuse.reports import render
+from basefuse.reports.load import read_results
+from basefuse.reports.stats import PRETRAINED, Summary, summarize
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+RESULTS = "results.jsonl"
+CONFIG = "experiment.yaml"
+MARKER = ".basefuse-report"  # lets a rerun replace a previous report, and nothing else
+
+
+@dataclass
+class ReportPaths:
+    out_dir: Path
+    markdown: Path
+    html: Path
+    csv: Path
+    json: Path
+    figures: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary: Summary | None = None  # for printing `table1_rich(paths.summary)` without re-reading
+
+
+def _stderr_warning(msg: str) -> None:
+    print(f"basefuse: warning: {msg}", file=sys.stderr)
+
+
+def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _stderr_warning,
+                 **stats_options) -> tuple[Summary, list, list[str]]:
+    """Read and summarise RUN_DIR/results.jsonl; returns (summary, records, warnings)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BasefuseError(f"run directory {run_dir} not found: pass the folder `basefuse experiment` wrote")
+    records, warnings = read_results(run_dir / RESULTS)
+    for w in warnings:
+        if warn:
+            warn(w)
+    if not any(r.condition == PRETRAINED for r in records):
+        raise BasefuseError(f"{run_dir / RESULTS} has no pretrained runs: gains need the pretrained base as "
+                            "reference; rerun the experiment with the pretrained condition")
+    if not any(r.ablation == "main" for r in records):
+        raise BasefuseError(f"{run_dir / RESULTS} has no main-grid runs (ablation 'main'): nothing to tabulate")
+    return summarize(records, **stats_options), records, warnings
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
+                 warn: Callable[[str], None] | None = _stderr_warning, **stats_options) -> ReportPaths:
+    """Write report.md, report.html, results.csv, results.json and PNG figures (default RUN_DIR/report).
+
+    The output is replaced atomically. An existing folder is replaced only if it holds a
+    previous basefuse report (it is derived data) or `force` is set.
+    """
+    run_dir = Path(run_dir)
+    summary, records, warnings = load_summary(run_dir, warn=warn, **stats_options)
+    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    if out.exists() and not (force or (out / MARKER).exists() or (out.is_dir() and not any(out.iterdir()))):
+        raise BasefuseError(f"output {out} exists and is not a basefuse report: choose another --out or pass --force")
+    config = run_dir / CONFIG
+    notes = list(warnings)
+    if summary.unpaired:
+        notes.append(f"{summary.unpaired} run(s) had no pretrained run with the same target, seed and weight "
+                     "decay and are left out of the gains.")
+    notes.append(f"{summary.n_records} runs read from {RESULTS}; tables use weight decay {summary.weight_decay:g}.")
+
+    from basefuse.reports import plots
+
+    protected = [run_dir / RESULTS] + ([config] if config.exists() else [])
+    with atomic_output_dir(out, force=True, protected=protected) as tmp:
+        figures = []
+        for name, title, fn in (("gains_per_target.png", "Gain over pretrained per target", plots.plot_target_gains),
+                                ("gain_vs_n_models.png", "Gain vs number of models fused", plots.plot_n_models)):
+            if fn(summary, tmp / name):
+                figures.append(render.Figure(title, tmp / name))
+        inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
+                                  if config.exists() else None, notes, str(run_dir))
+        (tmp / "report.md").write_text(render.render_markdown(inp), encoding="utf-8")
+        (tmp / "report.html").write_text(render.render_html(inp), encoding="utf-8")
+        (tmp / "results.csv").write_text(render.render_csv(records), encoding="utf-8")
+        write_json(tmp / "results.json", render.runs_json(records))
+        (tmp / MARKER).write_text("derived from results.jsonl; safe to delete or regenerate\n", encoding="utf-8")
+    return ReportPaths(out, out / "report.md", out / "report.html", out / "results.csv", out / "results.json",
+                       [out / f.path.name for f in figures], warnings, summary)
+
+
+def table1_rich(summary: Summary) -> "Table":
+    """Table 1 as a rich Table, with the headline as caption, for the terminal."""
+    from rich.table import Table
+
+    t = render.table1(summary)
+    table = Table(title=t.title, caption=render.headline(summary))
+    for i, h in enumerate(t.header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in t.rows:
+        table.add_row(*row)
+    return table
+
+
+def table1_text(summary: Summary) -> str:
+    """Table 1 as plain text (no colour), for logs and tests."""
+    from rich.console import Console
+
+    console = Console(width=200, color_system=None, file=io.StringIO())
+    console.print(table1_rich(summary))
+    return console.file.getvalue()
