@@ -1,0 +1,247 @@
+"""Streaming safetensors reader and writer.
+
+Why not `safetensors.safe_open`/`save_file`: `safe_open` memory-maps each file, and every
+page it touches counts toward the process's resident memory, so reading N finetunes makes
+peak RSS grow with N; `save_file` needs every output tensor in memory at once. The format
+is a u64 header length, a JSON header and raw little-endian bytes, so reading element
+ranges with `os.preadv` into fresh buffers and appending output bytes in header order
+keeps memory at one chunk per source. Files written here are read back by `safe_open`
+in the tests.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from basefuse.errors import BasefuseError
+
+# safetensors dtype name -> (numpy storage dtype, item size). BF16 is stored as uint16 bits.
+DTYPES: dict[str, tuple[Any, int]] = {
+    "F64": (np.float64, 8), "F32": (np.float32, 4), "F16": (np.float16, 2), "BF16": (np.uint16, 2),
+    "I64": (np.int64, 8), "I32": (np.int32, 4), "I16": (np.int16, 2), "I8": (np.int8, 1),
+    "U8": (np.uint8, 1), "U16": (np.uint16, 2), "U32": (np.uint32, 4), "U64": (np.uint64, 8),
+    "BOOL": (np.bool_, 1), "F8_E4M3": (np.uint8, 1), "F8_E5M2": (np.uint8, 1),
+}
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor's bytes live: absolute byte offsets into `file`."""
+
+    file: Path
+    dtype: str
+    shape: tuple[int, ...]
+    start: int
+    end: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """Parse and validate a safetensors header; a truncated or corrupt file is a BasefuseError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise BasefuseError(f"{path}: truncated safetensors file (no header); re-download or re-save it")
+            (n,) = struct.unpack("<Q", raw)
+            if n > MAX_HEADER or 8 + n > size:
+                raise BasefuseError(f"{path}: corrupt or truncated safetensors header; re-download or re-save it")
+            header = json.loads(f.read(n))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if isinstance(e, OSError):
+            raise BasefuseError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise BasefuseError(f"{path}: corrupt safetensors header (not JSON); re-download or re-save it") from None
+    if not isinstance(header, dict):
+        raise BasefuseError(f"{path}: corrupt safetensors header; re-download or re-save it")
+    meta = header.pop("__metadata__", None) or {}
+    data_start = 8 + n
+    out: dict[str, TensorInfo] = {}
+    for name, entry in header.items():
+        try:
+            dtype, shape, (s, e) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
+            itemsize = DTYPES[dtype][1]
+        except (KeyError, TypeError, ValueError):
+            raise BasefuseError(f"{path}: tensor {name!r} has a corrupt header entry; re-download or re-save it") from None
+        if e - s != math.prod(shape) * itemsize or s < 0 or data_start + e > size:
+            raise BasefuseError(f"{path}: tensor {name!r} lies outside the file (truncated or corrupt); "
+                                "re-download or re-save it")
+        out[name] = TensorInfo(path, dtype, shape, data_start + s, data_start + e)
+    return out, meta
+
+
+def bf16_to_f32(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16(x: np.ndarray) -> np.ndarray:
+    """Round to nearest even, as torch does; NaN stays NaN."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = ((b + (0x7FFF + ((b >> 16) & 1))) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    if nan.any():
+        rounded[nan] = 0x7FC0
+    return rounded
+
+
+def to_compute(raw: np.ndarray, dtype: str, acc: Any) -> np.ndarray:
+    """Raw stored values -> `acc` floats."""
+    if dtype == "BF16":
+        return bf16_to_f32(raw).astype(acc, copy=False)
+    return raw.astype(acc, copy=False)
+
+
+def from_compute(x: np.ndarray, dtype: str) -> np.ndarray:
+    """`acc` floats -> raw stored values of safetensors dtype `dtype`."""
+    if dtype == "BF16":
+        return f32_to_bf16(x.astype(np.float32, copy=False))
+    return x.astype(DTYPES[dtype][0], copy=False)
+
+
+class RangeReader:
+    """Reads element ranges of tensors with positional reads (no mmap, no shared file offset)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[Path, int] = {}
+
+    def _fd(self, path: Path) -> int:
+        fd = self._fds.get(path)
+        if fd is None:
+            try:
+                fd = self._fds[path] = os.open(path, os.O_RDONLY)
+            except OSError as e:
+                raise BasefuseError(f"{path}: cannot open ({e.strerror or e})") from None
+        return fd
+
+    def read(self, info: TensorInfo, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Flat raw array of elements [start, stop) of the tensor."""
+        stop = info.numel if stop is None else stop
+        buf = np.empty(stop - start, dtype=DTYPES[info.dtype][0])
+        self.read_into(info, start, buf)
+        return buf
+
+    def read_into(self, info: TensorInfo, start: int, buf: np.ndarray) -> None:
+        """Fill contiguous `buf` (of the stored dtype) with elements from `start` on."""
+        itemsize = DTYPES[info.dtype][1]
+        nbytes = buf.nbytes
+        if nbytes:
+            view = memoryview(buf).cast("B")
+            got = os.preadv(self._fd(info.file), [view], info.start + start * itemsize)
+            while got < nbytes:  # short reads are legal; zero means the file shrank
+                more = os.preadv(self._fd(info.file), [view[got:]], info.start + start * itemsize + got)
+                if more <= 0:
+                    raise BasefuseError(f"{info.file}: truncated while reading; re-download or re-save it")
+                got += more
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+@dataclass(frozen=True)
+class OutTensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPES[self.dtype][1]
+
+
+def plan_shards(tensors: list[OutTensor], shard_size: int | None) -> list[list[OutTensor]]:
+    """Greedy split in order; a tensor larger than `shard_size` gets a shard of its own."""
+    if not shard_size:
+        return [list(tensors)]
+    shards: list[list[OutTensor]] = [[]]
+    used = 0
+    for t in tensors:
+        if shards[-1] and used + t.nbytes > shard_size:
+            shards.append([])
+            used = 0
+        shards[-1].append(t)
+        used += t.nbytes
+    return shards
+
+
+class StreamingWriter:
+    """Writes (sharded) safetensors whose tensors arrive in plan order, in pieces.
+
+    The header is computed up front from the plan, so only the piece being written is in memory.
+    """
+
+    def __init__(self, out_dir: Path, tensors: list[OutTensor], shard_size: int | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.shards = plan_shards(tensors, shard_size)
+        n = len(self.shards)
+        self.names = (["model.safetensors"] if n == 1 else
+                      [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)])
+        self._order = [(si, t) for si, shard in enumerate(self.shards) for t in shard]
+        self._pos = -1
+        self._left = 0
+        self._shard = -1
+        self._f: Any = None
+
+    def _open_shard(self, si: int) -> None:
+        if self._f is not None:
+            self._f.close()
+        header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        off = 0
+        for t in self.shards[si]:
+            header[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [off, off + t.nbytes]}
+            off += t.nbytes
+        blob = json.dumps(header, separators=(",", ":")).encode()
+        blob += b" " * (-len(blob) % 8)
+        self._f = open(self.out_dir / self.names[si], "wb")
+        self._f.write(struct.pack("<Q", len(blob)) + blob)
+        self._shard = si
+
+    def begin(self, name: str) -> None:
+        """Start the next tensor of the plan; it must be `name`."""
+        if self._left:
+            raise RuntimeError(f"tensor {self._order[self._pos][1].name} not fully written")
+        self._pos += 1
+        si, t = self._order[self._pos]
+        if t.name != name:
+            raise RuntimeError(f"expected tensor {t.name}, got {name}")
+        if si != self._shard:
+            self._open_shard(si)
+        self._left = t.nbytes
+
+    def write(self, raw: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(raw)).cast("B")
+        if len(data) > self._left:
+            raise RuntimeError("more bytes than the tensor holds")
+        self._f.write(data)
+        self._left -= len(data)
+
+    def close(self) -> list[str]:
+        """Finish the files (and the index when sharded); return the file names written."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        if self._pos != len(self._order) - 1 or self._left:
+            raise RuntimeError("not every planned tensor was written")
+        if len(self.names) == 1:
+            return list(self.names)
+        from basefuse.io import write_json
+
+        weight_map = {t.name: self.names[si] for si, t in self._order}
+        total = sum(t.nbytes for _, t in self._order)
+        write_json(self.out_dir / "model.safetensors.index.json",
+                   {"metadata": {"total_size": total}, "weight_map": weight_map})
+        return [*self.names, "model.safetensors.index.json"]

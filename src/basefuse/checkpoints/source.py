@@ -1,0 +1,205 @@
+"""One checkpoint: a local folder (or hub id) with config.json and its weight files.
+
+Only config.json is read as JSON and tensor headers are parsed; no transformers import, so
+the fusion path starts fast.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
+from basefuse.errors import BasefuseError
+
+# `base_model_prefix` of the transformers model classes, by config model_type.
+KNOWN_PREFIXES = {
+    "bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
+    "distilbert": "distilbert", "albert": "albert", "electra": "electra", "deberta": "deberta",
+    "deberta-v2": "deberta", "mpnet": "mpnet", "gpt2": "transformer", "t5": "transformer",
+    "mt5": "transformer", "bloom": "transformer", "falcon": "transformer", "xlnet": "transformer",
+    "gpt_neox": "gpt_neox", "llama": "model", "mistral": "model", "qwen2": "model", "gemma": "model",
+    "phi": "model", "opt": "model", "bart": "model", "mbart": "model", "ernie": "ernie",
+}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
+                   "sentencepiece.bpe.model")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class BinTensor:
+    """A tensor of a `pytorch_model.bin`, already loaded (memory-mapped) by torch."""
+
+    tensor: Any
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+_TORCH_TO_ST = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int64": "I64",
+                "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+@dataclass
+class Checkpoint:
+    name: str
+    path: Path
+    config: dict[str, Any]
+    tensors: dict[str, TensorInfo | BinTensor]
+    files: list[Path] = field(default_factory=list)
+    _reader: RangeReader = field(default_factory=RangeReader, repr=False)
+
+    @property
+    def model_type(self) -> str | None:
+        return self.config.get("model_type")
+
+    @property
+    def prefix(self) -> str | None:
+        """The body prefix (`bert`, `transformer`, ...) if this checkpoint is a head model."""
+        known = KNOWN_PREFIXES.get(self.model_type or "")
+        if known and any(k.startswith(known + ".") for k in self.tensors):
+            return known
+        if known:
+            return None
+        # Unknown family: a first component shared by most keys is the body prefix.
+        firsts: dict[str, int] = {}
+        for k in self.tensors:
+            if "." in k:
+                firsts[k.split(".", 1)[0]] = firsts.get(k.split(".", 1)[0], 0) + 1
+        if firsts:
+            top, count = max(firsts.items(), key=lambda kv: kv[1])
+            if count >= 0.5 * len(self.tensors) and count < len(self.tensors):
+                return top
+        return None
+
+    def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Flat raw elements [start, stop) of tensor `key` (BF16 as uint16 bits)."""
+        info = self.tensors[key]
+        if isinstance(info, BinTensor):
+            import torch
+
+            flat = info.tensor.reshape(-1)[start:stop]
+            if info.dtype == "BF16":
+                return flat.view(torch.int16).numpy().view(np.uint16).copy()
+            return flat.numpy().copy()
+        return self._reader.read(info, start, stop)
+
+    def read_into(self, key: str, start: int, buf: np.ndarray) -> None:
+        """Fill `buf` (stored dtype, contiguous) with elements of `key` from `start` on."""
+        info = self.tensors[key]
+        if isinstance(info, BinTensor):
+            buf[...] = self.read(key, start, start + buf.size)
+        else:
+            self._reader.read_into(info, start, buf)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def resolve(ref: str | Path) -> Path:
+    """A local folder as is; otherwise a hub id fetched with huggingface_hub."""
+    p = Path(ref).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise BasefuseError(f"{p}: expected a model folder (with config.json), got a file")
+        return p
+    if not _HUB_ID.match(str(ref)):
+        raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(str(ref), allow_patterns=[
+            "config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES])
+    except Exception as e:  # offline, unknown repo, auth...: all user-fixable
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BasefuseError(f"{ref}: not a local folder and could not be fetched from the Hugging Face hub "
+                            f"({type(e).__name__}: {msg[:160]}); check the id and network, or pass a local "
+                            "folder") from None
+    return Path(local)
+
+
+def _load_bin(path: Path) -> dict[str, BinTensor]:
+    import pickle
+
+    import torch
+
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise BasefuseError(f"{path}: needs full unpickling (arbitrary code), which basefuse refuses; convert it "
+                            "to safetensors with a trusted tool, or re-save the model with save_pretrained") from None
+    except Exception as e:
+        raise BasefuseError(f"{path}: cannot read as a torch checkpoint ({type(e).__name__}); "
+                            "re-download or re-save it") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    out: dict[str, BinTensor] = {}
+    for k, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        name = str(t.dtype).removeprefix("torch.")
+        if name not in _TORCH_TO_ST:
+            raise BasefuseError(f"{path}: tensor {k!r} has unsupported dtype {name}")
+        out[k] = BinTensor(t.contiguous(), _TORCH_TO_ST[name], tuple(t.shape))
+    return out
+
+
+def load_checkpoint(ref: str | Path) -> Checkpoint:
+    """Open a checkpoint without reading tensor data (headers only)."""
+    folder = resolve(ref)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise BasefuseError(f"{folder}: no config.json; pass a Hugging Face model folder saved by save_pretrained")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BasefuseError(f"{cfg_path}: not valid JSON; re-save the model") from None
+    tensors: dict[str, TensorInfo | BinTensor] = {}
+    files: list[Path] = []
+    index = folder / "model.safetensors.index.json"
+    single = folder / "model.safetensors"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
+        for shard in sorted(set(weight_map.values())):
+            sp = folder / shard
+            if not sp.is_file():
+                raise BasefuseError(f"{sp}: shard listed in {index.name} is missing; re-download the model")
+            header, _ = read_header(sp)
+            files.append(sp)
+            for k, info in header.items():
+                if weight_map.get(k) == shard:
+                    tensors[k] = info
+        missing = [k for k in weight_map if k not in tensors]
+        if missing:
+            raise BasefuseError(f"{index}: tensor {missing[0]!r} is listed but not in its shard "
+                                f"{weight_map[missing[0]]}; re-download the model")
+    elif single.is_file():
+        header, _ = read_header(single)
+        tensors.update(header)
+        files.append(single)
+    elif (folder / "pytorch_model.bin").is_file():
+        files.append(folder / "pytorch_model.bin")
+        tensors.update(_load_bin(folder / "pytorch_model.bin"))
+    else:
+        raise BasefuseError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+    if not tensors:
+        raise BasefuseError(f"{folder}: the checkpoint holds no tensors")
+    files.insert(0, cfg_path)
+    if index.is_file():
+        files.insert(1, index)
+    return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=files)
+
+
+def itemsize(dtype: str) -> int:
+    return DTYPES[dtype][1]

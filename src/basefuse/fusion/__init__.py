@@ -1,0 +1,1 @@
+"""Fusion: methods (pure maths), the streaming engine, inspection and the `fuse` API."""

@@ -1,0 +1,161 @@
+"""`fuse(...)`: the Python API behind `basefuse fuse`."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from basefuse.checkpoints.align import align
+from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint
+from basefuse.errors import BasefuseError
+from basefuse.fusion import engine
+from basefuse.fusion.card import model_card
+from basefuse.fusion.inspect import flag_unrelated
+from basefuse.fusion.methods import check_params, get_method, normalise_weights
+from basefuse.io import atomic_output_dir, sha256_file, write_json
+
+DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
+               "bfloat16": "BF16", "bf16": "BF16", "float64": "F64"}
+HEAD_CONFIG_KEYS = ("id2label", "label2id", "num_labels", "problem_type", "finetuning_task")
+
+
+def bare_architecture(config: dict[str, Any]) -> list[str] | None:
+    """`BertForSequenceClassification` -> `BertModel`: the body class the output loads as."""
+    archs = config.get("architectures") or []
+    if not archs:
+        return None
+    name = archs[0]
+    stem = name.split("For", 1)[0] if "For" in name else name.removesuffix("Model")
+    return [stem if stem.endswith("Model") else f"{stem}Model"]
+
+
+def _output_config(sources: list[Checkpoint], base: Checkpoint | None) -> dict[str, Any]:
+    if base is not None:
+        return dict(base.config)
+    cfg = {k: v for k, v in sources[0].config.items() if k not in HEAD_CONFIG_KEYS}
+    arch = bare_architecture(sources[0].config)
+    if arch:
+        cfg["architectures"] = arch
+    return cfg
+
+
+def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
+    for ck in cks:
+        present = [f for f in TOKENIZER_FILES if (ck.path / f).is_file()]
+        if present:
+            for f in present:
+                shutil.copyfile(ck.path / f, out / f)
+            return present
+    return []
+
+
+def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None = None, method: str = "average",
+         weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
+         device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
+         progress: bool = True, **method_params: Any) -> dict[str, Any]:
+    """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
+
+    Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
+    the output is the base model with its body replaced; without, the bare body model of the
+    first source. Nothing is written unless the whole fusion succeeds.
+    """
+    sources = [str(s) for s in sources]
+    if len(sources) < 2:
+        raise BasefuseError(f"got {len(sources)} source(s): fusion needs at least 2 finetuned checkpoints")
+    m = get_method(method)
+    params = check_params(m, method_params)
+    if m.needs_base and base is None:
+        raise BasefuseError(f"method {method!r} works on task vectors and needs --base (the pretrained model)")
+    if accumulate not in ("float32", "float64"):
+        raise BasefuseError(f"--accumulate must be float32 or float64, got {accumulate!r}")
+    out_dtype = None
+    if dtype is not None:
+        if dtype not in DTYPE_NAMES:
+            raise BasefuseError(f"--dtype {dtype!r} unknown; use float32, float16 or bfloat16")
+        out_dtype = DTYPE_NAMES[dtype]
+    if device != "cpu":
+        raise BasefuseError(f"--device {device!r}: this version fuses on cpu only (streaming makes it I/O-bound)")
+    if shard_size is not None and shard_size <= 0:
+        raise BasefuseError(f"--shard-size must be positive, got {shard_size}")
+    w = normalise_weights(m, weights, len(sources))
+    acc = np.float32 if accumulate == "float32" else np.float64
+
+    cks: list[Checkpoint] = []
+    bck: Checkpoint | None = None
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basefuse-sha256")
+    try:
+        for s in sources:
+            cks.append(load_checkpoint(s))
+        bck = load_checkpoint(base) if base is not None else None
+        al = align(cks, bck)
+        if not [k for k in al.body if k not in al.copied]:
+            raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
+        everyone = [*cks, *([bck] if bck is not None else [])]
+        digests = {(id(c), f): hasher.submit(sha256_file, f) for c in everyone for f in c.files}
+        protected = [c.path for c in everyone]
+        with atomic_output_dir(out, force=force, protected=protected) as tmp:
+            items = engine.plan(cks, bck, al, out_dtype)
+            total = sum(int(np.prod(i.shape, dtype=np.int64)) for i in items)
+            files, stats = _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size,
+                                              total, progress)
+            dist = [float(v) for v in np.sqrt(stats.sq_dist)]
+            ref_norm = float(np.sqrt(stats.ref_sq))
+            flags = flag_unrelated([c.name for c in cks], dist, ref_norm)
+            if flags and not allow_unrelated:
+                f = flags[0]
+                raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "
+                                    "or pass --allow-unrelated")
+            write_json(tmp / "config.json", _output_config(cks, bck))
+            tok = _copy_tokenizer(everyone[::-1] if bck is not None else cks, tmp)
+
+            def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
+                e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
+                     "sha256": {f.name: digests[(id(c), f)].result() for f in c.files}}
+                if i is not None:
+                    e |= {"weight": float(w[i]), "distance": dist[i],
+                          "relative_distance": dist[i] / ref_norm if ref_norm else None,
+                          "head_keys": [d.key for d in al.dropped if d.source == c.name and d.reason == "head"]}
+                return e
+
+            from basefuse import __version__
+
+            manifest = {
+                "basefuse_version": __version__,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "method": method, "params": params, "weights": [float(v) for v in w],
+                "accumulate": accumulate, "dtype": dtype, "device": device, "shard_size": shard_size,
+                "sources": [entry(c, i) for i, c in enumerate(cks)],
+                "base": entry(bck, None) if bck is not None else None,
+                "distance_reference": "base" if bck is not None else "mean of sources",
+                "fused_tensors": sum(1 for i in items if i.canonical is not None),
+                "fused_parameters": stats.fused_params,
+                "copied_parameters": stats.copied_params,
+                "dropped_keys": [d.as_dict() for d in al.dropped],
+                "flagged": flags, "allow_unrelated": allow_unrelated,
+                "files": sorted([*files, "config.json", *tok, "README.md", "fusion.json"]),
+            }
+            (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+            write_json(tmp / "fusion.json", manifest)
+        return json.loads(json.dumps(manifest, default=str))
+    finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
+        for c in [*cks, *([bck] if bck is not None else [])]:
+            c.close()
+
+
+def _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size, total, progress):
+    if not progress:
+        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("fusing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("fuse", total=total)
+        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size,
+                          on_progress=lambda k: bar.advance(task, k))

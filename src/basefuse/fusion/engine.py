@@ -1,0 +1,156 @@
+"""The streaming engine: one tensor (or one chunk of it) at a time across the N sources.
+
+Memory stays at one chunk per source plus the result, whatever N and the model size, for
+element-wise methods; methods that need whole tensors (ties, dare) hold N copies of the
+largest tensor. Output bytes are appended to the safetensors file as they are computed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from basefuse.checkpoints.align import Alignment
+from basefuse.checkpoints.safetensors_io import (DTYPES, FLOAT_DTYPES, OutTensor, StreamingWriter,
+                                                 from_compute, to_compute)
+from basefuse.checkpoints.source import Checkpoint
+from basefuse.errors import BasefuseError
+from basefuse.fusion.methods import Method
+
+CHUNK_BYTES = 32 * 1024 * 1024   # accumulation buffer across all sources, per step
+
+
+@dataclass(frozen=True)
+class Item:
+    """One output tensor: fused from the sources, or copied from `origin`."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    canonical: str | None = None          # set when fused
+    origin: Checkpoint | None = None      # set when copied
+    origin_key: str | None = None
+
+
+@dataclass
+class Stats:
+    """Per-source squared distance to the reference (base, or the sources' mean), streamed."""
+
+    sq_dist: np.ndarray
+    ref_sq: float = 0.0
+    fused_params: int = 0
+    copied_params: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, out_dtype: str | None) -> list[Item]:
+    """Output tensors in write order: the base's own layout, or the bare body of the sources."""
+    fused = set(al.body) - set(al.copied)
+
+    def dtype_of(stored: str) -> str:
+        return out_dtype if out_dtype and stored in FLOAT_DTYPES else stored
+
+    items: list[Item] = []
+    if base is not None:
+        inverse = {v: k for k, v in (al.base_keys or {}).items()}
+        keys = sorted(base.tensors, key=lambda k: (str(getattr(base.tensors[k], "file", "")),
+                                                  int(getattr(base.tensors[k], "start", 0))))
+        for k in keys:
+            info = base.tensors[k]
+            canon = inverse.get(k)
+            if canon in fused:
+                items.append(Item(k, dtype_of(info.dtype), info.shape, canonical=canon))
+            else:
+                items.append(Item(k, dtype_of(info.dtype), info.shape, origin=base, origin_key=k))
+        return items
+    first = sources[0]
+    for canon in al.body:
+        info = first.tensors[al.source_keys[0][canon]]
+        if canon in fused:
+            items.append(Item(canon, dtype_of(info.dtype), info.shape, canonical=canon))
+        else:
+            items.append(Item(canon, dtype_of(info.dtype), info.shape, origin=first,
+                              origin_key=al.source_keys[0][canon]))
+    return items
+
+
+def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int, acc: Any) -> str:
+    for ck, key in cks:
+        info = ck.tensors[key]
+        vals = to_compute(ck.read(key, start, stop), info.dtype, acc)
+        if not np.all(np.isfinite(vals)):
+            return f"{ck.name}: tensor {key!r} contains NaN or Inf; fix or drop that checkpoint"
+    return f"fused tensor overflowed ({cks[0][1]!r}); try --accumulate float64"
+
+
+def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items: list[Item], method: Method,
+        weights: np.ndarray, params: dict[str, Any], out_dir: Path, *, acc: Any = np.float32,
+        shard_size: int | None = None, on_progress: Callable[[int], None] | None = None) -> tuple[list[str], Stats]:
+    """Compute and write every item; return the files written and the distance statistics."""
+    n = len(sources)
+    writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
+    stats = Stats(sq_dist=np.zeros(n, dtype=np.float64))
+    chunk = max(1 << 16, CHUNK_BYTES // (n * np.dtype(acc).itemsize))
+    for item in items:
+        writer.begin(item.name)
+        numel = int(np.prod(item.shape, dtype=np.int64))
+        if item.canonical is None:
+            _copy(item, numel, chunk * n, writer, acc)
+            stats.copied_params += numel
+        else:
+            _fuse(item, numel, sources, base, al, method, weights, params, writer, acc,
+                  chunk if method.elementwise else max(numel, 1), stats)
+            stats.fused_params += numel
+        if on_progress:
+            on_progress(numel)
+    return writer.close(), stats
+
+
+def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any) -> None:
+    ck, key = item.origin, item.origin_key
+    stored = ck.tensors[key].dtype
+    for a in range(0, numel, chunk):
+        raw = ck.read(key, a, min(numel, a + chunk))
+        if stored != item.dtype:
+            raw = from_compute(to_compute(raw, stored, acc), item.dtype)
+        writer.write(raw)
+
+
+def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | None, al: Alignment,
+          method: Method, weights: np.ndarray, params: dict[str, Any], writer: StreamingWriter, acc: Any,
+          chunk: int, stats: Stats) -> None:
+    canon = item.canonical
+    n = len(sources)
+    src = [(ck, al.source_keys[i][canon]) for i, ck in enumerate(sources)]
+    base_key = al.base_keys[canon] if base is not None else None
+    if method.keyed:
+        params = {**params, "key": canon}
+    acc_dt = np.dtype(acc)
+    x_full = np.empty((n, min(chunk, numel)), dtype=acc)
+    for a in range(0, numel, chunk):
+        b = min(numel, a + chunk)
+        m = b - a
+        x = x_full[:, :m]
+        for i, (ck, key) in enumerate(src):
+            stored = ck.tensors[key].dtype
+            if np.dtype(DTYPES[stored][0]) == acc_dt:
+                ck.read_into(key, a, x[i])
+            else:
+                x[i] = to_compute(ck.read(key, a, b), stored, acc)
+        ref = None
+        if base is not None:
+            ref = to_compute(base.read(base_key, a, b), base.tensors[base_key].dtype, acc)
+        if not method.elementwise and not np.all(np.isfinite(x)):
+            raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
+        out = method.fn(x, ref, weights, **params)
+        if not np.all(np.isfinite(out)):
+            raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
+        # distances of each source to the reference, for flagging unrelated sources
+        r = ref if ref is not None else (out if method.name == "average" else x.mean(axis=0))
+        d = x - r
+        stats.sq_dist += np.einsum("ij,ij->i", d, d, dtype=np.float64)
+        stats.ref_sq += float(np.dot(r.astype(np.float64, copy=False), r))
+        writer.write(from_compute(out, item.dtype))

@@ -1,0 +1,136 @@
+"""Fusion methods: pure functions on stacked flat arrays, and the one registry.
+
+Each function takes `x` of shape (N, m) (one row per source, already in the accumulation
+dtype), `base` of shape (m,) or None, `w` of shape (N,) (normalised weights, sum 1) and its
+own keyword parameters, and returns the fused (m,) array. They are written for numpy, which
+keeps the fusion path free of torch's start-up cost.
+
+To add a method: write one function and add one `Method(...)` line to METHODS.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from basefuse.errors import BasefuseError
+
+
+def average(x: np.ndarray, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    """Uniform mean of the bodies (Choshen et al. 2022, "Fusing finetuned models for better pretraining")."""
+    out = x.sum(axis=0)
+    out *= 1.0 / x.shape[0]
+    return out
+
+
+def weighted(x: np.ndarray, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    """Weighted mean, Σ w_i θ_i with Σ w_i = 1 (Matena & Raffel 2022 use Fisher weights; here given)."""
+    return np.tensordot(w.astype(x.dtype), x, axes=1)
+
+
+def task_arithmetic(x: np.ndarray, base: np.ndarray, w: np.ndarray, lam: float = 0.3) -> np.ndarray:
+    """θ_0 + λ Σ_i (θ_i − θ_0) (Ilharco et al. 2023, "Editing models with task arithmetic")."""
+    out = (x - base).sum(axis=0)
+    out *= lam
+    out += base
+    return out
+
+
+def ties(x: np.ndarray, base: np.ndarray, w: np.ndarray, density: float = 0.2, lam: float = 1.0) -> np.ndarray:
+    """Trim each task vector to its top `density` share by magnitude, elect the sign of the summed
+    mass, average only the entries agreeing with it (Yadav et al. 2023, "TIES-Merging")."""
+    tv = x - base
+    m = tv.shape[1]
+    keep = int(math.ceil(density * m))
+    if keep < m:
+        mag = np.abs(tv)
+        kth = np.partition(mag, m - keep, axis=1)[:, m - keep:m - keep + 1]
+        tv[mag < kth] = 0
+    sign = np.sign(tv.sum(axis=0))
+    agree = (np.sign(tv) == sign) & (tv != 0)
+    count = agree.sum(axis=0)
+    merged = np.where(agree, tv, 0).sum(axis=0) / np.maximum(count, 1)
+    return base + lam * merged
+
+
+def dare(x: np.ndarray, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 1.0,
+         seed: int = 0, key: str = "") -> np.ndarray:
+    """Drop each task-vector entry with probability p, rescale the rest by 1/(1−p), then
+    θ_0 + λ Σ w_i δ̂_i (Yu et al. 2024, "Language models are Super Mario"). The mask depends only
+    on (seed, tensor name), so results are reproducible."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(key.encode())])
+    tv = x - base
+    keep = rng.random(tv.shape, dtype=np.float32) >= p
+    tv *= keep
+    tv *= 1.0 / (1.0 - p)
+    return base + lam * np.tensordot(w.astype(x.dtype), tv, axes=1)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    fn: Callable[..., np.ndarray]
+    needs_base: bool = False
+    uses_weights: bool = False
+    elementwise: bool = True   # result at an element depends only on that element: may be chunked
+    keyed: bool = False        # gets the tensor name (for seeding)
+    params: tuple[str, ...] = ()
+
+
+METHODS: dict[str, Method] = {m.name: m for m in [
+    Method("average", average),
+    Method("weighted", weighted, uses_weights=True),
+    Method("task-arithmetic", task_arithmetic, needs_base=True, params=("lam",)),
+    Method("ties", ties, needs_base=True, elementwise=False, params=("density", "lam")),
+    Method("dare", dare, needs_base=True, uses_weights=True, elementwise=False, keyed=True,
+           params=("p", "lam", "seed")),
+]}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise BasefuseError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def check_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise method parameters (`k` is TIES' top-k percent alias for density)."""
+    params = dict(params)
+    if method.name == "ties" and "k" in params:
+        params["density"] = float(params.pop("k")) / 100.0
+    unknown = sorted(set(params) - set(method.params))
+    if unknown:
+        raise BasefuseError(f"method {method.name!r} has no parameter {unknown[0]!r}; it takes "
+                            f"{', '.join(method.params) or 'no parameters'}")
+    if "density" in params and not 0 < float(params["density"]) <= 1:
+        raise BasefuseError(f"ties density must be in (0, 1] (or k in (0, 100]), got {params['density']}")
+    if "p" in params and not 0 <= float(params["p"]) < 1:
+        raise BasefuseError(f"dare p (drop probability) must be in [0, 1), got {params['p']}")
+    for k in ("lam", "density", "p"):
+        if k in params:
+            params[k] = float(params[k])
+    if "seed" in params:
+        params["seed"] = int(params["seed"])
+    return params
+
+
+def normalise_weights(method: Method, weights: list[float] | None, n: int) -> np.ndarray:
+    """Weights must be non-negative with a positive sum; they are scaled to sum to 1."""
+    if weights is None:
+        if method.name == "weighted":
+            raise BasefuseError("method 'weighted' needs --weights, one per source")
+        return np.full(n, 1.0 / n)
+    if not method.uses_weights:
+        raise BasefuseError(f"method {method.name!r} takes no weights; use 'weighted' or 'dare'")
+    if len(weights) != n:
+        raise BasefuseError(f"got {len(weights)} weights for {n} sources: give one weight per source")
+    w = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise BasefuseError(f"weights {list(weights)} must be finite and non-negative")
+    if w.sum() <= 0:
+        raise BasefuseError(f"weights {list(weights)} sum to 0: give at least one positive weight")
+    return w / w.sum()
