@@ -54,7 +54,7 @@ def read_table(path: Path, text_cols: list[str]) -> tuple[pd.DataFrame, str | No
         return _read_text_table(path, "," if fmt == "csv" else "\t", text_cols)
     if fmt == "jsonl":
         try:
-            return pd.read_json(path, lines=True, dtype=False, convert_dates=False), "utf-8"
+            return pd.read_json(path, lines=True, dtype=False), "utf-8"
         except ValueError as e:
             raise BasefuseError(f"cannot parse {path} as JSON Lines (one JSON object per line): "
                                 f"{str(e).splitlines()[0]}") from e
