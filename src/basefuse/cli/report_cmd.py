@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
         """Tables (paper Tables 1-3), gains with 95% CIs, plots; writes report.md/.html, results.csv/.json."""
         from rich.console import Console
 
-        from basefuse.reports.build import build_report, table1_rich
+        from basefuse.reports.build import build_report, terminal_summary
 
         paths = build_report(run_dir, out, force=force, n_boot=n_boot, seed=seed)
         console = Console()
-        console.print(table1_rich(paths.summary))
+        console.print(terminal_summary(paths.summary))
         console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from basefuse.errors import BasefuseError
-from basefuse.io import atomic_output_dir, write_json
+from basefuse.io import atomic_output_dir, check_output_path, write_json
 from basefuse.reports import render
 from basefuse.reports.load import read_results
 from basefuse.reports.stats import PRETRAINED, Summary, summarize
 
 if TYPE_CHECKING:
+    from rich.console import Group
     from rich.table import Table
 
 RESULTS = "results.jsonl"
@@ -66,9 +67,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     run_dir = Path(run_dir)
     summary, records, warnings = load_summary(run_dir, warn=warn, **stats_options)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    config = run_dir / CONFIG
+    protected = [run_dir / RESULTS] + ([config] if config.exists() else [])
+    check_output_path(out, force=True, protected=protected)
     if out.exists() and not (force or (out / MARKER).exists() or (out.is_dir() and not any(out.iterdir()))):
         raise BasefuseError(f"output {out} exists and is not a basefuse report: choose another --out or pass --force")
-    config = run_dir / CONFIG
     notes = list(warnings)
     if summary.unpaired:
         notes.append(f"{summary.unpaired} run(s) had no pretrained run with the same target, seed and weight "
@@ -77,7 +80,6 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
 
     from basefuse.reports import plots
 
-    protected = [run_dir / RESULTS] + ([config] if config.exists() else [])
     with atomic_output_dir(out, force=True, protected=protected) as tmp:
         figures = []
         for name, title, fn in (("gains_per_target.png", "Gain over pretrained per target", plots.plot_target_gains),
@@ -96,11 +98,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
 
 
 def table1_rich(summary: Summary) -> "Table":
-    """Table 1 as a rich Table, with the headline as caption, for the terminal."""
+    """Table 1 as a rich Table for the terminal."""
     from rich.table import Table
 
     t = render.table1(summary)
-    table = Table(title=t.title, caption=render.headline(summary))
+    table = Table(title=t.title)
     for i, h in enumerate(t.header):
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in t.rows:
@@ -108,10 +110,18 @@ def table1_rich(summary: Summary) -> "Table":
     return table
 
 
+def terminal_summary(summary: Summary) -> "Group":
+    """Table 1 followed by the headline sentence: what `basefuse report` and `basefuse demo` print."""
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(table1_rich(summary), Text(render.headline(summary), style="bold"))
+
+
 def table1_text(summary: Summary) -> str:
-    """Table 1 as plain text (no colour), for logs and tests."""
+    """Table 1 and the headline as plain text (no colour), for logs and tests."""
     from rich.console import Console
 
     console = Console(width=200, color_system=None, file=io.StringIO())
-    console.print(table1_rich(summary))
+    console.print(terminal_summary(summary))
     return console.file.getvalue()

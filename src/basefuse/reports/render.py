@@ -114,7 +114,8 @@ def sentence(s: LabelSummary) -> str:
         return f"{s.label} has no runs paired with pretrained."
     g, n = s.gain, len(s.per_target)
     ci = f"[95% CI {g.lo:+.2f}, {g.hi:+.2f}]"
-    tail = f"winning {s.wins} of {n} targets ({s.ties} ties, {s.losses} losses)"
+    tail = (f"winning {s.wins} of {n} targets ({s.ties} {'tie' if s.ties == 1 else 'ties'}, "
+            f"{s.losses} {'loss' if s.losses == 1 else 'losses'})")
     if g.lo > 0:
         return f"{s.label} beat pretrained by {g.mean:+.2f} points {ci} on average, {tail}."
     if g.hi < 0:

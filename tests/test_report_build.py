@@ -1,0 +1,189 @@
+"""`build_report` and `basefuse report` end to end on a tmp run dir, and bad input."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from basefuse.cli.main import main
+from basefuse.errors import BasefuseError
+from basefuse.reports.build import build_report, table1_text
+from basefuse.reports.render import headline, sentence
+from basefuse.reports.stats import CI, LabelSummary
+from test_report_stats import fixture_rows
+
+CONFIG = "base_model: tiny-bert\nseeds: [0, 1]\nweight_decays: [0.0, 0.01]\n"
+
+
+def write_run(tmp_path: Path, rows: list[dict] | None = None, *, extra_lines: str = "",
+              config: bool = True) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [json.dumps(r) for r in (fixture_rows() if rows is None else rows)]
+    (run / "results.jsonl").write_text("\n".join(lines) + "\n" + extra_lines)
+    if config:
+        (run / "experiment.yaml").write_text(CONFIG)
+    return run
+
+
+def cli(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_report_writes_everything(tmp_path):
+    run = write_run(tmp_path)
+    paths = build_report(run, n_boot=300)
+    assert paths.out_dir == run / "report"
+    for p in (paths.markdown, paths.html, paths.csv, paths.json, *paths.figures):
+        assert p.is_file() and p.stat().st_size > 0
+    assert [p.name for p in paths.figures] == ["gains_per_target.png", "gain_vs_n_models.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.figures)
+
+    md = paths.markdown.read_text()
+    # Table 1 row of fused (all): A = (64 + 71.5) / 2, B = 51.5, mean = 187 / 3
+    assert "| fused (all) | 67.75 | 51.50 | 62.33 |" in md
+    assert "| pretrained | 65.50 | 52.00 | 61.00 |" in md
+    assert "2 / 1 / 0" in md  # fused wins/ties/losses
+    assert "62.33 (+1.33)" in md and "62.00 (+2.00)" in md  # weight-decay table
+    assert "base_model: tiny-bert" in md
+    assert headline(paths.summary) in md
+
+    runs = json.loads(paths.json.read_text())
+    assert len(runs) == len(fixture_rows())
+    csv_lines = paths.csv.read_text().splitlines()
+    assert len(csv_lines) == len(runs) + 1 and csv_lines[0].startswith("target,target_family,condition")
+
+
+def test_html_is_self_contained_and_has_the_tables(tmp_path):
+    paths = build_report(write_run(tmp_path), n_boot=300)
+    page = paths.html.read_text()
+    assert "<td>fused (all)</td><td>67.75</td><td>51.50</td><td>62.33</td>" in page
+    assert "Table 2" in page and "How to read this" in page and "tiny-bert" in page
+    assert "href=" not in page and "<link" not in page and "<script" not in page
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+
+
+def test_table1_text_for_the_terminal(tmp_path):
+    paths = build_report(write_run(tmp_path), n_boot=300)
+    text = table1_text(paths.summary)
+    assert "fused (all)" in text and "62.33" in text and "intertrained (A)" in text
+    assert "\x1b[" not in text
+    assert headline(paths.summary) in text.replace("\n", " ")
+
+
+def test_headline_is_honest():
+    def s(lo, mean, hi):
+        out = LabelSummary("fused (all)", "fused", "all", gain=CI(mean, lo, hi), wins=5, ties=2, losses=2)
+        out.per_target = dict.fromkeys("abcdefghi")
+        return out
+    assert sentence(s(0.3, 1.2, 2.1)) == ("fused (all) beat pretrained by +1.20 points [95% CI +0.30, +2.10] on "
+                                          "average, winning 5 of 9 targets (2 ties, 2 losses).")
+    assert "did not clearly beat" in sentence(s(-0.3, 0.4, 1.1))
+    assert "did worse than pretrained by -1.00" in sentence(s(-2.0, -1.0, -0.1))
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    run = write_run(tmp_path)
+    code, out, err = cli(["report", str(run), "--n-boot", "300"], capsys)
+    assert code == 0, err
+    assert "fused (all)" in out and "62.33" in out
+    assert "fused (all) did not clearly beat pretrained: +1.33 points" in out.replace("\n", " ")
+    assert str(run / "report" / "report.html") in out.replace("\n", "")
+    # rerunning replaces the previous (derived) report
+    code, _, err = cli(["report", str(run), "--n-boot", "300"], capsys)
+    assert code == 0, err
+    assert (run / "report" / "report.html").is_file()
+    assert not [p for p in run.iterdir() if p.name.startswith(".report")]
+
+
+def test_cli_as_subprocess(tmp_path):
+    run = write_run(tmp_path)
+    out = tmp_path / "elsewhere"
+    proc = subprocess.run([sys.executable, "-m", "basefuse", "report", str(run), "--out", str(out), "--n-boot",
+                           "200"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").is_file() and not (run / "report").exists()
+
+
+def test_corrupt_last_line_is_skipped_with_warning(tmp_path, capsys):
+    run = write_run(tmp_path, extra_lines='{"target": "t1", "targ')
+    n = len(fixture_rows()) + 1
+    code, out, err = cli(["report", str(run), "--n-boot", "200"], capsys)
+    assert code == 0, err
+    assert f"results.jsonl:{n}: skipped a corrupt line" in err
+    assert f":{n}: skipped a corrupt line" in (run / "report" / "report.md").read_text()
+
+
+def bad(run: Path, args: list[str], capsys, *, expect: str) -> str:
+    code, _, err = cli(["report", str(run), *args], capsys)
+    assert code == 2
+    assert err.startswith("basefuse: error: ") and err.count("\n") == 1
+    assert expect in err
+    return err
+
+
+def test_missing_results(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    bad(run, [], capsys, expect="results.jsonl not found")
+    assert list(run.iterdir()) == []
+    bad(tmp_path / "nope", [], capsys, expect="run directory")
+
+
+def test_no_pretrained_rows(tmp_path, capsys):
+    run = write_run(tmp_path, [r for r in fixture_rows() if r["condition"] != "pretrained"])
+    bad(run, [], capsys, expect="no pretrained runs")
+    assert not (run / "report").exists()
+
+
+@pytest.mark.parametrize("field", ["accuracy", "target", "seed"])
+def test_record_missing_a_field(tmp_path, capsys, field):
+    rows = fixture_rows()
+    del rows[2][field]
+    run = write_run(tmp_path, rows)
+    bad(run, [], capsys, expect=f"results.jsonl:3: field '{field}' is missing")
+    assert not (run / "report").exists()
+
+
+def test_record_with_bad_values(tmp_path, capsys):
+    rows = fixture_rows()
+    rows[0]["accuracy"] = 63.0  # points instead of a fraction
+    rows[1]["condition"] = "souped"
+    run = write_run(tmp_path, rows)
+    bad(run, [], capsys, expect="results.jsonl:1: field 'accuracy' is 63.0")
+    rows[0]["accuracy"] = 0.63
+    (run / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    bad(run, [], capsys, expect="results.jsonl:2: condition 'souped'")
+
+
+def test_out_must_not_clobber(tmp_path, capsys):
+    run = write_run(tmp_path)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("x")
+    bad(run, ["--out", str(precious)], capsys, expect="is not a basefuse report")
+    assert (precious / "thesis.tex").read_text() == "x"
+    bad(run, ["--out", str(run), "--force"], capsys, expect="overlaps input")
+    assert sorted(p.name for p in run.iterdir()) == ["experiment.yaml", "results.jsonl"]
+
+
+def test_duplicate_job_keys_keep_the_last(tmp_path):
+    rows = fixture_rows()
+    rerun = dict(rows[0], accuracy=0.99)  # pretrained t1 seed 0 rerun after a resume
+    run = write_run(tmp_path, rows + [rerun], config=False)
+    paths = build_report(run, n_boot=200)
+    assert len(json.loads(paths.json.read_text())) == len(rows)
+    assert paths.summary.table1["pretrained"]["A"] == pytest.approx(((99 + 62) / 2 + 70) / 2)
+    with pytest.raises(BasefuseError):
+        build_report(tmp_path / "missing")
