@@ -1,0 +1,73 @@
+"""`basefuse fuse`: fuse finetuned checkpoints into a new base model folder."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from basefuse.errors import BasefuseError
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '2GB', '1GiB' or a byte count."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).upper() not in _UNITS:
+        raise BasefuseError(f"--shard-size {text!r}: use a size like 500MB, 2GB or a byte count")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def parse_weights(values: list[str] | None) -> list[float] | None:
+    """Weights given as repeated options or one comma-separated list."""
+    if not values:
+        return None
+    out: list[float] = []
+    for v in values:
+        for part in v.split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise BasefuseError(f"--weights {part!r} is not a number") from None
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fuse")
+    def fuse_command(
+        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids (at least 2)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
+        base: Optional[str] = typer.Option(None, "--base", help="Pretrained model the sources were finetuned "
+                                                                "from; the output loads like it (recommended)."),
+        method: str = typer.Option("average", "--method", "-m",
+                                   help="average | weighted | task-arithmetic | ties | dare"),
+        weights: Optional[list[str]] = typer.Option(None, "--weights", help="Per-source weights, e.g. 1,2,1."),
+        lam: Optional[float] = typer.Option(None, "--lam", help="Task-vector scale (task-arithmetic, ties, dare)."),
+        density: Optional[float] = typer.Option(None, "--density", help="ties: share of entries kept (0-1]."),
+        k: Optional[float] = typer.Option(None, "--k", help="ties: top-k percent kept (alternative to --density)."),
+        p: Optional[float] = typer.Option(None, "--p", help="dare: drop probability [0-1)."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="dare: random seed."),
+        dtype: Optional[str] = typer.Option(None, "--dtype", help="Output dtype: float32, float16, bfloat16 "
+                                                                  "(default: the base's / first source's)."),
+        accumulate: str = typer.Option("float32", "--accumulate", help="float32 or float64."),
+        device: str = typer.Option("cpu", "--device", help="Compute device."),
+        shard_size: Optional[str] = typer.Option(None, "--shard-size", help="Shard the output, e.g. 2GB."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+        allow_unrelated: bool = typer.Option(False, "--allow-unrelated",
+                                             help="Fuse even sources flagged as not finetuned from the base."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ) -> None:
+        """Fuse N finetuned checkpoints into one base model (shared body fused, heads dropped)."""
+        from basefuse.fusion.api import fuse
+
+        params = {name: v for name, v in
+                  {"lam": lam, "density": density, "k": k, "p": p, "seed": seed}.items() if v is not None}
+        manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
+                        accumulate=accumulate, device=device,
+                        shard_size=parse_size(shard_size) if shard_size else None, force=force,
+                        allow_unrelated=allow_unrelated, progress=progress, **params)
+        typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
+                   f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
+                   f"(see {out / 'fusion.json'})")
