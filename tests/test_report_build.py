@@ -11,7 +11,7 @@ import pytest
 
 from basefuse.cli.main import main
 from basefuse.errors import BasefuseError
-from basefuse.reports.build import build_report, table1_text
+from basefuse.reports.build import build_report, summary_text, table1_text
 from basefuse.reports.render import headline, sentence
 from basefuse.reports.stats import CI, LabelSummary
 from test_report_stats import fixture_rows
@@ -187,3 +187,20 @@ def test_duplicate_job_keys_keep_the_last(tmp_path):
     assert paths.summary.table1["pretrained"]["A"] == pytest.approx(((99 + 62) / 2 + 70) / 2)
     with pytest.raises(BasefuseError):
         build_report(tmp_path / "missing")
+
+
+def test_tables_use_the_first_configured_weight_decay(tmp_path):
+    run = write_run(tmp_path)
+    (run / "experiment.yaml").write_text("weight_decays: [0.01, 0.0]\n")
+    paths = build_report(run, n_boot=200)
+    assert paths.summary.weight_decay == 0.01
+    assert paths.summary.table1["fused (all)"]["mean"] == pytest.approx(62.0)
+    (run / "experiment.yaml").write_text("weight_decays: [: not yaml\n")  # unreadable: lowest present
+    assert build_report(run, n_boot=200).summary.weight_decay == 0.0
+
+
+def test_summary_text_of_a_run_dir(tmp_path, capsys):
+    run = write_run(tmp_path, extra_lines="{corrupt\n")
+    text = summary_text(run)
+    assert "| fused (all)" not in text and "fused (all)" in text and "62.33" in text
+    assert capsys.readouterr().err == ""  # warnings are build_report's job, not repeated here

@@ -54,7 +54,22 @@ def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _s
                             "reference; rerun the experiment with the pretrained condition")
     if not any(r.ablation == "main" for r in records):
         raise BasefuseError(f"{run_dir / RESULTS} has no main-grid runs (ablation 'main'): nothing to tabulate")
+    if stats_options.get("weight_decay") is None:
+        stats_options["weight_decay"] = _first_configured_weight_decay(run_dir, records)
     return summarize(records, **stats_options), records, warnings
+
+
+def _first_configured_weight_decay(run_dir: Path, records: list) -> float | None:
+    """Tables use the config's first weight decay (the one the ablations ran at); else the lowest."""
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
+        wds = [float(w) for w in cfg["weight_decays"]]
+    except Exception:  # absent or unreadable config: the report only shows it
+        return None
+    present = {r.weight_decay for r in records if r.ablation == "main"}
+    return next((w for w in wds if w in present), None)
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
@@ -116,6 +131,11 @@ def terminal_summary(summary: Summary) -> "Group":
     from rich.text import Text
 
     return Group(table1_rich(summary), Text(render.headline(summary), style="bold"))
+
+
+def summary_text(run_dir: str | Path) -> str:
+    """Table 1 and the headline of RUN_DIR as plain text (used after a run; warnings were shown already)."""
+    return table1_text(load_summary(run_dir, warn=None)[0])
 
 
 def table1_text(summary: Summary) -> str:
