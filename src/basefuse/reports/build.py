@@ -44,7 +44,8 @@ def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _s
     """Read and summarise RUN_DIR/results.jsonl; returns (summary, records, warnings)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise BasefuseError(f"run directory {run_dir} not found: pass the folder `basefuse experiment` wrote")
+        raise BasefuseError(f"run directory {run_dir} not found or not a folder: pass the folder "
+                            "`basefuse experiment` wrote")
     records, warnings = read_results(run_dir / RESULTS)
     for w in warnings:
         if warn:

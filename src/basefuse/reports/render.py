@@ -161,7 +161,7 @@ def _md_table(t: TableModel) -> str:
 
 def render_markdown(inp: ReportInputs) -> str:
     s = inp.summary
-    parts = ["# basefuse report", "", f"**{headline(s)}**", ""]
+    parts = ["# basefuse report", "", f"Run directory: `{inp.run_dir}`", "", f"**{headline(s)}**", ""]
     parts += [f"- {sentence(s.by_label[lab])}" for lab in s.labels if s.by_label[lab].condition != PRETRAINED]
     parts += ["", *(_md_table(t) + "\n" for t in all_tables(s))]
     parts += [f"### {f.title}\n\n![{f.title}]({f.path.name})\n" for f in inp.figures]
@@ -193,6 +193,7 @@ def render_html(inp: ReportInputs) -> str:
     e, s = html.escape, inp.summary
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>basefuse report</title>",
            f"<style>{CSS}</style></head><body><h1>basefuse report</h1>",
+           f'<p class="note">Run directory: <code>{e(inp.run_dir)}</code></p>',
            f'<p class="headline"><strong>{e(headline(s))}</strong></p><ul>',
            *(f"<li>{e(sentence(s.by_label[lab]))}</li>" for lab in s.labels
              if s.by_label[lab].condition != PRETRAINED), "</ul>",
