@@ -151,6 +151,7 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
     A checkpoint with another head (an intertrained source model) loads too: its head is re-initialised.
     Body weights missing from the checkpoint are a real problem, so those still warn.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     k = len(label_names)
@@ -165,7 +166,7 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
                 path, num_labels=k, id2label=dict(enumerate(label_names)),
                 label2id={n: i for i, n in enumerate(label_names)}, ignore_mismatched_sizes=True,
                 output_loading_info=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BasefuseError(f"cannot load a sequence-classification model from {path}: {first}") from e
     prefix = getattr(model, "base_model_prefix", "") + "."
