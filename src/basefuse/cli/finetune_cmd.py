@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def finetune_cmd(
         model: str = typer.Option(..., "--model", "-m", help="Built-in model (minilm), a model folder or a hub id."),
         task: str = typer.Option(..., "--task", "-t",
-                                 help="Built-in task name, a data file (CSV/TSV/JSONL/Parquet) or hf:NAME[/CONFIG]."),
+                                 help="Built-in task name, a data file (CSV/TSV/JSONL/Parquet) or hf:NAME (optionally hf:NAME/CONFIG)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json (and model/ with --save)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the head init, dropout and batch order."),
         save: bool = typer.Option(False, "--save", help="Also write the finetuned model (safetensors) to OUT/model."),
@@ -49,12 +49,14 @@ def register(app: typer.Typer) -> None:
             raise BasefuseError(f"bad option {err['loc'][0]}={err.get('input')!r}: {err['msg']}") from None
         if save and out is None:
             raise BasefuseError("--save needs --out FOLDER to write the model to")
-        if out is not None:  # fail before loading anything; finetune() re-checks when it writes
-            task_path = Path(task).expanduser()
-            check_output_path(out, force=force, protected=[task_path] if task_path.exists() else [])
-
         from basefuse.data.api import load_task
         from basefuse.finetune.api import finetune
+        from basefuse.models import resolve_model
+
+        model_path = Path(resolve_model(model))
+        if out is not None:  # fail before loading data; finetune() re-checks when it writes
+            inputs = [p for p in (model_path, Path(task).expanduser()) if p.exists()]
+            check_output_path(out, force=force, protected=inputs)
 
         loaded = load_task(task, max_train=config.max_train, text_col=text_col, label_col=label_col,
                            pair_col=pair_col)
