@@ -1,0 +1,179 @@
+"""Checkpoint I/O: safetensors reading/writing, sharded inputs, weights-only .bin, alignment, hub ids."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from basefuse.checkpoints import align, load_checkpoint, resolve
+from basefuse.checkpoints.safetensors_io import (OutTensor, StreamingWriter, bf16_to_f32, f32_to_bf16,
+                                                 read_header)
+from basefuse.errors import BasefuseError
+
+
+def _folder(p: Path, tensors: dict, model_type: str = "bert") -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(p / "model.safetensors"))
+    (p / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return p
+
+
+def test_bf16_roundtrip_matches_torch():
+    x = torch.randn(1000) * 100
+    x[0], x[1] = float("inf"), float("nan")
+    ours = f32_to_bf16(x.numpy())
+    theirs = x.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(ours[2:], theirs[2:]) and np.isinf(bf16_to_f32(ours[:1])).all()
+    assert np.isnan(bf16_to_f32(ours[1:2])).all()
+    back = bf16_to_f32(theirs)
+    assert np.array_equal(back, x.to(torch.bfloat16).float().numpy(), equal_nan=True)
+
+
+def test_reads_ranges_of_every_dtype(tmp_path):
+    t = {"a": torch.arange(24, dtype=torch.float32).reshape(4, 6), "b": torch.arange(5, dtype=torch.int64),
+         "c": torch.linspace(-1, 1, 7).to(torch.bfloat16), "d": torch.linspace(-1, 1, 7).half()}
+    ck = load_checkpoint(_folder(tmp_path / "m", t))
+    assert ck.tensors["a"].shape == (4, 6) and ck.tensors["c"].dtype == "BF16"
+    assert np.array_equal(ck.read("a", 5, 9), np.arange(5, 9, dtype=np.float32))
+    assert np.array_equal(ck.read("b"), np.arange(5))
+    assert np.array_equal(bf16_to_f32(ck.read("c")), t["c"].float().numpy())
+    assert np.array_equal(ck.read("d"), t["d"].numpy())
+    ck.close()
+
+
+def test_writer_sharded_output_reads_back_with_safetensors(tmp_path):
+    tensors = {f"t{i}": np.random.default_rng(i).normal(size=(i + 1, 3)).astype(np.float32) for i in range(5)}
+    plan = [OutTensor(k, "F32", v.shape) for k, v in tensors.items()]
+    w = StreamingWriter(tmp_path, plan, shard_size=40)
+    for k, v in tensors.items():
+        w.begin(k)
+        flat = v.reshape(-1)
+        w.write(flat[:2])
+        w.write(flat[2:])
+    files = w.close()
+    assert "model.safetensors.index.json" in files and len(files) > 2
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"]) == set(tensors)
+    for k, v in tensors.items():
+        with safe_open(str(tmp_path / index["weight_map"][k]), "np") as f:
+            assert np.array_equal(f.get_tensor(k), v)
+
+
+def test_writer_refuses_out_of_order(tmp_path):
+    w = StreamingWriter(tmp_path, [OutTensor("a", "F32", (2,)), OutTensor("b", "F32", (2,))])
+    with pytest.raises(RuntimeError):
+        w.begin("b")
+
+
+def test_sharded_input(tmp_path):
+    from fusion_fixtures import save_base, save_finetune
+
+    base = save_base(tmp_path / "base")
+    ft = save_finetune(tmp_path / "ft", base, 3, seed=1, max_shard_size="20KB")
+    assert (ft / "model.safetensors.index.json").exists()
+    ck = load_checkpoint(ft)
+    assert len(ck.files) > 3 and "classifier.weight" in ck.tensors and ck.prefix == "bert"
+
+
+def test_missing_shard_is_an_error(tmp_path):
+    from fusion_fixtures import save_base, save_finetune
+
+    base = save_base(tmp_path / "base")
+    ft = save_finetune(tmp_path / "ft", base, 3, seed=1, max_shard_size="20KB")
+    shard = sorted(ft.glob("model-*.safetensors"))[-1]
+    shard.unlink()
+    with pytest.raises(BasefuseError, match=f"{shard.name}.*missing"):
+        load_checkpoint(ft)
+
+
+@pytest.mark.parametrize("cut", [4, 30, -10])
+def test_truncated_safetensors(tmp_path, cut):
+    p = _folder(tmp_path / "m", {"a": torch.zeros(100)})
+    data = (p / "model.safetensors").read_bytes()
+    (p / "model.safetensors").write_bytes(data[:cut])
+    with pytest.raises(BasefuseError, match="model.safetensors.*(truncated|corrupt)"):
+        load_checkpoint(p)
+
+
+def test_corrupt_header(tmp_path):
+    p = _folder(tmp_path / "m", {"a": torch.zeros(100)})
+    data = bytearray((p / "model.safetensors").read_bytes())
+    data[8:12] = b"\xff\xfe{{"
+    (p / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(BasefuseError, match="corrupt"):
+        read_header(p / "model.safetensors")
+
+
+def test_bin_weights_only(tmp_path):
+    p = tmp_path / "m"
+    p.mkdir()
+    torch.save({"bert.x": torch.arange(6.0).reshape(2, 3), "classifier.w": torch.ones(2)}, p / "pytorch_model.bin")
+    (p / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    ck = load_checkpoint(p)
+    assert ck.prefix == "bert" and np.array_equal(ck.read("bert.x", 1, 4), np.arange(1.0, 4.0, dtype=np.float32))
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_bin_needing_full_unpickling_is_refused(tmp_path, capsys):
+    p = tmp_path / "m"
+    p.mkdir()
+    torch.save({"x": torch.zeros(2), "evil": Evil()}, p / "pytorch_model.bin")
+    (p / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(BasefuseError, match="pytorch_model.bin.*full unpickling"):
+        load_checkpoint(p)
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_no_config(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(BasefuseError, match="no config.json"):
+        load_checkpoint(tmp_path / "m")
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BasefuseError, match="nobody-xyz/model.*hub"):
+        resolve("nobody-xyz/model")
+
+
+def test_not_a_folder_nor_hub_id(tmp_path):
+    with pytest.raises(BasefuseError, match="no such folder"):
+        resolve(str(tmp_path / "a" / "b" / "c"))
+
+
+def test_align_prefix_and_heads(tmp_path):
+    body = {"enc.w": torch.zeros(4, 4), "enc.b": torch.zeros(4)}
+    a = _folder(tmp_path / "a", {**{f"bert.{k}": v for k, v in body.items()}, "classifier.weight": torch.zeros(2, 4),
+                                 "bert.pooler.weight": torch.zeros(4, 4)})
+    b = _folder(tmp_path / "b", {**{f"bert.{k}": v for k, v in body.items()}, "classifier.weight": torch.zeros(3, 4)})
+    base = _folder(tmp_path / "base", {**body, "pooler.weight": torch.zeros(4, 4)})
+    al = align([load_checkpoint(a), load_checkpoint(b)], load_checkpoint(base))
+    assert sorted(al.body) == ["enc.b", "enc.w"]
+    reasons = {(d.key, d.reason) for d in al.dropped}
+    assert ("classifier.weight", "head") in reasons and ("bert.pooler.weight", "not in every source") in reasons
+
+
+def test_align_body_shape_mismatch(tmp_path):
+    a = _folder(tmp_path / "a", {"bert.w": torch.zeros(4, 4)})
+    b = _folder(tmp_path / "b", {"bert.w": torch.zeros(8, 8)})
+    with pytest.raises(BasefuseError, match="bert.w.*shape"):
+        align([load_checkpoint(a), load_checkpoint(b)])
+
+
+def test_align_model_type_mismatch(tmp_path):
+    a = _folder(tmp_path / "a", {"w": torch.zeros(4)}, "bert")
+    b = _folder(tmp_path / "b", {"w": torch.zeros(4)}, "gpt2")
+    with pytest.raises(BasefuseError, match="model_type 'gpt2'"):
+        align([load_checkpoint(a), load_checkpoint(b)])

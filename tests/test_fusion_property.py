@@ -1,0 +1,73 @@
+"""Streamed fusion equals a naive in-memory computation, for random shapes, N, dtypes and every method."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from basefuse.fusion import engine
+from basefuse.fusion.api import fuse
+from basefuse.fusion.methods import METHODS
+
+TORCH = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+PARAMS = {"average": {}, "weighted": {}, "task-arithmetic": {"lam": 0.7}, "ties": {"density": 0.4, "lam": 0.9},
+          "dare": {"p": 0.5, "seed": 3}}
+
+
+def _write(folder: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    folder.mkdir(parents=True)
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"model_type": "toy"}))
+    return folder
+
+
+shapes = st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=3).map(tuple), min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=shapes, n=st.integers(2, 5), dtype=st.sampled_from(sorted(TORCH)),
+       method=st.sampled_from(sorted(METHODS)), seed=st.integers(0, 2**16), chunk=st.integers(1, 11))
+def test_streamed_equals_naive(shapes, n, dtype, method, seed, chunk):
+    g = torch.Generator().manual_seed(seed)
+    names = [f"w{i}" for i in range(len(shapes))]
+    base = {k: torch.randn(s, generator=g).to(TORCH[dtype]) for k, s in zip(names, shapes)}
+    srcs = [{k: (v.float() + 0.1 * torch.randn(v.shape, generator=g)).to(TORCH[dtype]) for k, v in base.items()}
+            for _ in range(n)]
+    weights = (torch.rand(n, generator=g) + 0.1).tolist() if METHODS[method].uses_weights else None
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        bdir = _write(root / "base", base)
+        sdirs = [_write(root / f"s{i}", s) for i, s in enumerate(srcs)]
+        # tiny chunks so every tensor is split across several steps
+        with mock.patch.object(engine, "MIN_CHUNK", chunk), mock.patch.object(engine, "CHUNK_BYTES", 4):
+            fuse(sdirs, root / "out", base=bdir, method=method, weights=weights, progress=False,
+                 allow_unrelated=True, **PARAMS[method])
+        got = load_file(str(root / "out" / "model.safetensors"))
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights) / np.sum(weights)
+    for k in names:
+        x = np.stack([s[k].float().numpy().reshape(-1) for s in srcs])
+        b = base[k].float().numpy().reshape(-1)
+        extra = {"key": k} if METHODS[method].keyed else {}
+        want = torch.from_numpy(METHODS[method].fn(x, b, w, **PARAMS[method], **extra).astype(np.float32))
+        want = want.to(TORCH[dtype]).reshape(base[k].shape)
+        assert got[k].dtype == TORCH[dtype] and got[k].shape == base[k].shape
+        torch.testing.assert_close(got[k].float(), want.float(), atol=1e-6, rtol=1e-6)
+
+
+def test_naive_reference_is_not_trivially_equal():
+    """Guard: the reference differs between methods on the same data (so the test above can fail)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 50)).astype(np.float32)
+    b = rng.normal(size=50).astype(np.float32)
+    w = np.full(3, 1 / 3)
+    outs = {m: METHODS[m].fn(x, b, w, **PARAMS[m], **({"key": "k"} if METHODS[m].keyed else {})) for m in METHODS}
+    assert not np.allclose(outs["average"], outs["ties"])
+    assert not np.allclose(outs["average"], outs["dare"])
+    assert not np.allclose(outs["average"], outs["task-arithmetic"])
