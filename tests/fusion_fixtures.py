@@ -5,15 +5,12 @@ from pathlib import Path
 
 import torch
 
-TINY = dict(vocab_size=99)
-
-
 def tiny_config(model_type: str, **kw):
     from transformers import BertConfig, GPT2Config, RobertaConfig, T5Config
 
     if model_type == "bert":
-        return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                          vocab_size=99, max_position_embeddings=64, **kw)
+        return BertConfig(**{**dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                    intermediate_size=37, vocab_size=99, max_position_embeddings=64), **kw})
     if model_type == "roberta":
         return RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                              vocab_size=99, max_position_embeddings=66, pad_token_id=1, **kw)
