@@ -56,3 +56,13 @@ def make_family(root: Path, n: int = 3, model_type: str = "bert", labels=(2, 3, 
     base = save_base(root / "base", model_type)
     srcs = [save_finetune(root / f"ft{i}", base, labels[i % len(labels)], seed=i + 1) for i in range(n)]
     return base, srcs
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=False)
+def isolated_cache(tmp_path, monkeypatch):
+    """Keep the sha256 cache of fusion runs out of the user's cache folder."""
+    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -12,7 +12,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from basefuse.cli.main import main
-from fusion_fixtures import make_family, save_base, save_finetune
+from fusion_fixtures import isolated_cache, make_family, save_base, save_finetune  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def run(args, capsys) -> tuple[int, str, str]:

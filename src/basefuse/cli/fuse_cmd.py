@@ -58,6 +58,8 @@ def register(app: typer.Typer) -> None:
         allow_unrelated: bool = typer.Option(False, "--allow-unrelated",
                                              help="Fuse even sources flagged as not finetuned from the base."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        hash_cache: bool = typer.Option(True, "--hash-cache/--no-hash-cache",
+                                        help="Reuse sha256 digests of unchanged input files from earlier runs."),
     ) -> None:
         """Fuse N finetuned checkpoints into one base model (shared body fused, heads dropped)."""
         from basefuse.fusion.api import fuse
@@ -67,7 +69,8 @@ def register(app: typer.Typer) -> None:
         manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
                         accumulate=accumulate, device=device,
                         shard_size=parse_size(shard_size) if shard_size else None, force=force,
-                        allow_unrelated=allow_unrelated, progress=progress, **params)
+                        allow_unrelated=allow_unrelated, progress=progress, hash_cache=hash_cache,
+                        **params)
         typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
                    f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
                    f"(see {out / 'fusion.json'})")

@@ -4,20 +4,20 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from basefuse.checkpoints.align import align
+from basefuse.checkpoints.hashing import Hasher
 from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint
 from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
 from basefuse.fusion.inspect import flag_unrelated
 from basefuse.fusion.methods import check_params, get_method, normalise_weights
-from basefuse.io import atomic_output_dir, sha256_file, write_json
+from basefuse.io import atomic_output_dir, write_json
 
 DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
                "bfloat16": "BF16", "bf16": "BF16", "float64": "F64"}
@@ -57,12 +57,13 @@ def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
 def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None = None, method: str = "average",
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
-         progress: bool = True, **method_params: Any) -> dict[str, Any]:
+         progress: bool = True, hash_cache: bool = True, **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
     the output is the base model with its body replaced; without, the bare body model of the
-    first source. Nothing is written unless the whole fusion succeeds.
+    first source. Nothing is written unless the whole fusion succeeds. `hash_cache=False` re-hashes
+    every input instead of trusting the (path, size, mtime, inode) cache of earlier runs.
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -87,7 +88,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
 
     cks: list[Checkpoint] = []
     bck: Checkpoint | None = None
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basefuse-sha256")
+    hasher = Hasher(use_cache=hash_cache)
+    ok = False
     try:
         for s in sources:
             cks.append(load_checkpoint(s))
@@ -96,7 +98,9 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
         everyone = [*cks, *([bck] if bck is not None else [])]
-        digests = {(id(c), f): hasher.submit(sha256_file, f) for c in everyone for f in c.files}
+        for c in everyone:
+            for f in c.files:
+                hasher.submit(f)
         protected = [c.path for c in everyone]
         with atomic_output_dir(out, force=force, protected=protected) as tmp:
             items = engine.plan(cks, bck, al, out_dtype)
@@ -115,7 +119,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
-                     "sha256": {f.name: digests[(id(c), f)].result() for f in c.files}}
+                     "sha256": {f.name: hasher.digest(f) for f in c.files}}
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
                           "relative_distance": dist[i] / ref_norm if ref_norm else None,
@@ -141,9 +145,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             }
             (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
             write_json(tmp / "fusion.json", manifest)
+        ok = True
         return json.loads(json.dumps(manifest, default=str))
     finally:
-        hasher.shutdown(wait=True, cancel_futures=True)
+        hasher.close(save=ok)
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()
 

@@ -1,0 +1,65 @@
+"""sha256 of input files for the manifest, with a cache keyed like git's index (path, size, mtime, inode).
+
+Hashing every byte of N large checkpoints costs more CPU than fusing them; fusing the same
+finetunes again (an experiment fuses each family and all of them) should not pay it twice.
+A file that changed in any of those four facts is hashed again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from basefuse.io import cache_dir, sha256_file, write_json
+
+CACHE_NAME = "sha256-cache.json"
+
+
+def _stamp(p: Path) -> list[int]:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class Hasher:
+    """Hashes files in a background thread while the fusion runs; `digest(path)` waits for one."""
+
+    def __init__(self, use_cache: bool = True) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basefuse-sha256")
+        self._jobs: dict[Path, Future[str] | str] = {}
+        self._cache_path = cache_dir() / CACHE_NAME if use_cache else None
+        self._cache: dict[str, list] = {}
+        if self._cache_path is not None and self._cache_path.is_file():
+            try:
+                self._cache = json.loads(self._cache_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._cache = {}
+
+    def submit(self, path: Path) -> None:
+        path = Path(path).resolve()
+        if path in self._jobs:
+            return
+        hit = self._cache.get(str(path))
+        if hit and hit[:3] == _stamp(path):
+            self._jobs[path] = hit[3]
+        else:
+            self._jobs[path] = self._pool.submit(sha256_file, path)
+
+    def digest(self, path: Path) -> str:
+        job = self._jobs[Path(path).resolve()]
+        return job if isinstance(job, str) else job.result()
+
+    def close(self, save: bool = True) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not save or self._cache_path is None:
+            return
+        changed = False
+        for path, job in self._jobs.items():
+            if isinstance(job, Future) and job.done() and not job.cancelled() and job.exception() is None:
+                self._cache[str(path)] = [*_stamp(path), job.result()]
+                changed = True
+        if changed:
+            try:
+                write_json(self._cache_path, self._cache)
+            except OSError:
+                pass  # a cache we cannot write only costs time next run

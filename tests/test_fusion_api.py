@@ -1,0 +1,110 @@
+"""The Python API: manifest contents, sha256 and its cache, .bin sources, methods' maths on known values."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import basefuse
+from basefuse.checkpoints.hashing import CACHE_NAME
+from basefuse.errors import BasefuseError
+from basefuse.fusion.api import bare_architecture, fuse
+from basefuse.fusion.methods import METHODS, check_params, dare, ties
+from fusion_fixtures import isolated_cache, make_family  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+
+@pytest.fixture(scope="module")
+def fam(tmp_path_factory):
+    return make_family(tmp_path_factory.mktemp("fam"), 3)
+
+
+def test_manifest_lists_inputs_heads_and_hashes(tmp_path, fam):
+    base, srcs = fam
+    m = basefuse.fuse(srcs, tmp_path / "o", base=base, progress=False)
+    assert m == json.loads((tmp_path / "o" / "fusion.json").read_text())
+    assert [s["name"] for s in m["sources"]] == [str(s) for s in srcs]
+    digest = hashlib.sha256((srcs[1] / "model.safetensors").read_bytes()).hexdigest()
+    assert m["sources"][1]["sha256"]["model.safetensors"] == digest
+    assert digest in (tmp_path / "o" / "README.md").read_text()
+    assert m["sources"][2]["head_keys"] == ["classifier.bias", "classifier.weight"]
+    assert m["base"]["sha256"]["config.json"]
+    assert m["fused_parameters"] > 0 and not m["flagged"]
+
+
+def test_hash_cache_hit_and_invalidation(tmp_path, fam, isolated_cache, monkeypatch):
+    base, srcs = fam
+    fuse(srcs, tmp_path / "a", progress=False)
+    cache = json.loads((isolated_cache / CACHE_NAME).read_text())
+    assert str((srcs[0] / "model.safetensors").resolve()) in cache
+    calls = []
+    import basefuse.checkpoints.hashing as hashing
+
+    real = hashing.sha256_file
+    monkeypatch.setattr(hashing, "sha256_file", lambda p: calls.append(p) or real(p))
+    fuse(srcs, tmp_path / "b", progress=False)
+    assert calls == []
+    fuse(srcs, tmp_path / "c", progress=False, hash_cache=False)
+    assert len(calls) == 6
+
+
+def test_bin_source_fuses_like_safetensors(tmp_path, fam):
+    base, srcs = fam
+    b = tmp_path / "bin"
+    b.mkdir()
+    shutil.copy(srcs[1] / "config.json", b)
+    torch.save(load_file(str(srcs[1] / "model.safetensors")), b / "pytorch_model.bin")
+    m1 = fuse([srcs[0], srcs[1]], tmp_path / "x", progress=False)
+    m2 = fuse([srcs[0], b], tmp_path / "y", progress=False)
+    x, y = load_file(str(tmp_path / "x/model.safetensors")), load_file(str(tmp_path / "y/model.safetensors"))
+    assert m1["fused_tensors"] == m2["fused_tensors"]
+    for k in x:  # the same finetune, saved in two formats
+        torch.testing.assert_close(x[k], y[k])
+
+
+def test_no_base_output_is_bare_body(tmp_path, fam):
+    _, srcs = fam
+    fuse(srcs, tmp_path / "o", progress=False)
+    cfg = json.loads((tmp_path / "o/config.json").read_text())
+    assert cfg["architectures"] == ["BertModel"] and "id2label" not in cfg
+    assert all(not k.startswith("bert.") for k in load_file(str(tmp_path / "o/model.safetensors")))
+
+
+@pytest.mark.parametrize("arch,want", [("BertForSequenceClassification", "BertModel"),
+                                       ("GPT2ForSequenceClassification", "GPT2Model"),
+                                       ("T5ForConditionalGeneration", "T5Model"), ("BertModel", "BertModel")])
+def test_bare_architecture(arch, want):
+    assert bare_architecture({"architectures": [arch]}) == [want]
+
+
+def test_methods_on_known_values():
+    x = np.array([[1.0, 2.0, -3.0], [3.0, -2.0, -1.0]], dtype=np.float32)
+    b = np.zeros(3, dtype=np.float32)
+    w = np.array([0.25, 0.75])
+    assert np.allclose(METHODS["average"].fn(x, None, w), [2.0, 0.0, -2.0])
+    assert np.allclose(METHODS["weighted"].fn(x, None, w), [2.5, -1.0, -1.5])
+    assert np.allclose(METHODS["task-arithmetic"].fn(x, b, w, lam=0.5), [2.0, 0.0, -2.0])
+    # ties, density 1: sign elected by sum; disjoint mean over agreeing entries
+    assert np.allclose(ties(x, b, w, density=1.0), [2.0, 0.0, -2.0])  # a tie in the sign vote keeps the base
+    # density 1/3 keeps each row's largest magnitude only: row0 -3 (idx 2), row1 3 (idx 0)
+    assert np.allclose(ties(x, b, w, density=1 / 3), [3.0, 0.0, -3.0])
+    # dare with p=0 is weighted task arithmetic; with p>0 is reproducible per (seed, key)
+    assert np.allclose(dare(x, b, w, p=0.0), METHODS["weighted"].fn(x, None, w))
+    r1, r2 = dare(x, b, w, p=0.5, seed=1, key="k"), dare(x, b, w, p=0.5, seed=1, key="k")
+    assert np.array_equal(r1, r2)
+
+
+def test_param_validation():
+    assert check_params(METHODS["ties"], {"k": 20}) == {"density": 0.2}
+    with pytest.raises(BasefuseError, match="no parameter 'density'"):
+        check_params(METHODS["average"], {"density": 0.1})
+    with pytest.raises(BasefuseError, match="dare p"):
+        check_params(METHODS["dare"], {"p": 1.0})
+    with pytest.raises(BasefuseError, match="unknown method"):
+        fuse(["a", "b"], "o", method="nope")
