@@ -115,7 +115,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "
                                     "or pass --allow-unrelated")
             write_json(tmp / "config.json", _output_config(cks, bck))
-            tok = _copy_tokenizer(everyone[::-1] if bck is not None else cks, tmp)
+            tok = _copy_tokenizer([bck, *cks] if bck is not None else cks, tmp)
 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
