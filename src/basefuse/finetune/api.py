@@ -307,6 +307,7 @@ def _metrics_dict(*, model: str, model_path: str, task: Task, config: FinetuneCo
         "wall_time_s": round(wall, 3),
         "train_seconds": round(result.train_seconds, 3),
         "train_samples_per_s": round(result.train_samples_per_s, 2),
+        "train_cpu_seconds": round(result.train_cpu_seconds, 3),
         "hyperparameters": config.model_dump(mode="json"),
         "base_fingerprint": base_fingerprint(model_path, commit_hash),
         "task_fingerprint": task_fingerprint(task),
