@@ -25,7 +25,9 @@ class Hasher:
     """Hashes files in a background thread while the fusion runs; `digest(path)` waits for one."""
 
     def __init__(self, use_cache: bool = True) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="basefuse-sha256")
+        # files are independent: hash them on every free core once the fusion is done
+        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                                        thread_name_prefix="basefuse-sha256")
         self._jobs: dict[Path, Future[str] | str] = {}
         self._cache_path = cache_dir() / CACHE_NAME if use_cache else None
         self._cache: dict[str, list] = {}
