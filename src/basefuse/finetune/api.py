@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -106,6 +107,12 @@ def task_fingerprint(task: Task) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Hash a weight file once per (path, size, mtime): experiments finetune the same base many times."""
+    return sha256_file(path)
+
+
 def base_fingerprint(path_or_id: str, commit_hash: str | None = None) -> str:
     """sha256 over the weight files of a local folder; hub id + revision otherwise."""
     p = Path(path_or_id)
@@ -113,7 +120,8 @@ def base_fingerprint(path_or_id: str, commit_hash: str | None = None) -> str:
         h = hashlib.sha256()
         files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
         for f in files:
-            h.update(f"{f.name}:{sha256_file(f)}\n".encode())
+            st = f.stat()
+            h.update(f"{f.name}:{_cached_sha256(str(f.resolve()), st.st_size, st.st_mtime_ns)}\n".encode())
         return "sha256:" + h.hexdigest()
     return f"hub:{path_or_id}@{commit_hash or 'unknown'}"
 
