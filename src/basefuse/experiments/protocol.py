@@ -111,8 +111,10 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
     for target in targets:
         for group, pool in _source_groups(cfg, target):
             _check_pool(cfg, target, group, pool)
-        for wd in cfg.weight_decays:
-            for seed in cfg.seeds:
+    # Seed-major order: the first results of a long run already cover every target and condition.
+    for wd in cfg.weight_decays:
+        for seed in cfg.seeds:
+            for target in targets:
                 if "pretrained" in cfg.conditions:
                     add_target(target, {"base": base_ref}, (), seed, wd, condition="pretrained",
                                source_family=None, sources=())
@@ -126,6 +128,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                             model, deps = model_from([src])
                             add_target(target, model, deps, seed, wd, condition="intertrained",
                                        source_family=group, sources=(src,), n_fused=1)
+    for target in targets:
         if cfg.n_models.enabled:
             pool = sorted(s for s in cfg.source_names() if s != target)
             max_k = min(cfg.n_models.max_k or len(pool), len(pool))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import hashlib
 import json
 import time
@@ -15,7 +16,7 @@ from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
 from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result
-from basefuse.experiments.protocol import Plan, TaskFacts, build_plan
+from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
 from basefuse.experiments.store import JobStore
 from basefuse.io import write_json
@@ -98,12 +99,16 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     return build_plan(cfg, gather_task_facts(cfg), base, model_fingerprint(base))
 
 
-def records_from(plan: Plan, run_dir: Path, store: JobStore) -> list[RunRecord]:
+def _record(run: PlannedRun, result: dict[str, Any]) -> RunRecord:
+    return RunRecord(**run.record_fields(), accuracy=result["accuracy"], macro_f1=result["macro_f1"])
+
+
+def records_from(plan: Plan, store: JobStore) -> list[RunRecord]:
     out = []
     for run in plan.runs:
         result = store.get(run.job_key)
         if result is not None and "accuracy" in result:
-            out.append(RunRecord(**run.record_fields(), accuracy=result["accuracy"], macro_f1=result["macro_f1"]))
+            out.append(_record(run, result))
     return out
 
 
@@ -114,6 +119,16 @@ def write_results(run_dir: Path, records: list[RunRecord]) -> Path:
     tmp.write_text("".join(r.model_dump_json() + "\n" for r in records), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def append_results(run_dir: Path, records: list[RunRecord]) -> None:
+    """Append finished rows as they come (fsync'd), so a killed run still leaves its results readable."""
+    if not records:
+        return
+    with open(run_dir / "results.jsonl", "a", encoding="utf-8") as f:
+        f.write("".join(r.model_dump_json() + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,
@@ -161,22 +176,29 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     from basefuse.experiments.progress import JobProgress
 
     with JobProgress(n_total, enabled=progress) as bar:
+        runs_of: dict[str, list[PlannedRun]] = {}
+        for run in plan.runs:
+            runs_of.setdefault(run.job_key, []).append(run)
+
         def on_done(job: Job, reused: bool) -> None:
             counts["reused" if reused else "executed"] += 1
-            bar.advance(job, store.get(job.key), reused)
+            result = store.get(job.key)
+            bar.advance(job, result, reused)
+            if not reused and job.key in runs_of:
+                append_results(run_dir, [_record(r, result) for r in runs_of[job.key]])
 
         try:
             for stage, jobs in plan.stages():
                 bar.stage(stage, len(jobs))
                 _execute_stage(jobs, run_dir, store, executor, device, on_done)
         finally:
-            write_results(run_dir, records_from(plan, run_dir, store))
+            write_results(run_dir, records_from(plan, store))
             executor.close()
 
-    records = records_from(plan, run_dir, store)
+    records = records_from(plan, store)
     summary = RunSummary(run_dir=run_dir, jobs_total=n_total, jobs_executed=counts["executed"],
                          jobs_reused=counts["reused"], wall_s=time.perf_counter() - t0, records=records)
-    if report and records:
+    if report and records and "pretrained" in cfg.conditions:  # gains are measured against pretrained
         from basefuse.reports.build import build_report
 
         paths = build_report(run_dir)

@@ -196,12 +196,13 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
 
 @contextlib.contextmanager
 def _torch_threads(device: "torch.device") -> Iterator[None]:
-    """Use every core on CPU for this call only; restore the caller's setting afterwards."""
+    """Use every core on CPU for this call only (or $BASEFUSE_THREADS, set by executors that run several
+    finetunes at once); restore the caller's setting afterwards."""
     import torch
 
     before = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(int(os.environ.get("BASEFUSE_THREADS") or os.cpu_count() or 1))
     try:
         yield
     finally:

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The full experiment (configs/paper.yaml) on a lent GPU machine, in one call of the device tool.
+# Carried (git-ignored): .whl/ (datasets, pydantic wheels for Python 3.12), .devcarry/cache/tasks (the 9
+# normalised built-in tasks) and .devcarry/minilm-bf16 (minilm rounded to bf16 to fit the 64 MiB transfer).
+# Usage there: bash scripts/device/full_run.sh RUN_SECONDS WORKERS
+set -uo pipefail
+RUN_S=${1:-120}; WORKERS=${2:-12}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+t0=$(date +%s)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export BASEFUSE_CACHE=$PWD/.devcarry/cache
+python3 - <<'PY' 2>&1 | tee "$OUT/versions.txt"
+import torch, transformers, datasets
+from transformers import AutoModel
+print("torch", torch.__version__, "transformers", transformers.__version__, "datasets", datasets.__version__,
+      torch.cuda.get_device_name() if torch.cuda.is_available() else "no cuda")
+import shutil, pathlib
+src = pathlib.Path(".devcarry/minilm-bf16")
+m = AutoModel.from_pretrained(src, dtype=torch.float32)   # weights were bf16-rounded for transport
+m.save_pretrained("/tmp/minilm")
+for f in src.iterdir():
+    if f.name not in ("model.safetensors", "config.json"):
+        shutil.copy(f, "/tmp/minilm")
+PY
+sed "s|^base_model: minilm|base_model: /tmp/minilm|" src/basefuse/configs/paper.yaml > /tmp/paper.yaml
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$OUT/versions.txt"
+echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
+timeout -s INT -k 20 "$RUN_S" python3 -m basefuse experiment /tmp/paper.yaml --out runs/paper \
+  --executor process --workers "$WORKERS" --device cuda 2>&1 | tail -40 | tee -a "$OUT/log.txt"
+echo "experiment stopped after $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
+timeout -k 10 60 python3 benchmarks/jobs_throughput.py /tmp/paper.yaml runs/paper --jobs "$((2 * WORKERS))" \
+  --sequential-jobs 4 --workers "$WORKERS" --device cuda --json "$OUT/throughput.json" 2>&1 | tail -12 \
+  | tee -a "$OUT/log.txt"
+# results.jsonl is append-only; rebuild it whole from the store, then the report.
+timeout 60 python3 - <<'PY' 2>&1 | tail -5 | tee -a "$OUT/log.txt"
+from pathlib import Path
+from basefuse.experiments.config import load_experiment_config
+from basefuse.experiments.runner import make_plan, records_from, write_results
+from basefuse.experiments.store import JobStore
+run = Path("runs/paper")
+plan = make_plan(load_experiment_config("/tmp/paper.yaml"))
+recs = write_results(run, records_from(plan, JobStore(run / "store.jsonl")))
+print("planned jobs", len(plan.all_jobs()), "target runs", len(plan.runs))
+PY
+timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"
+echo "total $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
+tar czf "$OUT/paper_run.tgz" --exclude='runs/paper/jobs/*/model' --exclude='*.safetensors' runs/paper
