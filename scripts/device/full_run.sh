@@ -28,6 +28,7 @@ echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
 timeout -s INT -k 20 "$RUN_S" python3 -m basefuse experiment /tmp/paper.yaml --out runs/paper \
   --executor process --workers "$WORKERS" --device cuda 2>&1 | tail -40 | tee -a "$OUT/log.txt"
 echo "experiment stopped after $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
+cp runs/paper/store.jsonl "$OUT/store_after_experiment.jsonl"
 timeout -k 10 60 python3 benchmarks/jobs_throughput.py /tmp/paper.yaml runs/paper --jobs "$((2 * WORKERS))" \
   --sequential-jobs 4 --workers "$WORKERS" --device cuda --json "$OUT/throughput.json" 2>&1 | tail -12 \
   | tee -a "$OUT/log.txt"
