@@ -10,7 +10,7 @@ from basefuse.errors import BasefuseError
 from basefuse.finetune.api import finetune
 from basefuse.finetune.config import FinetuneConfig
 
-FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=4, max_length=16, eval_every=10, patience=4)
+FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=8, max_length=16, eval_every=10, patience=8)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +98,30 @@ def test_intertrained_checkpoint_with_other_head_loads(run, task):
     m = finetune(str(out / "model"), three, config=FAST.model_copy(update={"max_epochs": 1}), seed=0,
                  progress=False)
     assert m["label_names"] == ["no", "yes", "other"]
+
+
+def test_a_source_head_of_the_same_shape_is_never_carried_over(run, task):
+    """Intertraining starts the target with a new head: a kept head would map the source's classes onto
+    the target's (e.g. fresh/rotten onto neg/pos) and bias the comparison."""
+    import torch
+    from safetensors.torch import load_file
+
+    from basefuse.finetune.api import load_model_and_tokenizer
+
+    out, _ = run
+    saved = load_file(str(out / "model" / "model.safetensors"))
+    head = {k: v for k, v in saved.items() if k.startswith("classifier.")}
+    assert head, "the saved source model has a classifier head"
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        model, _ = load_model_and_tokenizer(str(out / "model"), ["neg", "pos"], progress=False)
+    fresh = dict(model.named_parameters())
+    for key, value in head.items():
+        assert fresh[key].shape == value.shape
+        assert not torch.allclose(fresh[key].detach(), value), key
+    # the body is the source's own
+    key = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(fresh[key].detach(), saved[key])
 
 
 def _replace(task, **kw):

@@ -10,7 +10,7 @@ from test_finetune_fixtures import keyword_rows, make_tiny_bert, write_csv
 
 from basefuse.cli.main import main
 
-FAST = ["--lr", "3e-3", "--batch-size", "16", "--epochs", "3", "--max-length", "16", "--eval-every", "10",
+FAST = ["--lr", "3e-3", "--batch-size", "16", "--epochs", "8", "--max-length", "16", "--eval-every", "10", "--patience", "8",
         "--no-progress"]
 
 
@@ -40,7 +40,7 @@ def test_cli_finetune_end_to_end(tiny_bert, csv_task, tmp_path, capsys):
     assert code in (0, None)
     m = json.loads((out / "metrics.json").read_text())
     assert m["accuracy"] > 0.75 and sorted(m["label_names"]) == ["no", "yes"]
-    assert m["hyperparameters"]["batch_size"] == 16 and m["hyperparameters"]["max_epochs"] == 3
+    assert m["hyperparameters"]["batch_size"] == 16 and m["hyperparameters"]["max_epochs"] == 8
     assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "tokenizer.json").is_file()
     assert "test" in stdout and f"{m['accuracy']:.4f}" in stdout
 

@@ -153,6 +153,28 @@ def _quiet_loading(progress: bool) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _fresh_head(model: Any) -> None:
+    """Re-initialise everything outside the body: a source model's head is never carried into a target,
+    even when its shape fits (its classes mean something else; intertraining starts the target with a new head).
+
+    Done by hand because transformers' own `_init_weights` skips parameters that were loaded.
+    """
+    import torch
+
+    std = getattr(model.config, "initializer_range", 0.02)
+    body = model.base_model
+    for child in model.children():
+        if child is body:
+            continue
+        for module in child.modules():
+            if isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+            elif hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
 def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: bool) -> tuple[Any, Any]:
     """AutoTokenizer + AutoModelForSequenceClassification with a fresh k-way head.
 
@@ -162,7 +184,6 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
     from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    k = len(label_names)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -171,12 +192,13 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
     try:
         with _quiet_loading(progress):
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=k, id2label=dict(enumerate(label_names)),
+                path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                 label2id={n: i for i, n in enumerate(label_names)}, ignore_mismatched_sizes=True,
                 output_loading_info=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BasefuseError(f"cannot load a sequence-classification model from {path}: {first}") from e
+    _fresh_head(model)
     prefix = getattr(model, "base_model_prefix", "") + "."
     body_missing = sorted(key for key in info.get("missing_keys", ())
                           if key.startswith(prefix) and ".pooler." not in key)
