@@ -104,6 +104,14 @@ def test_keys_change_with_what_decides_the_output():
     assert set(a.target_jobs) == set(d.target_jobs)  # same config, same keys
 
 
+def test_family_bases_own_keeps_only_the_targets_family():
+    plan = plan_for(family_bases="own")
+    for run in plan.runs:
+        if run.condition != "pretrained":
+            assert run.source_family in ("all", run.target_family)
+    assert len(plan.runs) == 6 * 2 * 4  # pretrained, fused (own), fused (all), intertrained (own)
+
+
 def test_weight_decay_grid_and_n_models_ablation():
     plan = plan_for(weight_decays=[0.0, 0.01], n_models={"enabled": True, "subsets": 2})
     wds = {r.weight_decay for r in plan.runs if r.ablation == "main"}

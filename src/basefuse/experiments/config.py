@@ -70,6 +70,8 @@ class ExperimentConfig(BaseModel):
     conditions: list[Literal["pretrained", "fused", "intertrained"]] = ["pretrained", "fused", "intertrained"]
     fused_groups: list[Literal["family", "all"]] = ["family", "all"]
     intertrained: Literal["largest", "each"] = "largest"
+    family_bases: Literal["every", "own"] = Field(
+        "every", description="family-level fused/intertrained bases for every family, or only the target's own")
     allow_single_source_fusion: bool = False
     seeds: list[int] = [0, 1, 2, 3, 4]
     source_seed: int = 0

@@ -155,8 +155,12 @@ def _uses(cfg: ExperimentConfig, group: str) -> bool:
 
 
 def _source_groups(cfg: ExperimentConfig, target: str) -> list[tuple[str, list[str]]]:
-    """Each family's sources, then all sources: always without the target's own task."""
-    groups = [(fam, [s for s in cfg.source_names(fam) if s != target]) for fam in cfg.families]
+    """Each family's sources (or only the target's own family's), then all sources: always without the
+    target's own task."""
+    families = list(cfg.families)
+    if cfg.family_bases == "own":
+        families = [f for f in families if f == cfg.family_of(target)]
+    groups = [(fam, [s for s in cfg.source_names(fam) if s != target]) for fam in families]
     groups.append(("all", [s for s in cfg.source_names() if s != target]))
     return groups
 
