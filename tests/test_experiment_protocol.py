@@ -154,6 +154,12 @@ def test_held_out_targets_are_never_sources():
     ({"families": {"a": ["x1", "x2"], "b": ["x1", "y"]}}, "duplicate task name 'x1'"),
     ({"families": FAMILIES, "targets": ["nope"]}, "target 'nope' is not a task"),
     ({"families": FAMILIES, "conditions": ["fussed"]}, "conditions"),
+    ({"families": {"a": ["x1", {"name": "x2", "spec": "x1"}]}}, "tasks 'x1' and 'x2' load the same data"),
+    ({"families": {"a": []}}, "family 'a' lists no tasks"),
+    ({"families": FAMILIES, "weight_decays": [-0.1]}, "weight_decays.0"),
+    ({"families": FAMILIES, "seeds": [-1]}, "seeds.0"),
+    ({"families": FAMILIES, "fusion": {"method": "avg"}}, "unknown method 'avg'"),
+    ({"families": FAMILIES, "fusion": {"method": "ties", "params": {"density": 2}}}, "density"),
 ])
 def test_bad_configs_are_one_line_errors_naming_the_key(data, message):
     with pytest.raises(BasefuseError) as e:

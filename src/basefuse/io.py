@@ -84,6 +84,21 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def append_jsonl(path: str | os.PathLike[str], rows: list[Any]) -> None:
+    """Append JSON lines durably (fsync). A crash can leave at most a partial last line; the next append starts
+    on a fresh line, so readers lose only that partial line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write("".join(json.dumps(r, default=str) + "\n" for r in rows).encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def cache_dir() -> Path:
     """Where fetched wheels, extracted models and normalised datasets live ($BASEFUSE_CACHE)."""
     root = os.environ.get("BASEFUSE_CACHE") or os.path.join(

@@ -26,11 +26,10 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
-    if summary.records:
+    if summary.report_html:  # built when the run has pretrained rows to measure gains against
         from basefuse.reports.build import summary_text
 
         typer.echo(summary_text(out))
-    if summary.report_html:
         typer.echo(f"HTML report: {summary.report_html}")
 
 
@@ -40,7 +39,7 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="YAML experiment config (see configs/demo.yaml)."),
         out: Path = typer.Option(Path("runs/experiment"), "--out", "-o", help="Run directory (resumable)."),
         force: bool = typer.Option(False, "--force", help="Reuse a run directory made by a different config."),
-        executor: str = typer.Option("local", help="local (in-process), process (N processes), or ray."),
+        executor: str = typer.Option("local", help="local (in-process; with --workers > 1, processes), process (N processes), or ray."),
         workers: int = typer.Option(1, help="Parallel jobs (process/ray executors); e.g. 8 on one GPU."),
         device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -13,6 +13,7 @@ from basefuse.errors import BasefuseError
 from basefuse.finetune.config import FinetuneConfig
 
 _STRICT = ConfigDict(extra="forbid")
+Seed = Annotated[int, Field(ge=0)]
 
 
 class TaskRef(BaseModel):
@@ -46,7 +47,7 @@ class NModelsAblation(BaseModel):
     enabled: bool = False
     max_k: int | None = Field(None, ge=1)
     subsets: int = Field(1, ge=1, description="random subsets per k")
-    seeds: list[int] | None = Field(None, description="target seeds to run (default: the first seed)")
+    seeds: list[Seed] | None = Field(None, description="target seeds to run (default: the first seed)")
 
 
 class FusionSettings(BaseModel):
@@ -66,16 +67,16 @@ class ExperimentConfig(BaseModel):
     families: dict[str, list[TaskRef | str]]
     held_out: dict[str, list[TaskRef | str]] = Field(
         default_factory=dict, description="target-only tasks by family (never used as sources)")
-    targets: list[str] | None = Field(None, description="target task names (default: every task)")
+    targets: list[str] | None = Field(None, min_length=1, description="target task names (default: every task)")
     conditions: list[Literal["pretrained", "fused", "intertrained"]] = ["pretrained", "fused", "intertrained"]
     fused_groups: list[Literal["family", "all"]] = ["family", "all"]
     intertrained: Literal["largest", "each"] = "largest"
     family_bases: Literal["every", "own"] = Field(
         "every", description="family-level fused/intertrained bases for every family, or only the target's own")
     allow_single_source_fusion: bool = False
-    seeds: list[int] = [0, 1, 2, 3, 4]
-    source_seed: int = 0
-    weight_decays: list[float] = [0.0]
+    seeds: list[Seed] = [0, 1, 2, 3, 4]
+    source_seed: Seed = 0
+    weight_decays: list[Annotated[float, Field(ge=0)]] = [0.0]
     finetune: FinetuneConfig = FinetuneConfig()
     source_finetune: FinetuneConfig | None = None
     budgets: Budgets = Budgets()
@@ -99,15 +100,32 @@ class ExperimentConfig(BaseModel):
     @model_validator(mode="after")
     def _check_tasks(self) -> "ExperimentConfig":
         seen: dict[str, str] = {}
+        specs: dict[tuple[str, str, str, str | None], str] = {}
         for group in (self.families, self.held_out):
             for fam, refs in group.items():
+                if not refs:
+                    raise ValueError(f"family {fam!r} lists no tasks")
                 for ref in refs:
                     if ref.name in seen:
                         raise ValueError(f"duplicate task name {ref.name!r} (in families {seen[ref.name]!r} "
                                          f"and {fam!r}): give each task a unique name")
                     seen[ref.name] = fam
+                    data = (ref.load_spec, ref.text_col, ref.label_col, ref.pair_col)
+                    if data in specs:  # two names for the same data would defeat leave-one-out
+                        raise ValueError(f"tasks {specs[data]!r} and {ref.name!r} load the same data "
+                                         f"({ref.load_spec}): list it once")
+                    specs[data] = ref.name
         if not self.families:
             raise ValueError("families is empty: list at least one family of source tasks")
+        from basefuse.fusion.methods import check_params, get_method
+
+        if self.fusion.method == "weighted":
+            raise ValueError("fusion.method 'weighted' needs per-source weights, which experiments do not set: "
+                             "use average, task-arithmetic, ties or dare")
+        try:  # fail now, not after every source finetune has run
+            check_params(get_method(self.fusion.method), dict(self.fusion.params))
+        except BasefuseError as e:
+            raise ValueError(f"fusion: {e}") from None
         for t in self.targets or []:
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")

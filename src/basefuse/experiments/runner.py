@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import hashlib
 import json
 import time
@@ -19,7 +18,7 @@ from basefuse.experiments.jobs import Job, execute_job, output_complete, read_re
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
 from basefuse.experiments.store import JobStore
-from basefuse.io import write_json
+from basefuse.io import append_jsonl, write_json
 
 
 @dataclass
@@ -35,7 +34,11 @@ class RunSummary:
 
 def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
     """A run directory belongs to one config: refuse to mix results of different ones."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BasefuseError(f"cannot use {run_dir} as the run directory: {e.strerror or e}; "
+                            f"choose a writable folder with --out") from None
     meta_path = run_dir / "run.json"
     if meta_path.exists():
         try:
@@ -123,12 +126,8 @@ def write_results(run_dir: Path, records: list[RunRecord]) -> Path:
 
 def append_results(run_dir: Path, records: list[RunRecord]) -> None:
     """Append finished rows as they come (fsync'd), so a killed run still leaves its results readable."""
-    if not records:
-        return
-    with open(run_dir / "results.jsonl", "a", encoding="utf-8") as f:
-        f.write("".join(r.model_dump_json() + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
+    if records:
+        append_jsonl(run_dir / "results.jsonl", [r.model_dump(mode="json") for r in records])
 
 
 def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,

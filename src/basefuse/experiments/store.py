@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from basefuse.io import append_jsonl
+
 
 class JobStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -39,17 +41,5 @@ class JobStore:
     def append(self, key: str, kind: str, label: str, result: dict[str, Any]) -> None:
         row = {"key": key, "kind": kind, "label": label, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "result": result}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            # A previous crash may have left a partial line: start on a fresh one.
-            if f.tell() > 0 and not self._ends_with_newline():
-                f.write("\n")
-            f.write(json.dumps(row, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_jsonl(self.path, [row])
         self.results[key] = row
-
-    def _ends_with_newline(self) -> bool:
-        with open(self.path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            return f.read(1) == b"\n"

@@ -231,6 +231,13 @@ def _torch_threads(device: "torch.device") -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _capped(split: Any, cap: int | None) -> Any:
+    """A fixed random subset (seed 0) of at most `cap` examples: the same subset for every base and seed."""
+    if cap is None or len(split) <= cap:
+        return split
+    return split.shuffle(seed=0).select(range(cap))
+
+
 def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = None, seed: int = 0,
              out: str | Path | None = None, save: bool = False, device: str | None = None,
              progress: bool = True, force: bool = False) -> dict:
@@ -268,10 +275,9 @@ def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = No
         with torch.random.fork_rng(devices=cuda_devices):  # leave the caller's RNG state as it was
             torch.manual_seed(seed)
             net, tokenizer = load_model_and_tokenizer(model_path, list(task.label_names), progress=progress)
-            validation = task.validation
-            if config.max_eval is not None and len(validation) > config.max_eval:
-                validation = validation.shuffle(seed=0).select(range(config.max_eval))
-            encs = [encode(tokenizer, ds, config.max_length) for ds in (task.train, validation, task.test)]
+            validation = _capped(task.validation, config.max_eval)
+            test = _capped(task.test, config.max_test)
+            encs = [encode(tokenizer, ds, config.max_length) for ds in (task.train, validation, test)]
             with _progress_bar(progress, task.name) as on_step:
                 result = train(net, *encs, config, seed=seed, device=dev, on_step=on_step)
         metrics = _metrics_dict(model=str(model), model_path=model_path, task=task, config=config, seed=seed,

@@ -20,3 +20,5 @@ class FinetuneConfig(BaseModel):
     min_delta: float = Field(0.001, ge=0, description="minimum validation-accuracy gain that counts as improvement")
     max_train: int | None = Field(None, ge=2, description="subsample train (stratified, deterministic)")
     max_eval: int | None = Field(None, ge=2, description="cap validation size used for early stopping")
+    max_test: int | None = Field(None, ge=2, description="cap test size (e.g. for source models in an experiment, "
+                                                          "whose test score is only a sanity check)")

@@ -112,6 +112,8 @@ def check_params(method: Method, params: dict[str, Any]) -> dict[str, Any]:
         raise BasefuseError(f"ties density must be in (0, 1] (or k in (0, 100]), got {params['density']}")
     if "p" in params and not 0 <= float(params["p"]) < 1:
         raise BasefuseError(f"dare p (drop probability) must be in [0, 1), got {params['p']}")
+    if int(params.get("seed", 0)) < 0:
+        raise BasefuseError(f"dare seed must be >= 0, got {params['seed']}")
     for k in ("lam", "density", "p"):
         if k in params:
             params[k] = float(params[k])

@@ -57,7 +57,8 @@ def table1(summary: Summary) -> TableModel:
             for lab in summary.labels]
     return TableModel(f"Table 1: accuracy (points) by target family, weight decay {summary.weight_decay:g}",
                       ["base", *summary.families, "mean"], rows,
-                      "Mean over targets of the mean over seeds (main grid).")
+                      "Mean over targets of the mean over seeds (main grid); a row that covers only some targets has no "
+                      "overall mean (it would not be comparable with pretrained's).")
 
 
 def gain_table(summary: Summary) -> TableModel:
@@ -143,7 +144,9 @@ HOW_TO_READ = [
     "95% CI: a two-stage bootstrap (resample targets, then each target's seeds; percentile interval). If it "
     "includes 0, the data do not show a reliable difference.",
     "Win / tie / loss: per target, a win needs a mean gain of at least the tie threshold and a seeds-only "
-    "bootstrap CI above 0; a loss the mirror image; anything else is a tie.",
+    "bootstrap CI above 0; a loss the mirror image; anything else is a tie. With only 2 seeds that CI spans "
+    "the two seeds' gains, so a win means every seed gained; with 1 seed it is that seed's gain: use more "
+    "seeds before trusting single targets.",
     "Seed std: standard deviation of accuracy over seeds per target, averaged over targets. Lower means the base "
     "gives more stable finetuning (the paper's Table 3).",
 ]

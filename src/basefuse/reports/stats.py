@@ -210,7 +210,9 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
         by_label[label] = s
         row = {fam: _mean_over_targets(acc.get(label, {}), [t for t in targets if target_family[t] == fam])
                for fam in families}
-        row["mean"] = _mean_over_targets(acc.get(label, {}), targets)
+        # A mean over a subset of the targets is not comparable with pretrained's mean over all of them.
+        covers_all = all(acc.get(label, {}).get(t) for t in targets)
+        row["mean"] = _mean_over_targets(acc.get(label, {}), targets) if covers_all else None
         table1[label] = row
 
     table2: dict[str, dict[float, tuple[float | None, float | None]]] = {lab: {} for lab in labels}
@@ -220,7 +222,8 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
         gain_w = _per_seed([r for r in rows if r.condition != PRETRAINED], gain)
         for label in labels:
             g = 0.0 if meta[label][0] == PRETRAINED else _mean_over_targets(gain_w.get(label, {}), targets)
-            table2[label][w] = (_mean_over_targets(acc_w.get(label, {}), targets),
+            covers_all = all(acc_w.get(label, {}).get(t) for t in targets)
+            table2[label][w] = (_mean_over_targets(acc_w.get(label, {}), targets) if covers_all else None,
                                 g if label in acc_w else None)
 
     ablation = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
