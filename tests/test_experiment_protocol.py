@@ -102,6 +102,8 @@ def test_keys_change_with_what_decides_the_output():
     assert e.source_jobs["a1"].key == f.source_jobs["a1"].key
     d = plan_for(seeds=[0, 1])
     assert set(a.target_jobs) == set(d.target_jobs)  # same config, same keys
+    moved = build_plan(cfg(), facts(), "/elsewhere/base", "fp")  # same weights, another path
+    assert set(a.target_jobs) == set(moved.target_jobs) and set(a.fuse_jobs) == set(moved.fuse_jobs)
 
 
 def test_family_bases_own_keeps_only_the_targets_family():

@@ -29,8 +29,18 @@ class Job:
                 "key": self.key}
 
 
+def _content_view(obj: Any) -> Any:
+    """What decides a job's output: a model reference with a fingerprint is that fingerprint, not its path
+    (moving the cache or spelling a path differently must not redo finished work)."""
+    if isinstance(obj, dict):
+        return {k: _content_view(v) for k, v in obj.items() if not (k == "base" and "fingerprint" in obj)}
+    if isinstance(obj, list):
+        return [_content_view(v) for v in obj]
+    return obj
+
+
 def job_key(kind: JobKind, params: dict[str, Any]) -> str:
-    blob = json.dumps({"kind": kind, "params": params}, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps({"kind": kind, "params": _content_view(params)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

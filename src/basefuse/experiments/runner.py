@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -59,21 +58,6 @@ def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
                            "basefuse_version": __version__})
 
 
-def model_fingerprint(path_or_id: str) -> str:
-    """Content hash of a local model's weight files; a hub id stands for itself."""
-    p = Path(path_or_id)
-    if not p.is_dir():
-        return f"hub:{path_or_id}"
-    from basefuse.io import sha256_file
-
-    files = sorted(f for f in p.iterdir() if f.suffix in {".safetensors", ".bin"} or f.name == "config.json")
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(sha256_file(f).encode())
-    return h.hexdigest()[:20]
-
-
 def gather_task_facts(cfg: ExperimentConfig, progress: bool = True) -> dict[str, TaskFacts]:
     """Load every task once (from the cache after the first time) for its size and fingerprints."""
     from basefuse.data.api import load_task
@@ -96,10 +80,11 @@ def gather_task_facts(cfg: ExperimentConfig, progress: bool = True) -> dict[str,
 
 
 def make_plan(cfg: ExperimentConfig) -> Plan:
+    from basefuse.finetune.api import base_fingerprint
     from basefuse.models import resolve_model
 
     base = resolve_model(cfg.base_model)
-    return build_plan(cfg, gather_task_facts(cfg), base, model_fingerprint(base))
+    return build_plan(cfg, gather_task_facts(cfg), base, base_fingerprint(base))
 
 
 def _record(run: PlannedRun, result: dict[str, Any]) -> RunRecord:
