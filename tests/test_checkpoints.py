@@ -177,3 +177,18 @@ def test_align_model_type_mismatch(tmp_path):
     b = _folder(tmp_path / "b", {"w": torch.zeros(4)}, "gpt2")
     with pytest.raises(BasefuseError, match="model_type 'gpt2'"):
         align([load_checkpoint(a), load_checkpoint(b)])
+
+
+def test_builtin_model_names_resolve_like_finetune_does(monkeypatch, tmp_path):
+    import basefuse.models as models
+
+    monkeypatch.setattr(models, "resolve_model", lambda spec: str(tmp_path / f"extracted-{spec}"))
+    assert resolve("minilm") == tmp_path / "extracted-minilm"
+
+
+def test_legacy_bare_hub_ids_are_tried_on_the_hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BasefuseError, match="bert-base-uncased.*hub"):
+        resolve("bert-base-uncased")

@@ -28,7 +28,7 @@ KNOWN_PREFIXES = {
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
                    "sentencepiece.bpe.model")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name, or a legacy bare name
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,11 @@ class Checkpoint:
 
 
 def resolve(ref: str | Path) -> Path:
-    """A local folder as is; otherwise a hub id fetched with huggingface_hub."""
+    """A built-in model (e.g. `minilm`) or a local folder as is; otherwise a hub id fetched with huggingface_hub."""
+    from basefuse.models import BUILTIN_MODELS, resolve_model
+
+    if str(ref) in BUILTIN_MODELS:
+        return Path(resolve_model(str(ref)))
     p = Path(ref).expanduser()
     if p.exists():
         if not p.is_dir():
