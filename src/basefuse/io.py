@@ -60,7 +60,11 @@ def atomic_output_dir(out: str | os.PathLike[str], *, force: bool = False,
         if out.exists():
             old = parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                os.replace(old, out)  # put the previous output back: "nothing was written" must stay true
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)

@@ -84,7 +84,7 @@ def resolve_model(spec: str) -> str:
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir() and is_model_folder(path):
-            return str(path)
+            return str(path.resolve())
         raise BasefuseError(f"not a model folder: {spec} (needs config.json and model.safetensors or "
                             f"pytorch_model.bin); built-in models: {', '.join(BUILTIN_MODELS)}")
     # Hub ids are `name` or `org/name`; anything else that does not exist was meant as a local path.

@@ -73,6 +73,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     for name, entry in header.items():
         try:
             dtype, shape, (s, e) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
+            s, e = int(s), int(e)
             itemsize = DTYPES[dtype][1]
         except (KeyError, TypeError, ValueError):
             raise BasefuseError(f"{path}: tensor {name!r} has a corrupt header entry; re-download or re-save it") from None

@@ -8,7 +8,8 @@ import typer
 
 
 def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
-                  device: Optional[str], dry_run: bool, ray_address: Optional[str] = None) -> None:
+                  device: Optional[str], dry_run: bool, ray_address: Optional[str] = None,
+                  gpus_per_job: float = 0.0) -> None:
     """Shared by `experiment` and `demo`: run, then print Table 1 and where the report is."""
     from basefuse.executors import make_executor
     from basefuse.experiments.config import load_experiment_config
@@ -21,7 +22,7 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
             typer.echo(f"{stage}: {len(jobs)} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
         return
-    options = {"address": ray_address} if executor == "ray" and ray_address else {}
+    options = {"address": ray_address, "num_gpus_per_job": gpus_per_job} if executor == "ray" else {}
     ex = make_executor(executor, workers, **options)
     summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused, "
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, help="Parallel jobs (process/ray executors); e.g. 8 on one GPU."),
         device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray."),
+        gpus_per_job: float = typer.Option(0.0, help="GPUs each job reserves on Ray, e.g. 0.125 for 8 per GPU."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Only print how many jobs the plan has."),
     ) -> None:
         """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
@@ -50,4 +52,4 @@ def register(app: typer.Typer) -> None:
         A run killed at any point and started again redoes no finished job.
         """
         run_and_print(config, out, force=force, executor=executor, workers=workers, device=device,
-                      dry_run=dry_run, ray_address=ray_address)
+                      dry_run=dry_run, ray_address=ray_address, gpus_per_job=gpus_per_job)

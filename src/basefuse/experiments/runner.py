@@ -148,7 +148,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
                    report: bool = True) -> RunSummary:
     """Run (or resume) an experiment in `run_dir`; finished jobs are never redone."""
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
     t0 = time.perf_counter()
     _prepare_run_dir(cfg, run_dir, force)
     plan = make_plan(cfg)
