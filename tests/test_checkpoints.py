@@ -140,12 +140,13 @@ def test_no_config(tmp_path):
         load_checkpoint(tmp_path / "m")
 
 
-def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
+@pytest.mark.parametrize("hub_id", ["nobody-xyz/model", "bert-base-uncased"])  # org/name and legacy bare names
+def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path, hub_id):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(BasefuseError, match="nobody-xyz/model.*hub"):
-        resolve("nobody-xyz/model")
+    with pytest.raises(BasefuseError, match=f"{hub_id}.*hub"):
+        resolve(hub_id)
 
 
 def test_not_a_folder_nor_hub_id(tmp_path):
@@ -185,10 +186,3 @@ def test_builtin_model_names_resolve_like_finetune_does(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "resolve_model", lambda spec: str(tmp_path / f"extracted-{spec}"))
     assert resolve("minilm") == tmp_path / "extracted-minilm"
 
-
-def test_legacy_bare_hub_ids_are_tried_on_the_hub(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(BasefuseError, match="bert-base-uncased.*hub"):
-        resolve("bert-base-uncased")
