@@ -45,4 +45,5 @@ print("planned jobs", len(plan.all_jobs()), "target runs", len(plan.runs))
 PY
 timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"
 echo "total $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
-tar czf "$OUT/paper_run.tgz" --exclude='runs/paper/jobs/*/model' --exclude='*.safetensors' runs/paper
+# Only the small files travel back (the job folders hold models and tokenizers: too big for $OUT).
+(cd runs/paper && cp store.jsonl results.jsonl run.json experiment.yaml "$OUT/" && tar czf "$OUT/report.tgz" report)
