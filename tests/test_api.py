@@ -1,0 +1,24 @@
+"""The public Python API: every name `basefuse` advertises resolves to a callable, and the CLI lists every command."""
+from __future__ import annotations
+
+import pytest
+
+import basefuse
+
+
+@pytest.mark.parametrize("name", sorted(basefuse._LAZY))
+def test_public_names_resolve(name):
+    assert callable(getattr(basefuse, name))
+
+
+def test_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError):
+        basefuse.no_such_thing  # noqa: B018
+
+
+def test_cli_registers_every_command(capsys):
+    from basefuse.cli.main import build_app
+    from typer.main import get_command
+
+    names = set(get_command(build_app()).commands)
+    assert names == {"fuse", "inspect", "tasks", "finetune", "experiment", "report", "demo"}
