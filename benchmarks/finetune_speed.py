@@ -96,8 +96,8 @@ def peak_memory_mb(device: str) -> float:
 # ---------------------------------------------------------------- workers
 
 def run_basefuse(args: argparse.Namespace) -> dict:
-    from basefuse.finetune.api import finetune
-    from basefuse.finetune.config import FinetuneConfig
+    from basefuse.finetuning.api import finetune
+    from basefuse.finetuning.config import FinetuneConfig
 
     model, task = setup(args)
     cfg = FinetuneConfig(learning_rate=args.lr, batch_size=args.batch_size, max_epochs=args.epochs,
@@ -118,9 +118,9 @@ def run_trainer(args: argparse.Namespace) -> dict:
                               TrainingArguments, set_seed)
     from transformers.utils import logging as hf_logging
 
-    from basefuse.finetune.config import FinetuneConfig
-    from basefuse.finetune.loop import schedule_lengths
-    from basefuse.finetune.metrics import accuracy, macro_f1
+    from basefuse.finetuning.config import FinetuneConfig
+    from basefuse.finetuning.loop import schedule_lengths
+    from basefuse.finetuning.metrics import accuracy, macro_f1
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

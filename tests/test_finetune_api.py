@@ -7,8 +7,8 @@ import pytest
 from test_finetune_fixtures import make_task, make_tiny_bert
 
 from basefuse.errors import BasefuseError
-from basefuse.finetune.api import finetune
-from basefuse.finetune.config import FinetuneConfig
+from basefuse.finetuning.api import finetune
+from basefuse.finetuning.config import FinetuneConfig
 
 FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=8, max_length=16, eval_every=10, patience=8)
 
@@ -106,7 +106,7 @@ def test_a_source_head_of_the_same_shape_is_never_carried_over(run, task):
     import torch
     from safetensors.torch import load_file
 
-    from basefuse.finetune.api import load_model_and_tokenizer
+    from basefuse.finetuning.api import load_model_and_tokenizer
 
     out, _ = run
     saved = load_file(str(out / "model" / "model.safetensors"))

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from basefuse.finetune.config import FinetuneConfig
-from basefuse.finetune.loop import (EarlyStopping, length_grouped_batches, linear_warmup_decay, param_groups,
+from basefuse.finetuning.config import FinetuneConfig
+from basefuse.finetuning.loop import (EarlyStopping, length_grouped_batches, linear_warmup_decay, param_groups,
                                     schedule_lengths)
-from basefuse.finetune.metrics import accuracy, classification_metrics, macro_f1
+from basefuse.finetuning.metrics import accuracy, classification_metrics, macro_f1
 
 
 def test_accuracy_hand_computed():

@@ -9,8 +9,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_minilm_trec_coarse_300_clearly_above_chance(tmp_path):
-    from basefuse.finetune.api import finetune
-    from basefuse.finetune.config import FinetuneConfig
+    from basefuse.finetuning.api import finetune
+    from basefuse.finetuning.config import FinetuneConfig
 
     cfg = FinetuneConfig(max_train=300, max_epochs=5, learning_rate=2e-4, max_length=32, eval_every=10,
                          max_eval=200)

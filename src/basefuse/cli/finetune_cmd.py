@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from basefuse.errors import BasefuseError
-        from basefuse.finetune.config import FinetuneConfig
+        from basefuse.finetuning.config import FinetuneConfig
         from basefuse.io import check_output_path
 
         overrides = {"learning_rate": lr, "batch_size": batch_size, "max_epochs": epochs, "max_length": max_length,
@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         if save and out is None:
             raise BasefuseError("--save needs --out FOLDER to write the model to")
         from basefuse.data.api import load_task
-        from basefuse.finetune.api import finetune
+        from basefuse.finetuning.api import finetune
         from basefuse.models import resolve_model
 
         model_path = Path(resolve_model(model))

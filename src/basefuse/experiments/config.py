@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from basefuse.errors import BasefuseError
-from basefuse.finetune.config import FinetuneConfig
+from basefuse.finetuning.config import FinetuneConfig
 
 _STRICT = ConfigDict(extra="forbid")
 Seed = Annotated[int, Field(ge=0)]

@@ -101,8 +101,8 @@ def execute_job(job: dict[str, Any], run_dir: str, device: str | None = None) ->
                 "n_dropped": len(manifest.get("dropped_keys", manifest.get("dropped", [])) or [])}
     if kind == "finetune":
         from basefuse.data.api import load_task
-        from basefuse.finetune.api import finetune
-        from basefuse.finetune.config import FinetuneConfig
+        from basefuse.finetuning.api import finetune
+        from basefuse.finetuning.config import FinetuneConfig
 
         t = params["task"]
         task = load_task(t["spec"], max_train=params.get("max_train"), text_col=t["text_col"],

@@ -80,7 +80,7 @@ def gather_task_facts(cfg: ExperimentConfig, progress: bool = True) -> dict[str,
 
 
 def make_plan(cfg: ExperimentConfig) -> Plan:
-    from basefuse.finetune.api import base_fingerprint
+    from basefuse.finetuning.api import base_fingerprint
     from basefuse.models import resolve_model
 
     base = resolve_model(cfg.base_model)

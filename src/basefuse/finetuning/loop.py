@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from basefuse.finetune.config import FinetuneConfig
-from basefuse.finetune.metrics import classification_metrics
+from basefuse.finetuning.config import FinetuneConfig
+from basefuse.finetuning.metrics import classification_metrics
 
 if TYPE_CHECKING:
     import torch

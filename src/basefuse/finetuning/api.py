@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from basefuse.data.task import Task
 from basefuse.errors import BasefuseError
-from basefuse.finetune.config import FinetuneConfig
+from basefuse.finetuning.config import FinetuneConfig
 from basefuse.io import atomic_output_dir, sha256_file, write_json
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = No
     """
     import torch
 
-    from basefuse.finetune.loop import encode, train
+    from basefuse.finetuning.loop import encode, train
     from basefuse.models import resolve_model
 
     config = config or FinetuneConfig()
