@@ -192,7 +192,7 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
     try:
         with _quiet_loading(progress):
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                path, id2label=dict(enumerate(label_names)),
                 label2id={n: i for i, n in enumerate(label_names)}, ignore_mismatched_sizes=True,
                 output_loading_info=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
