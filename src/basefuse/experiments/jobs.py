@@ -98,7 +98,7 @@ def execute_job(job: dict[str, Any], run_dir: str, device: str | None = None) ->
                         method=params["method"], force=True, progress=False,
                         **params.get("method_params", {}))
         return {"n_sources": len(sources), "method": params["method"],
-                "n_dropped": len(manifest.get("dropped_keys", manifest.get("dropped", [])) or [])}
+                "n_dropped": len(manifest["dropped_keys"])}
     if kind == "finetune":
         from basefuse.data.api import load_task
         from basefuse.finetuning.api import finetune

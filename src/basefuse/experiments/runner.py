@@ -13,7 +13,7 @@ import yaml
 from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
-from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result
+from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result, summarise_metrics
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
 from basefuse.experiments.store import JobStore
@@ -58,24 +58,18 @@ def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
                            "basefuse_version": __version__})
 
 
-def gather_task_facts(cfg: ExperimentConfig, progress: bool = True) -> dict[str, TaskFacts]:
-    """Load every task once (from the cache after the first time) for its size and fingerprints."""
+def gather_task_facts(cfg: ExperimentConfig) -> dict[str, TaskFacts]:
+    """Load each task once per distinct budget (from the cache after the first time) for its size and fingerprints."""
     from basefuse.data.api import load_task
 
     facts: dict[str, TaskFacts] = {}
+    budgets = {None, cfg.budgets.max_train_source, cfg.budgets.max_train_target}
     for name, ref in cfg.task_refs().items():
-        fam = cfg.family_of(name)
-
-        def load(max_train: int | None):  # noqa: ANN202
-            return load_task(ref.load_spec, max_train=max_train, text_col=ref.text_col, label_col=ref.label_col,
-                             pair_col=ref.pair_col, family=fam)
-
-        full = load(None)
-        facts[name] = TaskFacts(
-            train_size=len(full.train),
-            fingerprint_source=load(cfg.budgets.max_train_source).fingerprint,
-            fingerprint_target=load(cfg.budgets.max_train_target).fingerprint,
-        )
+        loaded = {b: load_task(ref.load_spec, max_train=b, text_col=ref.text_col, label_col=ref.label_col,
+                               pair_col=ref.pair_col, family=cfg.family_of(name)) for b in budgets}
+        facts[name] = TaskFacts(train_size=len(loaded[None].train),
+                                fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
+                                fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint)
     return facts
 
 
@@ -116,7 +110,7 @@ def append_results(run_dir: Path, records: list[RunRecord]) -> None:
 
 
 def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,
-                   on_done: Any) -> int:
+                   on_done: Any) -> None:
     """Run the jobs of one stage that are not done yet; record each as soon as it finishes."""
     todo = []
     for job in jobs:
@@ -132,14 +126,11 @@ def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Ex
     for i, result in executor.map(fn, [j.to_dict() for j in todo]):
         store.append(todo[i].key, todo[i].kind, todo[i].label, result)
         on_done(todo[i], reused=False)
-    return len(todo)
 
 
 def _summarise(job: Job, result: dict[str, Any]) -> dict[str, Any]:
     if job.kind == "fuse":
         return {"method": result.get("method"), "recovered": True}
-    from basefuse.experiments.jobs import summarise_metrics
-
     return summarise_metrics(result) | {"recovered": True}
 
 
@@ -185,6 +176,5 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     if report and records and "pretrained" in cfg.conditions:  # gains are measured against pretrained
         from basefuse.reports.build import build_report
 
-        paths = build_report(run_dir)
-        summary.report_html = Path(paths.html) if hasattr(paths, "html") else None
+        summary.report_html = Path(build_report(run_dir).html)
     return summary
