@@ -52,9 +52,7 @@ def main() -> None:
     pending = [j for j in plan.target_jobs.values() if j.key not in store]
     par, seq = pending[:args.jobs], pending[args.jobs:args.jobs + args.sequential_jobs]
     pool = ProcessPoolExecutor(args.workers)
-    # Warm the workers (imports, CUDA context) outside the timing: one tiny job per worker is not
-    # available, so start the pool with a no-op round trip.
-    list(pool._pool.map(int, range(args.workers)))
+    pool.start()  # worker start-up stays outside the timing
     t_par = timed(pool, par, args.run_dir, store, args.device)
     pool.close()
     t_seq = timed(LocalExecutor(), seq, args.run_dir, store, args.device)

@@ -42,6 +42,10 @@ class ProcessPoolExecutor:
         self._pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                             initializer=_init_worker, initargs=(threads,))
 
+    def start(self) -> None:
+        """Spawn every worker now (imports, thread setup), e.g. so a benchmark does not time start-up."""
+        list(self._pool.map(int, range(self.workers)))
+
     def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
         futures = {self._pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
