@@ -186,3 +186,42 @@ def test_builtin_model_names_resolve_like_finetune_does(monkeypatch, tmp_path):
     monkeypatch.setattr(models, "resolve_model", lambda spec: str(tmp_path / f"extracted-{spec}"))
     assert resolve("minilm") == tmp_path / "extracted-minilm"
 
+
+
+def test_view_is_zero_copy_read_only_and_matches_read(tmp_path):
+    t = {"a": torch.arange(5000, dtype=torch.float32), "c": torch.linspace(-1, 1, 3000).to(torch.bfloat16)}
+    ck = load_checkpoint(_folder(tmp_path / "m", t))
+    for key, (a, b) in {"a": (1234, 4321), "c": (1, 2999)}.items():
+        v = ck.view(key, a, b)
+        assert np.array_equal(v, ck.read(key, a, b)) and not v.flags.writeable
+        with pytest.raises(ValueError):
+            v[0] = 1
+    assert ck.view("a", 7, 7).size == 0
+    ck.close()
+
+
+def test_writer_thread_error_reaches_close_and_the_thread_ends(tmp_path, monkeypatch):
+    import errno
+
+    from basefuse.checkpoints import safetensors_io
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors_io, "write_all", full)
+    w = StreamingWriter(tmp_path, [OutTensor("a", "F32", (4,))])
+    w.begin("a")
+    try:
+        w.write(np.zeros(4, np.float32))
+    except OSError:
+        pass  # may already surface here, or only at close
+    with pytest.raises(OSError, match="No space"):
+        w.close()
+    assert not w._thread.is_alive()
+
+
+def test_writer_abort_stops_the_thread(tmp_path):
+    w = StreamingWriter(tmp_path, [OutTensor("a", "F32", (4,))])
+    w.begin("a")
+    w.abort()
+    assert not w._thread.is_alive()

@@ -221,19 +221,21 @@ def test_bad_task_vector_method_without_base(tmp_path, capsys, bert):
 
 
 def test_bad_disk_full_leaves_nothing(tmp_path, capsys, bert, monkeypatch):
+    """The writer's thread hits ENOSPC part-way: the error reaches the CLI and no folder is left."""
     from basefuse.checkpoints import safetensors_io
 
-    real = safetensors_io.StreamingWriter.write
+    real = safetensors_io.write_all
     calls = {"n": 0}
 
-    def full(self, raw):
+    def full(fd, data):
         calls["n"] += 1
         if calls["n"] > 5:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(self, raw)
+        real(fd, data)
 
-    monkeypatch.setattr(safetensors_io.StreamingWriter, "write", full)
+    monkeypatch.setattr(safetensors_io, "write_all", full)
     _bad(tmp_path, capsys, bert[1], r"No space left on device")
+    assert calls["n"] > 5
 
 
 def test_bad_unwritable_output(tmp_path, capsys, bert):

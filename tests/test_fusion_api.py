@@ -108,3 +108,30 @@ def test_param_validation():
         check_params(METHODS["dare"], {"p": 1.0})
     with pytest.raises(BasefuseError, match="unknown method"):
         fuse(["a", "b"], "o", method="nope")
+
+
+def test_peak_memory_does_not_grow_with_the_sources(tmp_path):
+    """Streaming: 4 sources of 96 MB fuse in a process whose peak RSS stays far below their 384 MB."""
+    import subprocess
+    import sys
+
+    from safetensors.numpy import save_file as save_np
+
+    rng = np.random.default_rng(0)
+    body = rng.standard_normal(24 * 1024 * 1024, dtype=np.float32)
+    srcs = []
+    for i in range(4):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        save_np({"w": body + np.float32(1e-3 * (i + 1))}, str(d / "model.safetensors"))
+        (d / "config.json").write_text(json.dumps({"model_type": "toy"}))
+        srcs.append(str(d))
+    del body
+    # VmHWM is this process's own peak (ru_maxrss would carry the forking pytest process's peak over exec)
+    code = ("import sys; from basefuse.fusion.api import fuse; "
+            "fuse(sys.argv[2:], sys.argv[1], progress=False, hash_cache=False); "
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out"), *srcs], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    peak_mb = int(r.stdout.split()[-1]) / 1024
+    assert peak_mb < 250, f"peak RSS {peak_mb:.0f} MB: the engine is holding whole sources"

@@ -1,19 +1,23 @@
 """Streaming safetensors reader and writer.
 
-Why not `safetensors.safe_open`/`save_file`: `safe_open` memory-maps each file, and every
-page it touches counts toward the process's resident memory, so reading N finetunes makes
-peak RSS grow with N; `save_file` needs every output tensor in memory at once. The format
-is a u64 header length, a JSON header and raw little-endian bytes, so reading element
-ranges with `os.preadv` into fresh buffers and appending output bytes in header order
-keeps memory at one chunk per source. Files written here are read back by `safe_open`
-in the tests.
+Why not `safetensors.safe_open`/`save_file`: `safe_open` memory-maps whole files, and every
+page it touches stays in the process's resident memory, so reading N finetunes makes peak RSS
+grow with N; `save_file` needs every output tensor in memory at once. The format is a u64
+header length, a JSON header and raw little-endian bytes, so the reader maps one window of
+elements at a time (a zero-copy view that is unmapped as soon as it is dropped) and the writer
+appends output bytes in header order from a background thread, overlapping disk writes with
+the arithmetic. Memory stays at one window per source plus the writes in flight. Files written
+here are read back by `safe_open` in the tests.
 """
 from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import struct
+import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +117,7 @@ def from_compute(x: np.ndarray, dtype: str) -> np.ndarray:
 
 
 class RangeReader:
-    """Reads element ranges of tensors with positional reads (no mmap, no shared file offset)."""
+    """Reads element ranges of tensors: zero-copy mapped windows, or positional reads into buffers."""
 
     def __init__(self) -> None:
         self._fds: dict[Path, int] = {}
@@ -126,6 +130,25 @@ class RangeReader:
             except OSError as e:
                 raise BasefuseError(f"{path}: cannot open ({e.strerror or e})") from None
         return fd
+
+    def view(self, info: TensorInfo, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Read-only flat raw array of elements [start, stop), mapped from the file without a copy.
+
+        The window is unmapped when the last array referring to it is dropped, so resident memory
+        holds only the windows in use. (The header check guarantees the range lies in the file.)
+        """
+        stop = info.numel if stop is None else stop
+        np_dtype, itemsize = DTYPES[info.dtype]
+        if stop <= start:
+            return np.empty(0, dtype=np_dtype)
+        first = info.start + start * itemsize
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        try:
+            window = mmap.mmap(self._fd(info.file), first - aligned + (stop - start) * itemsize,
+                               prot=mmap.PROT_READ, offset=aligned)
+        except (OSError, ValueError) as e:
+            raise BasefuseError(f"{info.file}: cannot map for reading ({e}); re-download or re-save it") from None
+        return np.frombuffer(window, dtype=np_dtype, count=stop - start, offset=first - aligned)
 
     def read(self, info: TensorInfo, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Flat raw array of elements [start, stop) of the tensor."""
@@ -179,11 +202,21 @@ def plan_shards(tensors: list[OutTensor], shard_size: int | None) -> list[list[O
     return shards
 
 
+def write_all(fd: int, data: memoryview) -> None:
+    """os.write until every byte is out (short writes are legal)."""
+    while data:
+        data = data[os.write(fd, data):]
+
+
 class StreamingWriter:
     """Writes (sharded) safetensors whose tensors arrive in plan order, in pieces.
 
-    The header is computed up front from the plan, so only the piece being written is in memory.
+    The header is computed up front from the plan, so only the pieces in flight are in memory.
+    A background thread does the writes; `write` hands it the array, which must not be modified
+    afterwards. A write error (disk full, ...) is raised by the next `write` or by `close`.
     """
+
+    MAX_IN_FLIGHT = 64 * 1024 * 1024   # bytes queued for the thread (one piece always fits)
 
     def __init__(self, out_dir: Path, tensors: list[OutTensor], shard_size: int | None = None) -> None:
         self.out_dir = Path(out_dir)
@@ -195,11 +228,14 @@ class StreamingWriter:
         self._pos = -1
         self._left = 0
         self._shard = -1
-        self._f: Any = None
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="basefuse-writer", daemon=True)
+        self._thread.start()
 
-    def _open_shard(self, si: int) -> None:
-        if self._f is not None:
-            self._f.close()
+    def _header(self, si: int) -> bytes:
         header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
         off = 0
         for t in self.shards[si]:
@@ -207,9 +243,50 @@ class StreamingWriter:
             off += t.nbytes
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)
-        self._f = open(self.out_dir / self.names[si], "wb")
-        self._f.write(struct.pack("<Q", len(blob)) + blob)
-        self._shard = si
+        return struct.pack("<Q", len(blob)) + blob
+
+    def _drain(self) -> None:
+        fd = None
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                op, arg = self._queue[0]
+            try:
+                if op == "stop":
+                    return
+                if self._error is None:
+                    if op == "open":
+                        if fd is not None:
+                            os.close(fd)
+                            fd = None
+                        fd = os.open(self.out_dir / self.names[arg], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                        write_all(fd, memoryview(self._header(arg)))
+                    else:
+                        write_all(fd, arg)
+            except BaseException as e:  # handed to the caller by write()/close()
+                self._error = e
+            finally:
+                if op == "stop" and fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError as e:
+                        self._error = self._error or e
+                with self._cond:
+                    self._queue.popleft()
+                    self._in_flight -= len(arg) if op == "data" else 0
+                    self._cond.notify_all()
+
+    def _put(self, op: str, arg: Any) -> None:
+        size = len(arg) if op == "data" else 0
+        with self._cond:
+            while self._in_flight and self._in_flight + size > self.MAX_IN_FLIGHT and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            self._queue.append((op, arg))
+            self._in_flight += size
+            self._cond.notify_all()
 
     def begin(self, name: str) -> None:
         """Start the next tensor of the plan; it must be `name`."""
@@ -220,21 +297,35 @@ class StreamingWriter:
         if t.name != name:
             raise RuntimeError(f"expected tensor {t.name}, got {name}")
         if si != self._shard:
-            self._open_shard(si)
+            self._put("open", si)
+            self._shard = si
         self._left = t.nbytes
 
     def write(self, raw: np.ndarray) -> None:
         data = memoryview(np.ascontiguousarray(raw)).cast("B")
         if len(data) > self._left:
             raise RuntimeError("more bytes than the tensor holds")
-        self._f.write(data)
+        if len(data):
+            self._put("data", data)
         self._left -= len(data)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            with self._cond:
+                self._queue.append(("stop", None))
+                self._cond.notify_all()
+            self._thread.join()
+
+    def abort(self) -> None:
+        """Stop the writer thread after a failure elsewhere (the caller removes the files)."""
+        self._error = self._error or RuntimeError("aborted")
+        self._stop()
 
     def close(self) -> list[str]:
         """Finish the files (and the index when sharded); return the file names written."""
-        if self._f is not None:
-            self._f.close()
-            self._f = None
+        self._stop()
+        if self._error is not None:
+            raise self._error
         if self._pos != len(self._order) - 1 or self._left:
             raise RuntimeError("not every planned tensor was written")
         if len(self.names) == 1:

@@ -81,24 +81,24 @@ class Checkpoint:
         return None
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Flat raw elements [start, stop) of tensor `key` (BF16 as uint16 bits)."""
+        """Flat raw elements [start, stop) of tensor `key` (BF16 as uint16 bits), a private copy."""
+        info = self.tensors[key]
+        if isinstance(info, BinTensor):
+            return self.view(key, start, stop).copy()
+        return self._reader.read(info, start, stop)
+
+    def view(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Read-only flat raw elements [start, stop) without a copy; hold it only while needed."""
         info = self.tensors[key]
         if isinstance(info, BinTensor):
             import torch
 
             flat = info.tensor.reshape(-1)[start:stop]
-            if info.dtype == "BF16":
-                return flat.view(torch.int16).numpy().view(np.uint16).copy()
-            return flat.numpy().copy()
-        return self._reader.read(info, start, stop)
-
-    def read_into(self, key: str, start: int, buf: np.ndarray) -> None:
-        """Fill `buf` (stored dtype, contiguous) with elements of `key` from `start` on."""
-        info = self.tensors[key]
-        if isinstance(info, BinTensor):
-            buf[...] = self.read(key, start, start + buf.size)
-        else:
-            self._reader.read_into(info, start, buf)
+            raw = flat.view(torch.int16).numpy().view(np.uint16) if info.dtype == "BF16" else flat.numpy()
+            raw = raw.view()
+            raw.flags.writeable = False
+            return raw
+        return self._reader.view(info, start, stop)
 
     def close(self) -> None:
         self._reader.close()

@@ -2,7 +2,9 @@
 
 Memory stays at one chunk per source plus the result, whatever N and the model size, for
 element-wise methods; methods that need whole tensors (ties, dare) hold N copies of the
-largest tensor. Output bytes are appended to the safetensors file as they are computed.
+largest tensor. Source chunks are zero-copy mapped views of the files (no read copy when the
+stored dtype is the accumulation dtype); output bytes are appended to the safetensors file by
+the writer's thread while the next chunk is computed.
 """
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ from typing import Any
 import numpy as np
 
 from basefuse.checkpoints.align import Alignment
-from basefuse.checkpoints.safetensors_io import (DTYPES, FLOAT_DTYPES, OutTensor, StreamingWriter,
-                                                 from_compute, to_compute)
+from basefuse.checkpoints.safetensors_io import FLOAT_DTYPES, OutTensor, StreamingWriter, from_compute, to_compute
 from basefuse.checkpoints.source import Checkpoint
 from basefuse.errors import BasefuseError
 from basefuse.fusion.methods import Method
 
 CHUNK_BYTES = 32 * 1024 * 1024   # accumulation buffer across all sources, per step
 STATS_STRIDE = 16
+SAMPLE_BLOCK = 1024                 # values per contiguous sample block
 MIN_CHUNK = 1 << 16                # elements per source per step, at least
 
 
@@ -79,6 +81,22 @@ def plan(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, out_
     return items
 
 
+def _sample(v: np.ndarray) -> tuple[np.ndarray, float]:
+    """Every STATS_STRIDE-th block of SAMPLE_BLOCK values (all of a short array), and the scale-up."""
+    m = v.shape[0]
+    if m < SAMPLE_BLOCK * STATS_STRIDE:
+        return v, 1.0
+    blocks = v[:m - m % SAMPLE_BLOCK].reshape(-1, SAMPLE_BLOCK)[::STATS_STRIDE]
+    return blocks, m / blocks.size
+
+
+def _sq(d: np.ndarray) -> float:
+    # einsum, not `@`: a BLAS dot would wake OpenBLAS's spinning threads, which eat the core the
+    # sha256 threads need
+    d = d.reshape(-1)
+    return float(np.einsum("i,i->", d, d))
+
+
 def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int, acc: Any) -> str:
     for ck, key in cks:
         info = ck.tensors[key]
@@ -96,29 +114,29 @@ def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items
     writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
     stats = Stats(sq_dist=np.zeros(n, dtype=np.float64))
     chunk = max(MIN_CHUNK, CHUNK_BYTES // (n * np.dtype(acc).itemsize))
-    # One accumulation buffer for the whole run: fresh buffers per tensor cost a page fault per 4 KiB.
-    largest = max((int(np.prod(i.shape, dtype=np.int64)) for i in items if i.canonical is not None), default=1)
-    buf = np.empty(n * (min(chunk, largest) if method.elementwise else largest), dtype=acc)
-    for item in items:
-        writer.begin(item.name)
-        numel = int(np.prod(item.shape, dtype=np.int64))
-        if item.canonical is None:
-            _copy(item, numel, chunk * n, writer, acc)
-            stats.copied_params += numel
-        else:
-            _fuse(item, numel, sources, base, al, method, weights, params, writer, acc,
-                  chunk if method.elementwise else max(numel, 1), stats, buf)
-            stats.fused_params += numel
-        if on_progress:
-            on_progress(numel)
-    return writer.close(), stats
+    try:
+        for item in items:
+            writer.begin(item.name)
+            numel = int(np.prod(item.shape, dtype=np.int64))
+            if item.canonical is None:
+                _copy(item, numel, chunk * n, writer, acc)
+                stats.copied_params += numel
+            else:
+                _fuse(item, numel, sources, base, al, method, weights, params, writer, acc,
+                      chunk if method.elementwise else max(numel, 1), stats)
+                stats.fused_params += numel
+            if on_progress:
+                on_progress(numel)
+        return writer.close(), stats
+    finally:
+        writer.abort()  # no-op after close; after an error, stops the writer's thread
 
 
 def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any) -> None:
     ck, key = item.origin, item.origin_key
     stored = ck.tensors[key].dtype
     for a in range(0, numel, chunk):
-        raw = ck.read(key, a, min(numel, a + chunk))
+        raw = ck.view(key, a, min(numel, a + chunk))
         if stored != item.dtype:
             raw = from_compute(to_compute(raw, stored, acc), item.dtype)
         writer.write(raw)
@@ -126,39 +144,32 @@ def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any)
 
 def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | None, al: Alignment,
           method: Method, weights: np.ndarray, params: dict[str, Any], writer: StreamingWriter, acc: Any,
-          chunk: int, stats: Stats, buf: np.ndarray) -> None:
+          chunk: int, stats: Stats) -> None:
     canon = item.canonical
-    n = len(sources)
     src = [(ck, al.source_keys[i][canon]) for i, ck in enumerate(sources)]
     base_key = al.base_keys[canon] if base is not None else None
     if method.keyed:
         params = {**params, "key": canon}
-    acc_dt = np.dtype(acc)
-    width = min(chunk, numel)
-    x_full = buf[:n * width].reshape(n, width)
     for a in range(0, numel, chunk):
         b = min(numel, a + chunk)
-        m = b - a
-        x = x_full[:, :m]
-        for i, (ck, key) in enumerate(src):
-            stored = ck.tensors[key].dtype
-            if np.dtype(DTYPES[stored][0]) == acc_dt:
-                ck.read_into(key, a, x[i])
-            else:
-                x[i] = to_compute(ck.read(key, a, b), stored, acc)
+        # views of the mapped files: no copy when the stored dtype is the accumulation dtype
+        x = [to_compute(ck.view(key, a, b), ck.tensors[key].dtype, acc) for ck, key in src]
         ref = None
         if base is not None:
-            ref = to_compute(base.read(base_key, a, b), base.tensors[base_key].dtype, acc)
-        if not method.elementwise and not np.all(np.isfinite(x)):
+            ref = to_compute(base.view(base_key, a, b), base.tensors[base_key].dtype, acc)
+        if not method.elementwise and not all(np.all(np.isfinite(row)) for row in x):
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
         out = method.fn(x, ref, weights, **params)
         if not np.all(np.isfinite(out)):
             raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
         # Distances of each source to the reference, only to flag unrelated sources: estimated
-        # from every STATS_STRIDE-th element, which costs 1/STATS_STRIDE of an exact pass.
-        r = ref if ref is not None else (out if method.name == "average" else x.mean(axis=0))
-        r = r[::STATS_STRIDE].astype(np.float64)
-        d = x[:, ::STATS_STRIDE] - r
-        stats.sq_dist += np.einsum("ij,ij->i", d, d) * STATS_STRIDE
-        stats.ref_sq += float(r @ r) * STATS_STRIDE
+        # from a 1/STATS_STRIDE sample of contiguous blocks, which costs 1/STATS_STRIDE of a pass.
+        r = ref if ref is not None else (out if method.name == "average" else np.mean(x, axis=0))
+        r, scale = _sample(r)
+        r = r.astype(np.float64)
+        for i, row in enumerate(x):
+            d = _sample(row)[0] - r
+            stats.sq_dist[i] += _sq(d) * scale
+        stats.ref_sq += _sq(r) * scale
         writer.write(from_compute(out, item.dtype))
+        del x, ref  # drops the mapped windows

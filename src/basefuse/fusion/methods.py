@@ -1,9 +1,10 @@
 """Fusion methods: pure functions on stacked flat arrays, and the one registry.
 
-Each function takes `x` of shape (N, m) (one row per source, already in the accumulation
-dtype), `base` of shape (m,) or None, `w` of shape (N,) (normalised weights, sum 1) and its
-own keyword parameters, and returns the fused (m,) array. They are written for numpy, which
-keeps the fusion path free of torch's start-up cost.
+Each function takes `x`, the N sources' rows of m values (an (N, m) array or a sequence of N
+(m,) arrays, already in the accumulation dtype, possibly read-only views of the files: never
+modified in place), `base` of shape (m,) or None, `w` of shape (N,) (normalised weights, sum 1)
+and its own keyword parameters, and returns a new fused (m,) array. They are written for numpy,
+which keeps the fusion path free of torch's start-up cost.
 
 To add a method: write one function and add one `Method(...)` line to METHODS.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,32 +21,44 @@ import numpy as np
 from basefuse.errors import BasefuseError
 
 
-def average(x: np.ndarray, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+Rows = np.ndarray | Sequence[np.ndarray]
+
+
+def average(x: Rows, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
     """Uniform mean of the bodies (Choshen et al. 2022, "Fusing finetuned models for better pretraining")."""
-    out = x[0].copy()
-    for row in x[1:]:  # row-wise adds stream through memory faster than a reduction over axis 0
-        out += row
-    out *= 1.0 / x.shape[0]
+    n = len(x)
+    out = np.add(x[0], x[1]) if n > 1 else np.array(x[0], copy=True)
+    for i in range(2, n):  # row-wise adds stream through memory faster than a reduction over axis 0
+        out += x[i]
+    out *= 1.0 / n
     return out
 
 
-def weighted(x: np.ndarray, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+def weighted(x: Rows, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
     """Weighted mean, Σ w_i θ_i with Σ w_i = 1 (Matena & Raffel 2022 use Fisher weights; here given)."""
-    return np.tensordot(w.astype(x.dtype), x, axes=1)
+    w = w.astype(x[0].dtype)
+    out = x[0] * w[0]
+    for i in range(1, len(x)):
+        out += x[i] * w[i]
+    return out
 
 
-def task_arithmetic(x: np.ndarray, base: np.ndarray, w: np.ndarray, lam: float = 0.3) -> np.ndarray:
+def task_arithmetic(x: Rows, base: np.ndarray, w: np.ndarray, lam: float = 0.3) -> np.ndarray:
     """θ_0 + λ Σ_i (θ_i − θ_0) (Ilharco et al. 2023, "Editing models with task arithmetic")."""
-    out = (x - base).sum(axis=0)
+    out = np.subtract(x[0], base)
+    for i in range(1, len(x)):  # add each task vector, keeping the running sum small
+        out += x[i]
+        out -= base
     out *= lam
     out += base
     return out
 
 
-def ties(x: np.ndarray, base: np.ndarray, w: np.ndarray, density: float = 0.2, lam: float = 1.0) -> np.ndarray:
+def ties(x: Rows, base: np.ndarray, w: np.ndarray, density: float = 0.2, lam: float = 1.0) -> np.ndarray:
     """Trim each task vector to its top `density` share by magnitude, elect the sign of the summed
     mass, average only the entries agreeing with it (Yadav et al. 2023, "TIES-Merging")."""
-    tv = x - base
+    tv = np.stack(x)
+    tv -= base
     m = tv.shape[1]
     keep = int(math.ceil(density * m))
     if keep < m:
@@ -59,17 +72,18 @@ def ties(x: np.ndarray, base: np.ndarray, w: np.ndarray, density: float = 0.2, l
     return base + lam * merged
 
 
-def dare(x: np.ndarray, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 1.0,
+def dare(x: Rows, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 1.0,
          seed: int = 0, key: str = "") -> np.ndarray:
     """Drop each task-vector entry with probability p, rescale the rest by 1/(1−p), then
     θ_0 + λ Σ w_i δ̂_i (Yu et al. 2024, "Language models are Super Mario"). The mask depends only
     on (seed, tensor name), so results are reproducible."""
     rng = np.random.default_rng([int(seed), zlib.crc32(key.encode())])
-    tv = x - base
+    tv = np.stack(x)
+    tv -= base
     keep = rng.random(tv.shape, dtype=np.float32) >= p
     tv *= keep
     tv *= 1.0 / (1.0 - p)
-    return base + lam * np.tensordot(w.astype(x.dtype), tv, axes=1)
+    return base + lam * np.tensordot(w.astype(tv.dtype), tv, axes=1)
 
 
 @dataclass(frozen=True)
