@@ -244,3 +244,14 @@ def test_bad_unwritable_output(tmp_path, capsys, bert):
     code, _, err = run(["fuse", *bert[1], "--out", blocker / "out", "--no-progress"], capsys)
     assert code == 2 and "cannot write" in err
     assert blocker.read_text() == "not a folder"
+
+
+def test_bad_device(tmp_path, capsys, bert):
+    _bad(tmp_path, capsys, [*bert[1], "--device", "tpu"], r"--device 'tpu' unknown")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys, bert, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _bad(tmp_path, capsys, [*bert[1], "--device", "cuda"], r"no CUDA GPU is visible")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from basefuse.fusion import engine
+from basefuse.fusion import api, engine
 from basefuse.fusion.api import fuse
 from basefuse.fusion.methods import METHODS
 
@@ -33,8 +33,10 @@ shapes = st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=3).map(tuple)
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(shapes=shapes, n=st.integers(2, 5), dtype=st.sampled_from(sorted(TORCH)),
-       method=st.sampled_from(sorted(METHODS)), seed=st.integers(0, 2**16), chunk=st.integers(1, 11))
-def test_streamed_equals_naive(shapes, n, dtype, method, seed, chunk):
+       method=st.sampled_from(sorted(METHODS)), seed=st.integers(0, 2**16), chunk=st.integers(1, 11),
+       on_torch=st.booleans())
+def test_streamed_equals_naive(shapes, n, dtype, method, seed, chunk, on_torch):
+    """`on_torch` runs the arithmetic through the --device cuda code path (torch), here on the CPU."""
     g = torch.Generator().manual_seed(seed)
     names = [f"w{i}" for i in range(len(shapes))]
     base = {k: torch.randn(s, generator=g).to(TORCH[dtype]) for k, s in zip(names, shapes)}
@@ -46,7 +48,8 @@ def test_streamed_equals_naive(shapes, n, dtype, method, seed, chunk):
         bdir = _write(root / "base", base)
         sdirs = [_write(root / f"s{i}", s) for i, s in enumerate(srcs)]
         # tiny chunks so every tensor is split across several steps
-        with mock.patch.object(engine, "MIN_CHUNK", chunk), mock.patch.object(engine, "CHUNK_BYTES", 4):
+        torch_cpu = mock.patch.object(api, "_compute_device", lambda d: "cpu" if on_torch else None)
+        with mock.patch.object(engine, "MIN_CHUNK", chunk), mock.patch.object(engine, "CHUNK_BYTES", 4), torch_cpu:
             fuse(sdirs, root / "out", base=bdir, method=method, weights=weights, progress=False, hash_cache=False,
                  allow_unrelated=True, **PARAMS[method])
         got = load_file(str(root / "out" / "model.safetensors"))
@@ -71,3 +74,16 @@ def test_naive_reference_is_not_trivially_equal():
     assert not np.allclose(outs["average"], outs["ties"])
     assert not np.allclose(outs["average"], outs["dare"])
     assert not np.allclose(outs["average"], outs["task-arithmetic"])
+
+
+def test_methods_agree_on_numpy_and_torch():
+    """The same method function on numpy arrays and on torch tensors gives the same values."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 300)).astype(np.float32)
+    b = rng.normal(size=300).astype(np.float32)
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    for name, m in METHODS.items():
+        extra = {"key": "k"} if m.keyed else {}
+        want = m.fn(list(x), b, w, **PARAMS[name], **extra)
+        got = m.fn([torch.from_numpy(r) for r in x], torch.from_numpy(b), w, **PARAMS[name], **extra)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=name)

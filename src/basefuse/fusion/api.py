@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         if dtype not in DTYPE_NAMES:
             raise BasefuseError(f"--dtype {dtype!r} unknown; use float32, float16 or bfloat16")
         out_dtype = DTYPE_NAMES[dtype]
-    if device != "cpu":
-        raise BasefuseError(f"--device {device!r}: this version fuses on cpu only (streaming makes it I/O-bound)")
+    compute_device = _compute_device(device)
     if shard_size is not None and shard_size <= 0:
         raise BasefuseError(f"--shard-size must be positive, got {shard_size}")
     w = normalise_weights(m, weights, len(sources))
@@ -106,7 +106,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             items = engine.plan(cks, bck, al, out_dtype)
             total = sum(int(np.prod(i.shape, dtype=np.int64)) for i in items)
             files, stats = _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size,
-                                              total, progress)
+                                              total, progress, compute_device)
             dist = [float(v) for v in np.sqrt(stats.sq_dist)]
             ref_norm = float(np.sqrt(stats.ref_sq))
             flags = flag_unrelated([c.name for c in cks], dist, ref_norm)
@@ -153,14 +153,34 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             c.close()
 
 
-def _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size, total, progress):
+def _compute_device(device: str) -> str | None:
+    """'cpu' computes in numpy (None); 'cuda' / 'cuda:N' in torch on that GPU, which must exist."""
+    if device == "cpu":
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise BasefuseError(f"--device {device!r} unknown; use cpu, cuda or cuda:N")
+    try:
+        import torch
+    except ImportError:
+        raise BasefuseError(f"--device {device}: torch is not installed; install torch or use --device cpu") from None
+    if not torch.cuda.is_available():
+        raise BasefuseError(f"--device {device}: no CUDA GPU is visible (torch.cuda.is_available() is False); "
+                            "use --device cpu")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise BasefuseError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) visible; "
+                            "pick one of cuda:0..cuda:" + str(torch.cuda.device_count() - 1))
+    return f"cuda:{index}"
+
+
+def _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size, total, progress, device):
     if not progress:
-        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size)
+        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size, device=device)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("fusing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("fuse", total=total)
-        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size,
+        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size, device=device,
                           on_progress=lambda k: bar.advance(task, k))

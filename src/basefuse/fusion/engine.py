@@ -97,6 +97,16 @@ def _sq(d: np.ndarray) -> float:
     return float(np.einsum("i,i->", d, d))
 
 
+def _on_device(method: Method, x: list[np.ndarray], ref: np.ndarray | None, weights: np.ndarray,
+               params: dict[str, Any], device: str) -> np.ndarray:
+    """The method on torch tensors on `device`; the result comes back as a numpy array."""
+    import torch
+
+    xt = [torch.tensor(row, device=device) for row in x]   # copies: the rows are read-only file views
+    rt = torch.tensor(ref, device=device) if ref is not None else None
+    return method.fn(xt, rt, weights, **params).cpu().numpy()
+
+
 def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int, acc: Any) -> str:
     for ck, key in cks:
         info = ck.tensors[key]
@@ -108,8 +118,12 @@ def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int,
 
 def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items: list[Item], method: Method,
         weights: np.ndarray, params: dict[str, Any], out_dir: Path, *, acc: Any = np.float32,
-        shard_size: int | None = None, on_progress: Callable[[int], None] | None = None) -> tuple[list[str], Stats]:
-    """Compute and write every item; return the files written and the distance statistics."""
+        shard_size: int | None = None, on_progress: Callable[[int], None] | None = None,
+        device: str | None = None) -> tuple[list[str], Stats]:
+    """Compute and write every item; return the files written and the distance statistics.
+
+    `device` (a torch device such as "cuda:0") runs the method's arithmetic there; None keeps it in numpy.
+    """
     n = len(sources)
     writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
     stats = Stats(sq_dist=np.zeros(n, dtype=np.float64))
@@ -123,7 +137,7 @@ def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items
                 stats.copied_params += numel
             else:
                 _fuse(item, numel, sources, base, al, method, weights, params, writer, acc,
-                      chunk if method.elementwise else max(numel, 1), stats)
+                      chunk if method.elementwise else max(numel, 1), stats, device)
                 stats.fused_params += numel
             if on_progress:
                 on_progress(numel)
@@ -144,7 +158,7 @@ def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any)
 
 def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | None, al: Alignment,
           method: Method, weights: np.ndarray, params: dict[str, Any], writer: StreamingWriter, acc: Any,
-          chunk: int, stats: Stats) -> None:
+          chunk: int, stats: Stats, device: str | None = None) -> None:
     canon = item.canonical
     src = [(ck, al.source_keys[i][canon]) for i, ck in enumerate(sources)]
     base_key = al.base_keys[canon] if base is not None else None
@@ -159,7 +173,8 @@ def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | 
             ref = to_compute(base.view(base_key, a, b), base.tensors[base_key].dtype, acc)
         if not method.elementwise and not all(np.all(np.isfinite(row)) for row in x):
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
-        out = method.fn(x, ref, weights, **params)
+        out = method.fn(x, ref, weights, **params) if device is None else _on_device(method, x, ref, weights,
+                                                                                      params, device)
         if not np.all(np.isfinite(out)):
             raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
         # Distances of each source to the reference, only to flag unrelated sources: estimated

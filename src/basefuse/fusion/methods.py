@@ -3,8 +3,9 @@
 Each function takes `x`, the N sources' rows of m values (an (N, m) array or a sequence of N
 (m,) arrays, already in the accumulation dtype, possibly read-only views of the files: never
 modified in place), `base` of shape (m,) or None, `w` of shape (N,) (normalised weights, sum 1)
-and its own keyword parameters, and returns a new fused (m,) array. They are written for numpy,
-which keeps the fusion path free of torch's start-up cost.
+and its own keyword parameters, and returns a new fused (m,) array. They use arithmetic operators
+and `ops_for(...)`, so the same function runs on numpy arrays (the CPU path, free of torch's
+start-up cost) and on torch tensors (`--device cuda`).
 
 To add a method: write one function and add one `Method(...)` line to METHODS.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from basefuse.errors import BasefuseError
+from basefuse.fusion.arrays import ops_for
 
 
 Rows = np.ndarray | Sequence[np.ndarray]
@@ -27,7 +29,7 @@ Rows = np.ndarray | Sequence[np.ndarray]
 def average(x: Rows, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
     """Uniform mean of the bodies (Choshen et al. 2022, "Fusing finetuned models for better pretraining")."""
     n = len(x)
-    out = np.add(x[0], x[1]) if n > 1 else np.array(x[0], copy=True)
+    out = x[0] + x[1] if n > 1 else x[0] * 1.0
     for i in range(2, n):  # row-wise adds stream through memory faster than a reduction over axis 0
         out += x[i]
     out *= 1.0 / n
@@ -36,16 +38,15 @@ def average(x: Rows, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
 
 def weighted(x: Rows, base: np.ndarray | None, w: np.ndarray) -> np.ndarray:
     """Weighted mean, Σ w_i θ_i with Σ w_i = 1 (Matena & Raffel 2022 use Fisher weights; here given)."""
-    w = w.astype(x[0].dtype)
-    out = x[0] * w[0]
+    out = x[0] * float(w[0])
     for i in range(1, len(x)):
-        out += x[i] * w[i]
+        out += x[i] * float(w[i])
     return out
 
 
 def task_arithmetic(x: Rows, base: np.ndarray, w: np.ndarray, lam: float = 0.3) -> np.ndarray:
     """θ_0 + λ Σ_i (θ_i − θ_0) (Ilharco et al. 2023, "Editing models with task arithmetic")."""
-    out = np.subtract(x[0], base)
+    out = x[0] - base
     for i in range(1, len(x)):  # add each task vector, keeping the running sum small
         out += x[i]
         out -= base
@@ -57,18 +58,17 @@ def task_arithmetic(x: Rows, base: np.ndarray, w: np.ndarray, lam: float = 0.3) 
 def ties(x: Rows, base: np.ndarray, w: np.ndarray, density: float = 0.2, lam: float = 1.0) -> np.ndarray:
     """Trim each task vector to its top `density` share by magnitude, elect the sign of the summed
     mass, average only the entries agreeing with it (Yadav et al. 2023, "TIES-Merging")."""
-    tv = np.stack(x)
+    xp = ops_for(base)
+    tv = xp.stack(x)
     tv -= base
     m = tv.shape[1]
     keep = int(math.ceil(density * m))
     if keep < m:
-        mag = np.abs(tv)
-        kth = np.partition(mag, m - keep, axis=1)[:, m - keep:m - keep + 1]
-        tv[mag < kth] = 0
-    sign = np.sign(tv.sum(axis=0))
-    agree = (np.sign(tv) == sign) & (tv != 0)
-    count = agree.sum(axis=0)
-    merged = np.where(agree, tv, 0).sum(axis=0) / np.maximum(count, 1)
+        mag = abs(tv)
+        tv[mag < xp.kth_smallest(mag, m - keep)] = 0
+    sign = xp.sign(tv.sum(0))
+    agree = (xp.sign(tv) == sign) & (tv != 0)
+    merged = xp.where(agree, tv, 0.0).sum(0) / xp.at_least(agree.sum(0), 1)
     return base + lam * merged
 
 
@@ -78,12 +78,17 @@ def dare(x: Rows, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 
     θ_0 + λ Σ w_i δ̂_i (Yu et al. 2024, "Language models are Super Mario"). The mask depends only
     on (seed, tensor name), so results are reproducible."""
     rng = np.random.default_rng([int(seed), zlib.crc32(key.encode())])
-    tv = np.stack(x)
+    xp = ops_for(base)
+    tv = xp.stack(x)
     tv -= base
-    keep = rng.random(tv.shape, dtype=np.float32) >= p
-    tv *= keep
+    # the mask is drawn on the CPU whatever the device, so cpu and cuda drop the same entries
+    tv *= xp.like(rng.random(tuple(tv.shape), dtype=np.float32) >= p, tv)
     tv *= 1.0 / (1.0 - p)
-    return base + lam * np.tensordot(w.astype(tv.dtype), tv, axes=1)
+    out = tv[0] * float(w[0])
+    for i in range(1, tv.shape[0]):
+        out += tv[i] * float(w[i])
+    out *= lam
+    return out + base
 
 
 @dataclass(frozen=True)
