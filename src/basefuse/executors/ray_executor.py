@@ -5,11 +5,19 @@ their inputs from and write their outputs to the run directory.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from basefuse.errors import BasefuseError
 from basefuse.executors.base import JobFn
+
+
+def _call(fn: JobFn, job: dict[str, Any], threads: int) -> dict[str, Any]:
+    # ray.remote takes only plain functions (the job function is often a functools.partial), and a
+    # finetune would otherwise use every core of the node, not the CPUs Ray reserved for the task
+    os.environ["BASEFUSE_THREADS"] = str(threads)
+    return fn(job)
 
 
 class RayExecutor:
@@ -27,8 +35,10 @@ class RayExecutor:
 
     def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
         ray = self._ray
-        remote = ray.remote(fn).options(**self._options)
-        pending = {remote.remote(job): i for i, job in enumerate(jobs)}
+        remote = ray.remote(_call).options(**self._options)
+        fn_ref = ray.put(fn)
+        threads = max(1, int(self._options["num_cpus"]))
+        pending = {remote.remote(fn_ref, job, threads): i for i, job in enumerate(jobs)}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
