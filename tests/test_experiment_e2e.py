@@ -110,3 +110,35 @@ def test_cli_experiment_bad_config_exit_2(tmp_path):
     assert p.returncode == 2
     assert "unknown key 'seedz'" in p.stderr and p.stderr.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_hub_base_is_pinned_to_the_fetched_snapshot(tiny, tmp_path, monkeypatch):
+    """A hub-id base is fetched once at planning time; jobs use that snapshot and its weights' fingerprint."""
+    import shutil
+
+    import huggingface_hub
+
+    root, data = tiny
+    snap = tmp_path / "hub" / "snapshots" / "0123abc"
+    shutil.copytree(data["base_model"], snap)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: str(snap))
+    cfg = parse_experiment_config(data | {"base_model": "some-org/tiny-bert"})
+    plan = make_plan(cfg)
+    local = make_plan(parse_experiment_config(data))
+    from_snapshot = [j for j in plan.all_jobs().values()
+                     if isinstance(j.params.get("model"), dict) and j.params["model"].get("base") == str(snap)]
+    assert from_snapshot and all(j.params["model"]["fingerprint"].startswith("sha256:") for j in from_snapshot)
+    # same weights as the local base: the same job keys, so nothing is recomputed for a moved model
+    assert set(plan.all_jobs()) == set(local.all_jobs())
+
+
+def test_hub_base_offline_fails_before_any_job(tiny, monkeypatch):
+    import huggingface_hub
+
+    def offline(repo_id, **kw):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    root, data = tiny
+    with pytest.raises(BasefuseError, match="some-org/tiny-bert.*hub"):
+        make_plan(parse_experiment_config(data | {"base_model": "some-org/tiny-bert"}))

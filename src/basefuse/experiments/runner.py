@@ -74,10 +74,15 @@ def gather_task_facts(cfg: ExperimentConfig) -> dict[str, TaskFacts]:
 
 
 def make_plan(cfg: ExperimentConfig) -> Plan:
+    from basefuse.checkpoints.source import resolve
     from basefuse.finetuning.api import base_fingerprint
     from basefuse.models import resolve_model
 
     base = resolve_model(cfg.base_model)
+    if not Path(base).is_dir():
+        # A hub id: fetch it now and use that snapshot for every job, so the fingerprint is of the
+        # weights themselves and a run resumed after the hub repo changed does not reuse stale jobs.
+        base = str(resolve(base).resolve())
     return build_plan(cfg, gather_task_facts(cfg), base, base_fingerprint(base))
 
 
