@@ -22,3 +22,12 @@ def test_cli_registers_every_command(capsys):
 
     names = set(get_command(build_app()).commands)
     assert names == {"fuse", "inspect", "tasks", "finetune", "experiment", "report", "demo"}
+
+
+def test_cli_version(capsys):
+    from basefuse import __version__
+    from basefuse.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"basefuse {__version__}"

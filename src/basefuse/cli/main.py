@@ -32,13 +32,17 @@ def build_app() -> typer.Typer:
         add_completion=False,
     )
 
-    @app.callback()
-    def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-        if version:
+    def _print_version(value: bool) -> None:
+        if value:
             from basefuse import __version__
 
             typer.echo(f"basefuse {__version__}")
             raise typer.Exit(0)
+
+    @app.callback()
+    def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                           help="Print the version and exit.")) -> None:
+        """Eager, so `basefuse --version` answers before the missing command is noticed."""
 
     for name in COMMAND_MODULES:
         try:
