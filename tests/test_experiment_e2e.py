@@ -142,3 +142,31 @@ def test_hub_base_offline_fails_before_any_job(tiny, monkeypatch):
     root, data = tiny
     with pytest.raises(BasefuseError, match="some-org/tiny-bert.*hub"):
         make_plan(parse_experiment_config(data | {"base_model": "some-org/tiny-bert"}))
+
+
+def test_resume_with_only_the_store_and_metrics_carried(tiny, tmp_path):
+    """A run moved to a fresh machine with only store.jsonl, run.json and the small metrics files (no
+    models, as from one GPU call to the next): sources and fusions are redone, finished target runs are not."""
+    import shutil
+
+    root, data = tiny
+    cfg = parse_experiment_config(data)
+    plan = make_plan(cfg)
+    first = tmp_path / "first"
+    crash = CrashAfter(len(plan.source_jobs) + len(plan.fuse_jobs) + 5)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, first, executor=crash, progress=False)
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("store.jsonl", "run.json", "experiment.yaml"):
+        shutil.copy(first / name, moved / name)
+    for metrics in (first / "jobs").glob("*/metrics.json"):
+        (moved / "jobs" / metrics.parent.name).mkdir(parents=True)
+        shutil.copy(metrics, moved / "jobs" / metrics.parent.name / "metrics.json")
+
+    again = Counting()
+    summary = run_experiment(cfg, moved, executor=again, progress=False)
+    n_jobs = len(plan.all_jobs())
+    assert summary.jobs_reused == 5 and again.executed == n_jobs - 5
+    assert len(summary.records) == len(plan.runs)

@@ -3,6 +3,10 @@
 # Carried (git-ignored): .whl/ (datasets, pydantic wheels for Python 3.12), .devcarry/cache/tasks (the 9
 # normalised built-in tasks) and .devcarry/minilm-bf16 (minilm rounded to bf16 to fit the 64 MiB transfer).
 # Usage there: bash scripts/device/full_run.sh RUN_SECONDS WORKERS
+# Resuming in a later call (the machine comes back bare): copy the $OUT/paper-resume.tgz of the previous call
+# to .devcarry/resume/paper-resume.tgz (git-ignored, carried). It holds store.jsonl, run.json, experiment.yaml
+# and every job's metrics.json (a few MB, no models): finished target runs are reused; the 9 source models and
+# the fusions are redone first (about a minute), then the run goes on.
 set -uo pipefail
 RUN_S=${1:-120}; WORKERS=${2:-12}; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 t0=$(date +%s)
@@ -23,6 +27,10 @@ for f in src.iterdir():
         shutil.copy(f, "/tmp/minilm")
 PY
 sed "s|^base_model: minilm|base_model: /tmp/minilm|" src/basefuse/configs/paper.yaml > /tmp/paper.yaml
+if [ -f .devcarry/resume/paper-resume.tgz ]; then
+  mkdir -p runs/paper && tar xzf .devcarry/resume/paper-resume.tgz -C runs/paper
+  echo "resumed: $(wc -l < runs/paper/store.jsonl) stored job results" | tee -a "$OUT/log.txt"
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$OUT/versions.txt"
 echo "setup $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
 timeout -s INT -k 20 "$RUN_S" python3 -m basefuse experiment /tmp/paper.yaml --out runs/paper \
@@ -46,4 +54,5 @@ PY
 timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"
 echo "total $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
 # Only the small files travel back (the job folders hold models and tokenizers: too big for $OUT).
-(cd runs/paper && cp store.jsonl results.jsonl run.json experiment.yaml "$OUT/" && tar czf "$OUT/report.tgz" report)
+(cd runs/paper && cp store.jsonl results.jsonl run.json experiment.yaml "$OUT/" && tar czf "$OUT/report.tgz" report \
+  && tar czf "$OUT/paper-resume.tgz" store.jsonl run.json experiment.yaml $(ls jobs/*/metrics.json 2>/dev/null))
