@@ -225,3 +225,46 @@ def test_writer_abort_stops_the_thread(tmp_path):
     w.begin("a")
     w.abort()
     assert not w._thread.is_alive()
+
+
+def test_hub_id_offline_uses_the_cached_snapshot(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    snap = tmp_path / "snap"
+    snap.mkdir()
+
+    def fake(repo_id, local_files_only=False, **kw):
+        if not local_files_only:
+            raise OSError("no network")
+        return str(snap)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    assert resolve("some-org/model") == snap
+
+
+def test_writer_error_wakes_a_write_waiting_for_room(tmp_path, monkeypatch):
+    """The writer thread fails while the main thread waits for room in the queue: the wait ends in the error."""
+    import errno
+    import threading
+
+    from basefuse.checkpoints import safetensors_io
+
+    gate = threading.Event()
+
+    def slow_then_full(fd, data):
+        gate.wait(5)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors_io, "write_all", slow_then_full)
+    monkeypatch.setattr(StreamingWriter, "MAX_IN_FLIGHT", 16)
+    w = StreamingWriter(tmp_path, [OutTensor("a", "F32", (40,))])
+    w.begin("a")
+    w.write(np.zeros(4, np.float32))          # fills the 16-byte budget
+    threading.Timer(0.2, gate.set).start()     # the thread then fails on the header write
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(9):
+            w.write(np.zeros(4, np.float32))  # waits for room, then sees the error
+    w.abort()
+    assert not w._thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        w.write(np.zeros(1, np.float32))

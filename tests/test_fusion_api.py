@@ -135,3 +135,18 @@ def test_peak_memory_does_not_grow_with_the_sources(tmp_path):
     assert r.returncode == 0, r.stderr
     peak_mb = int(r.stdout.split()[-1]) / 1024
     assert peak_mb < 250, f"peak RSS {peak_mb:.0f} MB: the engine is holding whole sources"
+
+
+def test_distance_sample_estimates_the_sum_of_squares():
+    """engine._sample: contiguous blocks scaled up give the sum of squares of a long vector to within 2 %."""
+    from basefuse.fusion import engine
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(300_001).astype(np.float32)
+    sample, scale = engine._sample(v)
+    assert sample.ndim == 2 and sample.size < v.size / 10
+    exact = float(np.dot(v.astype(np.float64), v.astype(np.float64)))
+    assert engine._sq(sample.astype(np.float64)) * scale == pytest.approx(exact, rel=0.02)
+    short = v[:1000]
+    s2, k2 = engine._sample(short)
+    assert k2 == 1.0 and engine._sq(s2.astype(np.float64)) == pytest.approx(float(np.dot(short, short)), rel=1e-5)

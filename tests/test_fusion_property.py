@@ -86,4 +86,5 @@ def test_methods_agree_on_numpy_and_torch():
         extra = {"key": "k"} if m.keyed else {}
         want = m.fn(list(x), b, w, **PARAMS[name], **extra)
         got = m.fn([torch.from_numpy(r) for r in x], torch.from_numpy(b), w, **PARAMS[name], **extra)
-        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert want.dtype == np.float32 and got.dtype == torch.float32, name
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6, err_msg=name)

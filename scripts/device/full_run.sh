@@ -54,5 +54,6 @@ PY
 timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"
 echo "total $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"
 # Only the small files travel back (the job folders hold models and tokenizers: too big for $OUT).
-(cd runs/paper && cp store.jsonl results.jsonl run.json experiment.yaml "$OUT/" && tar czf "$OUT/report.tgz" report \
-  && tar czf "$OUT/paper-resume.tgz" store.jsonl run.json experiment.yaml $(ls jobs/*/metrics.json 2>/dev/null))
+(cd runs/paper && cp store.jsonl results.jsonl run.json experiment.yaml "$OUT/"; tar czf "$OUT/report.tgz" report)
+# what the next call needs to resume, made even when no report could be built yet
+(cd runs/paper && tar czf "$OUT/paper-resume.tgz" store.jsonl run.json experiment.yaml $(ls jobs/*/metrics.json 2>/dev/null))

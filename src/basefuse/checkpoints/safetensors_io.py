@@ -135,7 +135,9 @@ class RangeReader:
         """Read-only flat raw array of elements [start, stop), mapped from the file without a copy.
 
         The window is unmapped when the last array referring to it is dropped, so resident memory
-        holds only the windows in use. (The header check guarantees the range lies in the file.)
+        holds only the windows in use. The header check guarantees the range lies in the file as it
+        was opened; a file truncated by another process while it is read ends this process with
+        SIGBUS, as with any memory-mapped loading (safetensors' own included).
         """
         stop = info.numel if stop is None else stop
         np_dtype, itemsize = DTYPES[info.dtype]
@@ -232,6 +234,7 @@ class StreamingWriter:
         self._in_flight = 0
         self._cond = threading.Condition()
         self._error: BaseException | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._drain, name="basefuse-writer", daemon=True)
         self._thread.start()
 
@@ -244,6 +247,10 @@ class StreamingWriter:
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)
         return struct.pack("<Q", len(blob)) + blob
+
+    def _fail(self, e: BaseException) -> None:
+        with self._cond:
+            self._error = self._error or e   # the first error is the one to report
 
     def _drain(self) -> None:
         fd = None
@@ -260,24 +267,26 @@ class StreamingWriter:
                         if fd is not None:
                             os.close(fd)
                             fd = None
-                        fd = os.open(self.out_dir / self.names[arg], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                        fd = os.open(self.out_dir / self.names[arg], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
                         write_all(fd, memoryview(self._header(arg)))
                     else:
                         write_all(fd, arg)
             except BaseException as e:  # handed to the caller by write()/close()
-                self._error = e
+                self._fail(e)
             finally:
                 if op == "stop" and fd is not None:
                     try:
                         os.close(fd)
                     except OSError as e:
-                        self._error = self._error or e
+                        self._fail(e)
                 with self._cond:
                     self._queue.popleft()
                     self._in_flight -= len(arg) if op == "data" else 0
                     self._cond.notify_all()
 
     def _put(self, op: str, arg: Any) -> None:
+        if self._closed:
+            raise RuntimeError("write to a closed StreamingWriter")
         size = len(arg) if op == "data" else 0
         with self._cond:
             while self._in_flight and self._in_flight + size > self.MAX_IN_FLIGHT and self._error is None:
@@ -310,6 +319,7 @@ class StreamingWriter:
         self._left -= len(data)
 
     def _stop(self) -> None:
+        self._closed = True
         if self._thread.is_alive():
             with self._cond:
                 self._queue.append(("stop", None))
@@ -318,7 +328,7 @@ class StreamingWriter:
 
     def abort(self) -> None:
         """Stop the writer thread after a failure elsewhere (the caller removes the files)."""
-        self._error = self._error or RuntimeError("aborted")
+        self._fail(RuntimeError("aborted"))
         self._stop()
 
     def close(self) -> list[str]:

@@ -117,12 +117,16 @@ def resolve(ref: str | Path) -> Path:
         return p
     if not _HUB_ID.match(str(ref)):
         raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
-    try:
-        from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download
 
-        local = snapshot_download(str(ref), allow_patterns=[
-            "config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES])
+    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES]
+    try:
+        local = snapshot_download(str(ref), allow_patterns=patterns)
     except Exception as e:  # offline, unknown repo, auth...: all user-fixable
+        try:  # offline with the model already in the hub cache: use that copy
+            return Path(snapshot_download(str(ref), allow_patterns=patterns, local_files_only=True))
+        except Exception:
+            pass
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BasefuseError(f"{ref}: not a local folder and could not be fetched from the Hugging Face hub "
                             f"({type(e).__name__}: {msg[:160]}); check the id and network, or pass a local "

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         dtype: Optional[str] = typer.Option(None, "--dtype", help="Output dtype: float32, float16, bfloat16 "
                                                                   "(default: the base's / first source's)."),
         accumulate: str = typer.Option("float32", "--accumulate", help="float32 or float64."),
-        device: str = typer.Option("cpu", "--device", help="Where the arithmetic runs: cpu (numpy), or cuda / cuda:N (torch on that GPU; pays off for ties and dare, average stays disk-bound)."),
+        device: str = typer.Option("cpu", "--device", help="Where the arithmetic runs: cpu (numpy), or cuda / cuda:N (torch on that GPU; meant for ties and dare, average stays bound by reading the files)."),
         shard_size: Optional[str] = typer.Option(None, "--shard-size", help="Shard the output, e.g. 2GB."),
         force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
         allow_unrelated: bool = typer.Option(False, "--allow-unrelated",

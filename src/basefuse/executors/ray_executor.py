@@ -34,16 +34,27 @@ class RayExecutor:
         self._options = {"num_gpus": num_gpus_per_job, "num_cpus": num_cpus_per_job}
 
     def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """At most `workers` tasks in flight: a new one is sent as each finishes."""
         ray = self._ray
         remote = ray.remote(_call).options(**self._options)
         fn_ref = ray.put(fn)
         threads = max(1, int(self._options["num_cpus"]))
-        pending = {remote.remote(fn_ref, job, threads): i for i, job in enumerate(jobs)}
+        queue = iter(enumerate(jobs))
+        pending: dict[Any, int] = {}
+
+        def submit_next() -> None:
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending[remote.remote(fn_ref, nxt[1], threads)] = nxt[0]
+
+        for _ in range(max(1, self.workers)):
+            submit_next()
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     i = pending.pop(ref)
+                    submit_next()
                     yield i, ray.get(ref)
         finally:
             for ref in pending:

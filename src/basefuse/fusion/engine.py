@@ -125,9 +125,9 @@ def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items
     `device` (a torch device such as "cuda:0") runs the method's arithmetic there; None keeps it in numpy.
     """
     n = len(sources)
-    writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
     stats = Stats(sq_dist=np.zeros(n, dtype=np.float64))
     chunk = max(MIN_CHUNK, CHUNK_BYTES // (n * np.dtype(acc).itemsize))
+    writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
     try:
         for item in items:
             writer.begin(item.name)
@@ -182,9 +182,8 @@ def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | 
         r = ref if ref is not None else (out if method.name == "average" else np.mean(x, axis=0))
         r, scale = _sample(r)
         r = r.astype(np.float64)
-        for i, row in enumerate(x):
-            d = _sample(row)[0] - r
-            stats.sq_dist[i] += _sq(d) * scale
+        for i in range(len(x)):
+            stats.sq_dist[i] += _sq(_sample(x[i])[0] - r) * scale
         stats.ref_sq += _sq(r) * scale
         writer.write(from_compute(out, item.dtype))
-        del x, ref  # drops the mapped windows
+        del x, ref  # drops the mapped windows (nothing else refers to them)

@@ -68,7 +68,8 @@ def ties(x: Rows, base: np.ndarray, w: np.ndarray, density: float = 0.2, lam: fl
         tv[mag < xp.kth_smallest(mag, m - keep)] = 0
     sign = xp.sign(tv.sum(0))
     agree = (xp.sign(tv) == sign) & (tv != 0)
-    merged = xp.where(agree, tv, 0.0).sum(0) / xp.at_least(agree.sum(0), 1)
+    merged = xp.where(agree, tv, 0.0).sum(0)
+    merged /= xp.at_least(agree.sum(0), 1)  # in place: stays in the accumulation dtype on numpy and torch
     return base + lam * merged
 
 
