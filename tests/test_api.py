@@ -31,3 +31,13 @@ def test_cli_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"basefuse {__version__}"
+
+
+def test_hashing_starts_without_numpy():
+    """`basefuse fuse` starts hashing its inputs before the heavy imports: the hasher must not pull in numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys, basefuse.checkpoints.hashing; print('numpy' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -11,7 +11,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from basefuse.checkpoints import align, load_checkpoint, resolve
+from basefuse.checkpoints.align import align
+from basefuse.checkpoints.source import load_checkpoint, resolve
 from basefuse.checkpoints.safetensors_io import (OutTensor, StreamingWriter, bf16_to_f32, f32_to_bf16,
                                                  read_header)
 from basefuse.errors import BasefuseError

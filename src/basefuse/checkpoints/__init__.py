@@ -1,5 +1,5 @@
-"""Checkpoint I/O: local folders or hub ids, safetensors (single or sharded) or weights-only .bin."""
-from basefuse.checkpoints.align import Alignment, align, split_body
-from basefuse.checkpoints.source import Checkpoint, load_checkpoint, resolve
+"""Checkpoint I/O: local folders or hub ids, safetensors (single or sharded) or weights-only .bin.
 
-__all__ = ["Alignment", "Checkpoint", "align", "load_checkpoint", "resolve", "split_body"]
+Import from the modules (`source`, `align`, `safetensors_io`, `hashing`): the package itself imports
+nothing, so `basefuse fuse` can start hashing its inputs before numpy is loaded.
+"""

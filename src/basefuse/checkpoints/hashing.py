@@ -47,6 +47,21 @@ class Hasher:
         else:
             self._jobs[path] = self._pool.submit(sha256_file, path)
 
+    def submit_folder(self, ref: str | Path) -> None:
+        """Start on the files a local model folder is read from (config, index, weights), largest first.
+
+        Called before the fusion's heavy imports, so hashing (the costliest part of a cold run) overlaps
+        them; a folder that is not local (a hub id) is left to `submit` once it is resolved.
+        """
+        folder = Path(ref)
+        if not folder.is_dir():
+            return
+        names = [f for f in folder.iterdir() if f.is_file() and (
+            f.name in ("config.json", "model.safetensors.index.json", "pytorch_model.bin")
+            or f.name.endswith(".safetensors"))]
+        for f in sorted(names, key=lambda f: -f.stat().st_size):
+            self.submit(f)
+
     def digest(self, path: Path) -> str:
         job = self._jobs[Path(path).resolve()]
         return job if isinstance(job, str) else job.result()

@@ -62,15 +62,23 @@ def register(app: typer.Typer) -> None:
                                         help="Reuse sha256 digests of unchanged input files from earlier runs."),
     ) -> None:
         """Fuse N finetuned checkpoints into one base model (shared body fused, heads dropped)."""
+        from basefuse.checkpoints.hashing import Hasher
+
+        # sha256 of the inputs is the costliest part of a cold run: start it before importing numpy
+        hasher = Hasher(use_cache=hash_cache)
+        for folder in [*sources, *([base] if base else [])]:
+            hasher.submit_folder(folder)
         from basefuse.fusion.api import fuse
 
         params = {name: v for name, v in
                   {"lam": lam, "density": density, "k": k, "p": p, "seed": seed}.items() if v is not None}
-        manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
-                        accumulate=accumulate, device=device,
-                        shard_size=parse_size(shard_size) if shard_size else None, force=force,
-                        allow_unrelated=allow_unrelated, progress=progress, hash_cache=hash_cache,
-                        **params)
+        try:
+            manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
+                            accumulate=accumulate, device=device,
+                            shard_size=parse_size(shard_size) if shard_size else None, force=force,
+                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher, **params)
+        finally:
+            hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
         typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
                    f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
                    f"(see {out / 'fusion.json'})")

@@ -58,7 +58,8 @@ def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
 def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None = None, method: str = "average",
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
-         progress: bool = True, hash_cache: bool = True, **method_params: Any) -> dict[str, Any]:
+         progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
+         **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -88,7 +89,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
 
     cks: list[Checkpoint] = []
     bck: Checkpoint | None = None
-    hasher = Hasher(use_cache=hash_cache)
+    hasher = hasher or Hasher(use_cache=hash_cache)  # the CLI passes one already hashing
     ok = False
     try:
         for s in sources:
