@@ -192,9 +192,10 @@ def test_builtin_model_names_resolve_like_finetune_does(monkeypatch, tmp_path):
 def test_view_is_zero_copy_read_only_and_matches_read(tmp_path):
     t = {"a": torch.arange(5000, dtype=torch.float32), "c": torch.linspace(-1, 1, 3000).to(torch.bfloat16)}
     ck = load_checkpoint(_folder(tmp_path / "m", t))
+    want = {"a": t["a"].numpy(), "c": t["c"].view(torch.int16).numpy().view(np.uint16)}
     for key, (a, b) in {"a": (1234, 4321), "c": (1, 2999)}.items():
         v = ck.view(key, a, b)
-        assert np.array_equal(v, ck.read(key, a, b)) and not v.flags.writeable
+        assert np.array_equal(v, want[key][a:b]) and not v.flags.writeable
         with pytest.raises(ValueError):
             v[0] = 1
     assert ck.view("a", 7, 7).size == 0
@@ -269,3 +270,19 @@ def test_writer_error_wakes_a_write_waiting_for_room(tmp_path, monkeypatch):
     assert not w._thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         w.write(np.zeros(1, np.float32))
+
+
+def test_hash_prefetch_covers_exactly_the_files_the_checkpoint_is_read_from(tmp_path):
+    """The CLI hashes a folder before loading it: the same files `load_checkpoint` lists, not a stray .bin."""
+    from basefuse.checkpoints.hashing import Hasher
+
+    folder = _folder(tmp_path / "m", {"w": torch.zeros(3)})
+    torch.save({"w": torch.zeros(3)}, folder / "pytorch_model.bin")   # ignored: safetensors comes first
+    save_file({"x": torch.zeros(2)}, str(folder / "adapter.safetensors"))
+    hasher = Hasher(use_cache=False)
+    hasher.submit_folder(folder)
+    hasher.submit_folder(tmp_path / "no-such-folder")                 # skipped: loading it reports the error
+    try:
+        assert set(hasher._jobs) == {f.resolve() for f in load_checkpoint(folder).files}
+    finally:
+        hasher.close(save=False)

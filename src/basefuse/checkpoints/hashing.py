@@ -11,6 +11,8 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from basefuse.checkpoints.layout import find_layout
+from basefuse.errors import BasefuseError
 from basefuse.io import cache_dir, sha256_file, write_json
 
 CACHE_NAME = "sha256-cache.json"
@@ -51,15 +53,13 @@ class Hasher:
         """Start on the files a local model folder is read from (config, index, weights), largest first.
 
         Called before the fusion's heavy imports, so hashing (the costliest part of a cold run) overlaps
-        them; a folder that is not local (a hub id) is left to `submit` once it is resolved.
+        them. A hub id or a broken folder is skipped here: loading it reports the problem.
         """
-        folder = Path(ref)
-        if not folder.is_dir():
+        try:
+            files = find_layout(Path(ref)).files
+        except BasefuseError:
             return
-        names = [f for f in folder.iterdir() if f.is_file() and (
-            f.name in ("config.json", "model.safetensors.index.json", "pytorch_model.bin")
-            or f.name.endswith(".safetensors"))]
-        for f in sorted(names, key=lambda f: -f.stat().st_size):
+        for f in sorted(files, key=lambda f: -f.stat().st_size):
             self.submit(f)
 
     def digest(self, path: Path) -> str:

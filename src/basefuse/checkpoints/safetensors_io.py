@@ -117,7 +117,7 @@ def from_compute(x: np.ndarray, dtype: str) -> np.ndarray:
 
 
 class RangeReader:
-    """Reads element ranges of tensors: zero-copy mapped windows, or positional reads into buffers."""
+    """Reads element ranges of tensors as zero-copy mapped windows (one file descriptor per file)."""
 
     def __init__(self) -> None:
         self._fds: dict[Path, int] = {}
@@ -151,26 +151,6 @@ class RangeReader:
         except (OSError, ValueError) as e:
             raise BasefuseError(f"{info.file}: cannot map for reading ({e}); re-download or re-save it") from None
         return np.frombuffer(window, dtype=np_dtype, count=stop - start, offset=first - aligned)
-
-    def read(self, info: TensorInfo, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Flat raw array of elements [start, stop) of the tensor."""
-        stop = info.numel if stop is None else stop
-        buf = np.empty(stop - start, dtype=DTYPES[info.dtype][0])
-        self.read_into(info, start, buf)
-        return buf
-
-    def read_into(self, info: TensorInfo, start: int, buf: np.ndarray) -> None:
-        """Fill contiguous `buf` (of the stored dtype) with elements from `start` on."""
-        itemsize = DTYPES[info.dtype][1]
-        nbytes = buf.nbytes
-        if nbytes:
-            view = memoryview(buf).cast("B")
-            got = os.preadv(self._fd(info.file), [view], info.start + start * itemsize)
-            while got < nbytes:  # short reads are legal; zero means the file shrank
-                more = os.preadv(self._fd(info.file), [view[got:]], info.start + start * itemsize + got)
-                if more <= 0:
-                    raise BasefuseError(f"{info.file}: truncated while reading; re-download or re-save it")
-                got += more
 
     def close(self) -> None:
         for fd in self._fds.values():

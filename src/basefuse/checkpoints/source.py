@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from basefuse.checkpoints.layout import find_layout
 from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
 from basefuse.errors import BasefuseError
 
@@ -82,10 +83,7 @@ class Checkpoint:
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Flat raw elements [start, stop) of tensor `key` (BF16 as uint16 bits), a private copy."""
-        info = self.tensors[key]
-        if isinstance(info, BinTensor):
-            return self.view(key, start, stop).copy()
-        return self._reader.read(info, start, stop)
+        return self.view(key, start, stop).copy()
 
     def view(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Read-only flat raw elements [start, stop) without a copy; hold it only while needed."""
@@ -163,50 +161,27 @@ def _load_bin(path: Path) -> dict[str, BinTensor]:
 def load_checkpoint(ref: str | Path) -> Checkpoint:
     """Open a checkpoint without reading tensor data (headers only)."""
     folder = resolve(ref)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise BasefuseError(f"{folder}: no config.json; pass a Hugging Face model folder saved by save_pretrained")
+    layout = find_layout(folder)
     try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+        config = json.loads(layout.config.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BasefuseError(f"{cfg_path}: not valid JSON; re-save the model") from None
+        raise BasefuseError(f"{layout.config}: not valid JSON; re-save the model") from None
     tensors: dict[str, TensorInfo | BinTensor] = {}
-    files: list[Path] = []
-    index = folder / "model.safetensors.index.json"
-    single = folder / "model.safetensors"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
-        for shard in sorted(set(weight_map.values())):
-            sp = folder / shard
-            if not sp.is_file():
-                raise BasefuseError(f"{sp}: shard listed in {index.name} is missing; re-download the model")
+    if layout.weight_map is not None:
+        for sp in layout.weights:
             header, _ = read_header(sp)
-            files.append(sp)
-            for k, info in header.items():
-                if weight_map.get(k) == shard:
-                    tensors[k] = info
-        missing = [k for k in weight_map if k not in tensors]
+            tensors.update((k, info) for k, info in header.items() if layout.weight_map.get(k) == sp.name)
+        missing = [k for k in layout.weight_map if k not in tensors]
         if missing:
-            raise BasefuseError(f"{index}: tensor {missing[0]!r} is listed but not in its shard "
-                                f"{weight_map[missing[0]]}; re-download the model")
-    elif single.is_file():
-        header, _ = read_header(single)
-        tensors.update(header)
-        files.append(single)
-    elif (folder / "pytorch_model.bin").is_file():
-        files.append(folder / "pytorch_model.bin")
-        tensors.update(_load_bin(folder / "pytorch_model.bin"))
+            raise BasefuseError(f"{layout.index}: tensor {missing[0]!r} is listed but not in its shard "
+                                f"{layout.weight_map[missing[0]]}; re-download the model")
+    elif layout.weights[0].suffix == ".safetensors":
+        tensors.update(read_header(layout.weights[0])[0])
     else:
-        raise BasefuseError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+        tensors.update(_load_bin(layout.weights[0]))
     if not tensors:
         raise BasefuseError(f"{folder}: the checkpoint holds no tensors")
-    files.insert(0, cfg_path)
-    if index.is_file():
-        files.insert(1, index)
-    return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=files)
+    return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=layout.files)
 
 
 def itemsize(dtype: str) -> int:

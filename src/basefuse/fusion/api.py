@@ -65,7 +65,9 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
     the output is the base model with its body replaced; without, the bare body model of the
     first source. Nothing is written unless the whole fusion succeeds. `hash_cache=False` re-hashes
-    every input instead of trusting the (path, size, mtime, inode) cache of earlier runs.
+    every input instead of trusting the (path, size, mtime, inode) cache of earlier runs. `hasher`: a
+    Hasher already started on the inputs (the CLI starts one before the heavy imports); it replaces
+    `hash_cache`, and fuse() closes it.
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:

@@ -110,7 +110,7 @@ def _on_device(method: Method, x: list[np.ndarray], ref: np.ndarray | None, weig
 def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int, acc: Any) -> str:
     for ck, key in cks:
         info = ck.tensors[key]
-        vals = to_compute(ck.read(key, start, stop), info.dtype, acc)
+        vals = to_compute(ck.view(key, start, stop), info.dtype, acc)
         if not np.all(np.isfinite(vals)):
             return f"{ck.name}: tensor {key!r} contains NaN or Inf; fix or drop that checkpoint"
     return f"fused tensor overflowed ({cks[0][1]!r}); try --accumulate float64"

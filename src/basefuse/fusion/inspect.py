@@ -61,10 +61,10 @@ def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = Non
                 x = np.empty((n, b - a), dtype=np.float64)
                 for i, ck in enumerate(cks):
                     key = al.source_keys[i][canon]
-                    x[i] = to_compute(ck.read(key, a, b), ck.tensors[key].dtype, np.float64)
+                    x[i] = to_compute(ck.view(key, a, b), ck.tensors[key].dtype, np.float64)
                 if bck is not None:
                     bk = al.base_keys[canon]
-                    ref = to_compute(bck.read(bk, a, b), bck.tensors[bk].dtype, np.float64)
+                    ref = to_compute(bck.view(bk, a, b), bck.tensors[bk].dtype, np.float64)
                 else:
                     ref = x.mean(axis=0)
                 tv = x - ref

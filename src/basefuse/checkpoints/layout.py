@@ -1,0 +1,47 @@
+"""Which files a model folder is read from (config, index, weight files), with the errors for a broken one.
+
+Kept free of numpy so `basefuse fuse` can list, and start hashing, the exact files it will read
+before its heavy imports; `load_checkpoint` reads through the same layout.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from basefuse.errors import BasefuseError
+
+
+@dataclass(frozen=True)
+class Layout:
+    config: Path
+    weights: list[Path]                       # safetensors shards, model.safetensors, or pytorch_model.bin
+    index: Path | None = None                 # model.safetensors.index.json when sharded
+    weight_map: dict[str, str] | None = None  # tensor name -> shard file name, when sharded
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file the checkpoint is read from, in the order the manifest lists them."""
+        return [self.config, *([self.index] if self.index else []), *self.weights]
+
+
+def find_layout(folder: Path) -> Layout:
+    """Sharded safetensors (with an index) first, then model.safetensors, then pytorch_model.bin."""
+    config = folder / "config.json"
+    if not config.is_file():
+        raise BasefuseError(f"{folder}: no config.json; pass a Hugging Face model folder saved by save_pretrained")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
+        for shard in shards:
+            if not (folder / shard).is_file():
+                raise BasefuseError(f"{folder / shard}: shard listed in {index.name} is missing; re-download the model")
+        return Layout(config, [folder / s for s in shards], index, weight_map)
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return Layout(config, [folder / name])
+    raise BasefuseError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
