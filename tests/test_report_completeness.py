@@ -86,8 +86,9 @@ def test_inputs_produced_twice_are_named():
     rows = [{"key": "k1", "label": "source x2"}, {"key": "k2", "label": "source x2"}, {"key": "k3",
             "label": "source x3"}, {"key": "k3", "label": "source x3"},
             {"key": "t1", "label": "fused -> x1 (seed 0, wd 0)"}, {"key": "t2", "label": "fused -> x1 (seed 0, wd 0)"}]
-    # target runs share labels across bases, so only sources and fusions count
-    assert reproduced_inputs(rows) == {"source x2": 2}
+    # a retrained source appears twice, under a new key or the same one; target runs share labels across
+    # bases, so only sources and fusions count
+    assert reproduced_inputs(rows) == {"source x2": 2, "source x3": 2}
 
 
 def test_report_of_the_partial_run_says_partial(tmp_path, capsys):
@@ -117,3 +118,19 @@ def test_report_without_a_plan_says_so(tmp_path):
     paths = build_report(run, n_boot=200)
     assert paths.completeness.n_planned == 4 and "Partial: 0 of 4" in paths.markdown.read_text()
     assert json.loads((run / "plan.json").read_text())["runs"][0]["condition"] == "pretrained"
+
+
+def test_report_names_reproduced_inputs_and_failed_jobs(tmp_path):
+    from test_report_build import write_run
+
+    from basefuse.reports.build import build_report
+
+    run = write_run(tmp_path)
+    write_plan(run, small_plan())
+    rows = [{"key": "k1", "kind": "finetune", "label": "source x2", "result": {"accuracy": 0.9}},
+            {"key": "k1", "kind": "finetune", "label": "source x2", "result": {"accuracy": 0.8}}]
+    (run / "store.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "failures.jsonl").write_text(json.dumps({"label": "fuse x2+x3", "error": "out of memory\ntrace"}) + "\n")
+    md = build_report(run, n_boot=200).markdown.read_text()
+    assert "Input 'source x2' was produced 2 times" in md and "1 input job(s) were produced more than once" in md
+    assert "Failed job: fuse x2+x3: out of memory" in md

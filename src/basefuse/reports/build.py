@@ -177,8 +177,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
         notes.append(f"Plan unknown ({why}): the report cannot say which planned runs are missing.")
     else:
         for label, n in comp.reproduced.items():
-            notes.append(f"Input '{label}' was produced {n} times (different job keys, e.g. retrained in another "
-                         "device call): runs built on it do not all share one input.")
+            notes.append(f"Input '{label}' was produced {n} times (e.g. retrained in another device call): the "
+                         "runs built on it do not all share one input.")
         if comp.reproduced:
             notes.append(f"{len(comp.reproduced)} input job(s) were produced more than once.")
         notes += [f"Failed job: {f}" for f in comp.failures]

@@ -72,11 +72,12 @@ def completeness(planned: Sequence[Mapping[str, Any]], finished: Iterable[RunRec
 
 
 def reproduced_inputs(store_rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Source finetunes and fusions whose label was produced under more than one key (e.g. retrained in another
-    device call): the target runs built on them do not all share one input."""
-    keys: dict[str, set[str]] = {}
+    """Source finetunes and fusions recorded more than once in the store (each row is one production: e.g. a
+    source retrained in another device call, under the same key or a new one), so the target runs built on
+    them do not all share one input. Target runs are not counted: their labels are shared across bases."""
+    times: Counter = Counter()
     for row in store_rows:
         label = str(row.get("label", ""))
         if label.startswith(("source ", "fuse ")):
-            keys.setdefault(label, set()).add(str(row.get("key")))
-    return {label: len(k) for label, k in sorted(keys.items()) if len(k) > 1}
+            times[label] += 1
+    return {label: n for label, n in sorted(times.items()) if n > 1}
