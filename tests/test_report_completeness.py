@@ -134,3 +134,28 @@ def test_report_names_reproduced_inputs_and_failed_jobs(tmp_path):
     md = build_report(run, n_boot=200).markdown.read_text()
     assert "Input 'source x2' was produced 2 times" in md and "1 input job(s) were produced more than once" in md
     assert "Failed job: fuse x2+x3: out of memory" in md
+
+
+def test_bad_exclude_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):
+    from test_report_build import write_run
+
+    run = write_run(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(run), "--exclude", "colour=red"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("basefuse: error: --exclude 'colour=red'") and len(err.strip().splitlines()) == 1
+    assert not (run / "report").exists()
+
+
+def test_primary_is_read_from_the_config(tmp_path):
+    from test_report_build import CONFIG, write_run
+
+    from basefuse.reports.build import build_report
+
+    run = write_run(tmp_path)
+    (run / "experiment.yaml").write_text(CONFIG + "primary: [fused (all), intertrained (A)]\n")
+    paths = build_report(run, n_boot=200)
+    assert (paths.summary.primary_comparison.a, paths.summary.primary_comparison.b) == ("fused (all)",
+                                                                                        "intertrained (A)")
+    assert "Primary comparison (fixed before the data), fused (all) vs intertrained (A)" in paths.markdown.read_text()

@@ -73,13 +73,6 @@ def _read_config(run_dir: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _stderr_warning,
-                 exclude: list[str] | None = None, **stats_options) -> tuple[Summary, list, list[str]]:
-    """Read and summarise RUN_DIR/results.jsonl; returns (summary, records, warnings)."""
-    summary, records, _, warnings = _load(Path(run_dir), warn, parse_exclude(exclude), stats_options)
-    return summary, records, warnings
-
-
 def _load(run_dir: Path, warn, filters, stats_options):
     if not run_dir.is_dir():
         raise BasefuseError(f"run directory {run_dir} not found or not a folder: pass the folder "
@@ -98,8 +91,9 @@ def _load(run_dir: Path, warn, filters, stats_options):
     cfg = _read_config(run_dir)
     if stats_options.get("weight_decay") is None:
         stats_options["weight_decay"] = _first_configured_weight_decay(cfg, records)
-    if stats_options.get("primary") is None and cfg.get("primary"):
-        stats_options["primary"] = tuple(cfg["primary"])
+    primary = cfg.get("primary")
+    if stats_options.get("primary") is None and isinstance(primary, list) and len(primary) == 2:
+        stats_options["primary"] = tuple(map(str, primary))
     return summarize(records, **stats_options), records, excluded, warnings
 
 
@@ -132,18 +126,16 @@ def _jsonl(path: Path) -> list[dict]:
 
 def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None) -> Completeness | None:
     """Planned vs finished, from `planned` (e.g. rebuilt from the config) or RUN_DIR/plan.json."""
-    source = "given"
-    if planned is not None and "runs" not in planned:
-        return None
     if planned is None:
-        planned, source = read_plan(run_dir), "plan.json"
-    elif "source" in planned:
-        source = planned["source"]
-    if planned is None:
+        planned = read_plan(run_dir)
+        if planned is None:
+            return None
+        planned = planned | {"source": "plan.json"}
+    if "runs" not in planned:  # {"unavailable": why}: the CLI could not rebuild it
         return None
-    failures = [f"{row.get('label', row.get('key', '?'))}: {str(row.get('error', '?')).splitlines()[0]}"
+    failures = [f"{row.get('label', row.get('key', '?'))}: {(str(row.get('error', '')).splitlines() or ['?'])[0]}"
                 for row in _jsonl(run_dir / FAILURES)]
-    return completeness(planned["runs"], records, excluded, plan_source=source,
+    return completeness(planned["runs"], records, excluded, plan_source=planned.get("source", "given"),
                         store_rows=_jsonl(run_dir / STORE), failures=failures)
 
 

@@ -151,16 +151,19 @@ def weight_decay_table(summary: Summary) -> TableModel:
         cells = []
         for wd in wds:
             c = w.gains.get(wd)
-            cells.append("–" if c is None else f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)}")
+            cells.append("–" if c is None else
+                         f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)}")
         d = w.difference
         cells += ["–"] * 4 if d is None else [f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}",
                                               n_text(d.est), _p(d.est.p_holm), d.verdict]
         rows.append([w.label, *cells])
-    return TableModel("Claim 4 (the paper's Table 2) — weight decay: gain over pretrained at each weight decay, and the difference",
+    return TableModel("Claim 4 (the paper's Table 2) — weight decay: gain over pretrained at each weight decay, "
+                      "and the difference",
                       ["base", *(f"gain, wd={w:g}" for w in wds), f"wd {wds[-1]:g} − wd {wds[0]:g}", "n",
                        "p (Holm)", "verdict"], rows,
                       "Each gain is paired with pretrained at the same weight decay; the difference is paired per "
-                      "target and seed. The paper: intertraining's gain vanishes under weight decay, fusion's does not.")
+                      "target and seed. The paper: intertraining's gain vanishes under weight decay, fusion's "
+                      "does not.")
 
 
 STD_VERDICT = {stats.BETTER: "higher std", stats.WORSE: "lower std"}  # a difference of stds: above 0 is worse
@@ -178,7 +181,8 @@ def seed_std_table(summary: Summary) -> TableModel:
                      f"{_acc(s.reference_std)} {interval_text(s.reference_interval, s.n_targets, signed=False)}",
                      f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}", _p(d.est.p),
                      _p(d.est.p_holm), STD_VERDICT.get(d.verdict, d.verdict)])
-    return TableModel("Claim 5 (the paper's Table 3) — seed sensitivity: std of accuracy over seeds, over the same targets",
+    return TableModel("Claim 5 (the paper's Table 3) — seed sensitivity: std of accuracy over seeds, over the same "
+                      "targets",
                       ["base", "targets (seeds)", "seed std [95% CI]", "pretrained, same targets", "difference",
                        "p", "p (Holm)", "verdict"], rows,
                       f"Per target, std (ddof=1) over the seeds both bases ran (targets with >= 2 such seeds), "
@@ -234,7 +238,9 @@ HOW_TO_READ = [
     "n: the number of targets (the unit the claims generalise over) and of seeds per target. Each target counts "
     "once, with its mean over seeds.",
     f"95% CI: Student-t interval over the per-target means (printed only from {stats.MIN_TARGETS} targets up; "
-    "'n/a (n=2)' below). p: exact two-sided sign-flip permutation test over the per-target means.",
+    "'n/a (n=2)' below). p: exact two-sided sign-flip permutation test over the per-target means (all 2^n sign "
+    f"patterns up to {stats.EXACT_MAX} targets, {stats.MC_FLIPS:,} random ones seeded by --seed beyond); with n "
+    "targets it cannot go below 2/2^n.",
     "Verdict: 'better' only if the CI lies above 0 and p (Holm-adjusted for secondary comparisons) is below 0.05; "
     "'worse' mirrored; otherwise 'inconclusive', which means the data cannot tell, not that the bases are equal.",
     "Primary comparison: fixed before the data (fused (all) vs pretrained unless the config names `primary`); "
