@@ -135,11 +135,12 @@ def intertrained_table(summary: Summary) -> TableModel:
 
 
 def spread_table(summary: Summary) -> TableModel:
-    rows = [[s.label, str(s.n_targets), _acc(s.std), interval_text(s.interval, s.n_targets, signed=False),
+    rows = [[s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), interval_text(s.interval, s.n_targets, signed=False),
              f"{s.helped} of {s.n_targets}", "too few seeds" if s.better is None else f"{s.better} of {s.n_targets}"]
             for s in summary.spread]
     return TableModel("Claim 3 — dependence on the target (spread of per-target gains)",
-                      ["base", "targets", "std across targets", "95% CI", "mean gain > 0", "verdict better"], rows,
+                      ["base", "targets (seeds)", "std across targets", "95% CI", "mean gain > 0", "verdict better"],
+                      rows,
                       "Std (ddof=1) of the per-target mean gains over pretrained; chi-square interval (assumes normal "
                       "per-target gains; sensitive to outlying targets). Lower: the gain depends less on the target.")
 
@@ -152,7 +153,7 @@ def weight_decay_table(summary: Summary) -> TableModel:
         for wd in wds:
             c = w.gains.get(wd)
             cells.append("–" if c is None else
-                         f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)}")
+                         f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)} ({n_text(c.est)})")
         d = w.difference
         cells += ["–"] * 4 if d is None else [f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}",
                                               n_text(d.est), _p(d.est.p_holm), d.verdict]

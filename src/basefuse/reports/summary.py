@@ -10,6 +10,7 @@ Holm-adjusted over all of them.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Spread:
 
     label: str
     n_targets: int
+    seeds: tuple[int, int]
     std: float | None
     interval: tuple[float, float] | None
     helped: int  # targets with a positive mean gain
@@ -120,7 +122,8 @@ class Summary:
 
     def secondary(self) -> list[Comparison]:
         rows = [c for c in self.vs_pretrained + self.vs_intertrained if not c.primary]
-        rows += [c for w in self.weight_decay_rows for c in w.gains.values()]
+        # the gain at the tables' weight decay is already a row of vs_pretrained: counted once
+        rows += [c for w in self.weight_decay_rows for wd, c in w.gains.items() if wd != self.weight_decay]
         rows += [w.difference for w in self.weight_decay_rows if w.difference]
         rows += [s.difference for s in self.seed_std if s.difference]
         rows += [p.gain for p in self.n_models]
@@ -192,7 +195,7 @@ def _spread(c: Comparison) -> Spread:
     means = [e.mean for e in c.per_target.values()]
     verdicts = [c.target_verdict(t) for t in c.per_target]
     judged = [v for v in verdicts if v != stats.TOO_FEW_SEEDS]
-    return Spread(c.a, len(means), float(np.std(means, ddof=1)) if len(means) >= 2 else None,
+    return Spread(c.a, len(means), c.est.seeds, float(np.std(means, ddof=1)) if len(means) >= 2 else None,
                   stats.std_interval(means), sum(m > 0 for m in means),
                   sum(v == stats.BETTER for v in judged) if judged else None)
 
@@ -313,4 +316,4 @@ def _holm_adjust(summary: Summary) -> None:
     rows = [c for c in summary.secondary() if c.est is not None]
     adjusted = stats.holm({str(i): c.est.p for i, c in enumerate(rows)})
     for i, c in enumerate(rows):
-        c.est = Estimate(c.est.mean, c.est.interval, c.est.p, c.est.n_targets, c.est.seeds, adjusted[str(i)])
+        c.est = dataclasses.replace(c.est, p_holm=adjusted[str(i)])
