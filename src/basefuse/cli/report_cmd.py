@@ -12,15 +12,29 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="Run directory holding results.jsonl (and experiment.yaml)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report)."),
         force: bool = typer.Option(False, "--force", help="Replace --out even if it is not a previous report."),
-        n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the 95% CIs."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same CIs)."),
+        exclude: list[str] | None = typer.Option(
+            None, "--exclude", help="Leave out runs with FIELD=VALUE (e.g. condition=intertrained, n_fused=1); "
+                                    "repeatable; counted in the planned-vs-finished table."),
+        n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the seed-std CIs."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and Monte Carlo tests (same seed, same "
+                                                   "report)."),
     ) -> None:
-        """Tables (paper Tables 1-3), gains with 95% CIs, plots; writes report.md/.html, results.csv/.json."""
+        """Planned vs finished, every comparison of the paper with 95% CIs and verdicts, plots; report.md/.html."""
         from rich.console import Console
 
-        from basefuse.reports.build import build_report, terminal_summary
+        from basefuse.experiments.plan_record import PLAN, rebuild_planned_runs
+        from basefuse.reports.build import CONFIG, build_report, terminal_summary
 
-        paths = build_report(run_dir, out, force=force, n_boot=n_boot, seed=seed)
+        from basefuse.errors import BasefuseError
+
+        planned = None
+        if not (run_dir / PLAN).is_file() and (run_dir / CONFIG).is_file():
+            # Runs older than plan.json: the planned grid follows from the config alone.
+            try:
+                planned = rebuild_planned_runs(run_dir / CONFIG) | {"source": f"rebuilt from {CONFIG} (no {PLAN})"}
+            except BasefuseError as e:  # the report says so; a missing plan is no reason to refuse one
+                planned = {"unavailable": f"no {PLAN}, and the plan cannot be rebuilt from {CONFIG} ({e})"}
+        paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned, n_boot=n_boot, seed=seed)
         console = Console()
-        console.print(terminal_summary(paths.summary))
+        console.print(terminal_summary(paths.summary, paths.completeness))
         console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)

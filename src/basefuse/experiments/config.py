@@ -82,6 +82,9 @@ class ExperimentConfig(BaseModel):
     budgets: Budgets = Budgets()
     fusion: FusionSettings = FusionSettings()
     n_models: NModelsAblation = NModelsAblation()
+    primary: tuple[str, str] | None = Field(
+        None, description="the report's primary comparison, fixed before the data: two base labels, e.g. "
+                          "['fused (all)', 'pretrained'] (the default)")
 
     @field_validator("families", "held_out", mode="after")
     @classmethod
@@ -155,7 +158,9 @@ class ExperimentConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """Identifies the config's content, so a run directory is never mixed with another config's."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        # `primary` only when set, so configs written before it existed keep their fingerprint.
+        blob = json.dumps(self.model_dump(mode="json", exclude={"primary"} if self.primary is None else None),
+                          sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

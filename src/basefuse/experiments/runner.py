@@ -14,6 +14,7 @@ from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
 from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result, summarise_metrics
+from basefuse.experiments.plan_record import write_plan
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
 from basefuse.experiments.store import JobStore
@@ -148,6 +149,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     t0 = time.perf_counter()
     _prepare_run_dir(cfg, run_dir, force)
     plan = make_plan(cfg)
+    write_plan(run_dir, plan)
     store = JobStore(run_dir / "store.jsonl")
     executor = executor or LocalExecutor()
     n_total = sum(len(jobs) for _, jobs in plan.stages())

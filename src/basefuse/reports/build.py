@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 
 from basefuse.errors import BasefuseError
 from basefuse.io import atomic_output_dir, check_output_path, write_json
+from basefuse.experiments.plan_record import read_plan
 from basefuse.reports import render
+from basefuse.reports.completeness import Completeness, completeness
 from basefuse.reports.load import read_results
-from basefuse.reports.stats import PRETRAINED, Summary, summarize
+from basefuse.reports.summary import PRETRAINED, Summary, summarize
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 RESULTS = "results.jsonl"
 CONFIG = "experiment.yaml"
+STORE = "store.jsonl"
+FAILURES = "failures.jsonl"  # written by the runner when jobs fail (absent in older runs)
 MARKER = ".basefuse-report"  # lets a rerun replace a previous report, and nothing else
 
 
@@ -33,16 +37,43 @@ class ReportPaths:
     figures: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     summary: Summary | None = None  # for printing `table1_rich(paths.summary)` without re-reading
+    completeness: Completeness | None = None
 
 
 def _stderr_warning(msg: str) -> None:
     print(f"basefuse: warning: {msg}", file=sys.stderr)
 
 
-def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _stderr_warning,
-                 **stats_options) -> tuple[Summary, list, list[str]]:
-    """Read and summarise RUN_DIR/results.jsonl; returns (summary, records, warnings)."""
-    run_dir = Path(run_dir)
+def parse_exclude(items: list[str] | None) -> list[tuple[str, str]]:
+    """`FIELD=VALUE` filters (e.g. `condition=intertrained`, `n_fused=1`): runs matching any are left out."""
+    from basefuse.experiments.records import RunRecord
+
+    out = []
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in RunRecord.model_fields:
+            raise BasefuseError(f"--exclude {item!r}: expected FIELD=VALUE with FIELD one of "
+                                f"{', '.join(RunRecord.model_fields)}")
+        out.append((name, value))
+    return out
+
+
+def _matches(record, filters: list[tuple[str, str]]) -> bool:
+    return any(str(getattr(record, name)) == value or (value in ("None", "null") and getattr(record, name) is None)
+               for name, value in filters)
+
+
+def _read_config(run_dir: Path) -> dict:
+    try:
+        import yaml
+
+        cfg = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except Exception:  # absent or unreadable config: the report only shows it
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _load(run_dir: Path, warn, filters, stats_options):
     if not run_dir.is_dir():
         raise BasefuseError(f"run directory {run_dir} not found or not a folder: pass the folder "
                             "`basefuse experiment` wrote")
@@ -50,38 +81,76 @@ def load_summary(run_dir: str | Path, *, warn: Callable[[str], None] | None = _s
     for w in warnings:
         if warn:
             warn(w)
+    excluded = [r for r in records if _matches(r, filters)]
+    records = [r for r in records if not _matches(r, filters)]
     if not any(r.condition == PRETRAINED for r in records):
         raise BasefuseError(f"{run_dir / RESULTS} has no pretrained runs: gains need the pretrained base as "
                             "reference; rerun the experiment with the pretrained condition")
     if not any(r.ablation == "main" for r in records):
         raise BasefuseError(f"{run_dir / RESULTS} has no main-grid runs (ablation 'main'): nothing to tabulate")
+    cfg = _read_config(run_dir)
     if stats_options.get("weight_decay") is None:
-        stats_options["weight_decay"] = _first_configured_weight_decay(run_dir, records)
-    return summarize(records, **stats_options), records, warnings
+        stats_options["weight_decay"] = _first_configured_weight_decay(cfg, records)
+    primary = cfg.get("primary")
+    if stats_options.get("primary") is None and isinstance(primary, list) and len(primary) == 2:
+        stats_options["primary"] = tuple(map(str, primary))
+    return summarize(records, **stats_options), records, excluded, warnings
 
 
-def _first_configured_weight_decay(run_dir: Path, records: list) -> float | None:
+def _first_configured_weight_decay(cfg: dict, records: list) -> float | None:
     """Tables use the config's first weight decay (the one the ablations ran at); else the lowest."""
     try:
-        import yaml
-
-        cfg = yaml.safe_load((run_dir / CONFIG).read_text(encoding="utf-8"))
         wds = [float(w) for w in cfg["weight_decays"]]
-    except Exception:  # absent or unreadable config: the report only shows it
+    except (KeyError, TypeError, ValueError):
         return None
     present = {r.weight_decay for r in records if r.ablation == "main"}
     return next((w for w in wds if w in present), None)
 
 
+def _jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file; unreadable lines (a crash's half line) are skipped."""
+    import json
+
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None) -> Completeness | None:
+    """Planned vs finished, from `planned` (e.g. rebuilt from the config) or RUN_DIR/plan.json."""
+    if planned is None:
+        planned = read_plan(run_dir)
+        if planned is None:
+            return None
+        planned = planned | {"source": "plan.json"}
+    if "runs" not in planned:  # {"unavailable": why}: the CLI could not rebuild it
+        return None
+    failures = [f"{row.get('label', row.get('key', '?'))}: {(str(row.get('error', '')).splitlines() or ['?'])[0]}"
+                for row in _jsonl(run_dir / FAILURES)]
+    return completeness(planned["runs"], records, excluded, plan_source=planned.get("source", "given"),
+                        store_rows=_jsonl(run_dir / STORE), failures=failures)
+
+
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
-                 warn: Callable[[str], None] | None = _stderr_warning, **stats_options) -> ReportPaths:
+                 warn: Callable[[str], None] | None = _stderr_warning, exclude: list[str] | None = None,
+                 planned: dict | None = None, **stats_options) -> ReportPaths:
     """Write report.md, report.html, results.csv, results.json and PNG figures (default RUN_DIR/report).
 
     The output is replaced atomically. An existing folder is replaced only if it holds a
     previous basefuse report (it is derived data) or `force` is set.
     """
     run_dir = Path(run_dir)
-    summary, records, warnings = load_summary(run_dir, warn=warn, **stats_options)
+    filters = parse_exclude(exclude)
+    summary, records, excluded, warnings = _load(run_dir, warn, filters, stats_options)
+    comp = run_completeness(run_dir, records, excluded, planned)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     config = run_dir / CONFIG
     protected = [run_dir / RESULTS] + ([config] if config.exists() else [])
@@ -93,31 +162,45 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
         notes.append(f"{summary.unpaired} run(s) had no pretrained run with the same target, seed and weight "
                      "decay and are left out of the gains.")
     notes.append(f"{summary.n_records} runs read from {RESULTS}; tables use weight decay {summary.weight_decay:g}.")
+    if filters:
+        notes.append(f"{len(excluded)} run(s) left out by --exclude " + ", ".join(exclude or []) + ".")
+    if comp is None:
+        why = (planned or {}).get("unavailable", "no plan.json in the run directory")
+        notes.append(f"Plan unknown ({why}): the report cannot say which planned runs are missing.")
+    else:
+        for label, n in comp.reproduced.items():
+            notes.append(f"Input '{label}' was produced {n} times (e.g. retrained in another device call): the "
+                         "runs built on it do not all share one input.")
+        if comp.reproduced:
+            notes.append(f"{len(comp.reproduced)} input job(s) were produced more than once.")
+        notes += [f"Failed job: {f}" for f in comp.failures]
 
     from basefuse.reports import plots
 
     with atomic_output_dir(out, force=True, protected=protected) as tmp:
         figures = []
-        for name, title, fn in (("gains_per_target.png", "Gain over pretrained per target", plots.plot_target_gains),
-                                ("gain_vs_n_models.png", "Gain vs number of models fused", plots.plot_n_models)):
+        for name, title, fn in plots.FIGURES:
             if fn(summary, tmp / name):
                 figures.append(render.Figure(title, tmp / name))
         inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
-                                  if config.exists() else None, notes, str(run_dir))
+                                  if config.exists() else None, notes, str(run_dir), comp)
         (tmp / "report.md").write_text(render.render_markdown(inp), encoding="utf-8")
         (tmp / "report.html").write_text(render.render_html(inp), encoding="utf-8")
         (tmp / "results.csv").write_text(render.render_csv(records), encoding="utf-8")
         write_json(tmp / "results.json", render.runs_json(records))
         (tmp / MARKER).write_text("derived from results.jsonl; safe to delete or regenerate\n", encoding="utf-8")
     return ReportPaths(out, out / "report.md", out / "report.html", out / "results.csv", out / "results.json",
-                       [out / f.path.name for f in figures], warnings, summary)
+                       [out / f.path.name for f in figures], warnings, summary, comp)
 
 
 def table1_rich(summary: Summary) -> "Table":
     """Table 1 as a rich Table for the terminal."""
+    return _rich(render.table1(summary))
+
+
+def _rich(t: render.TableModel) -> "Table":
     from rich.table import Table
 
-    t = render.table1(summary)
     table = Table(title=t.title)
     for i, h in enumerate(t.header):
         table.add_column(h, justify="left" if i == 0 else "right")
@@ -126,23 +209,27 @@ def table1_rich(summary: Summary) -> "Table":
     return table
 
 
-def terminal_summary(summary: Summary) -> "Group":
-    """Table 1 followed by the headline sentence: what `basefuse report` and `basefuse demo` print."""
+def terminal_summary(summary: Summary, comp: Completeness | None = None) -> "Group":
+    """Planned vs finished, Table 1 and the headline: what `basefuse report` and `basefuse demo` print."""
     from rich.console import Group
     from rich.text import Text
 
-    return Group(table1_rich(summary), Text(render.headline(summary), style="bold"))
+    tables = ([_rich(render.completeness_table(comp))] if comp else []) + [table1_rich(summary),
+                                                                          _rich(render.gain_table(summary))]
+    return Group(*tables, Text(render.headline(summary, comp), style="bold"))
 
 
 def summary_text(run_dir: str | Path) -> str:
-    """Table 1 and the headline of RUN_DIR as plain text (used after a run; warnings were shown already)."""
-    return table1_text(load_summary(run_dir, warn=None)[0])
+    """The terminal summary of RUN_DIR as plain text (used after a run; warnings were shown already)."""
+    run_dir = Path(run_dir)
+    summary, records, excluded, _ = _load(run_dir, None, [], {})
+    return table1_text(summary, run_completeness(run_dir, records, excluded, None))
 
 
-def table1_text(summary: Summary) -> str:
-    """Table 1 and the headline as plain text (no colour), for logs and tests."""
+def table1_text(summary: Summary, comp: Completeness | None = None) -> str:
+    """The terminal summary as plain text (no colour), for logs and tests."""
     from rich.console import Console
 
     console = Console(width=200, color_system=None, file=io.StringIO())
-    console.print(terminal_summary(summary))
+    console.print(terminal_summary(summary, comp))
     return console.file.getvalue()

@@ -1,9 +1,13 @@
-"""PNG figures of the report (matplotlib with the Agg backend, imported only when plotting)."""
+"""PNG figures of the report (matplotlib with the Agg backend, imported only when plotting).
+
+Every figure shows the data points themselves (one per target and seed, or per target) next to
+the mean and its interval, labels its axes and prints its n.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from basefuse.reports.stats import PRETRAINED, Summary
+from basefuse.reports.summary import Summary
 
 
 def _pyplot():
@@ -15,50 +19,140 @@ def _pyplot():
     return plt
 
 
+def _n(est) -> str:
+    lo, hi = est.seeds
+    return f"n = {est.n_targets} targets, {lo if lo == hi else f'{lo}–{hi}'} seed{'s' if hi != 1 else ''}"
+
+
 def plot_target_gains(summary: Summary, path: Path) -> bool:
-    """Grouped bars: gain over pretrained per target and base label, with seed-bootstrap 95% CIs."""
-    labels = [lab for lab in summary.labels
-              if summary.by_label[lab].condition != PRETRAINED and summary.by_label[lab].per_target]
-    if not labels:
+    """One panel per base: each seed's gain per target (dots), the target's mean (bar), and the mean over
+    targets with its 95% t-interval (band)."""
+    rows = summary.vs_pretrained
+    if not rows:
         return False
     plt = _pyplot()
     targets = summary.targets
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(targets) * max(1, len(labels)) ** 0.5 + 2), 4.2))
-    for i, label in enumerate(labels):
-        per = summary.by_label[label].per_target
-        xs = [j + (i - (len(labels) - 1) / 2) * width for j, t in enumerate(targets) if t in per]
-        ys = [per[t].mean for t in targets if t in per]
-        err = [[per[t].mean - per[t].ci.lo for t in targets if t in per],
-               [per[t].ci.hi - per[t].mean for t in targets if t in per]]
-        ax.bar(xs, ys, width=width, yerr=err, capsize=2, label=label)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
-    ax.set_ylabel("gain over pretrained (accuracy points)")
-    ax.set_title(f"Gain per target (weight decay {summary.weight_decay:g}); bars: 95% CI over seeds")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(max(6.5, 0.8 * len(targets) + 2.5), 1.9 * len(rows) + 1.2),
+                             sharex=True, squeeze=False)
+    for ax, c in zip(axes[:, 0], rows):
+        for j, t in enumerate(targets):
+            vals = c.values.get(t, [])
+            if not vals:
+                continue
+            xs = [j + 0.08 * (k - (len(vals) - 1) / 2) for k in range(len(vals))]
+            ax.plot(xs, vals, "o", color="tab:blue", markersize=3.5, alpha=0.7)
+            ax.plot([j - 0.25, j + 0.25], [c.per_target[t].mean] * 2, color="tab:blue", linewidth=2)
+            if c.per_target[t].interval:
+                lo, hi = c.per_target[t].interval
+                ax.plot([j, j], [lo, hi], color="tab:blue", linewidth=0.8)
+        e = c.est
+        ax.axhline(e.mean, color="tab:red", linewidth=1)
+        if e.interval:
+            ax.axhspan(*e.interval, color="tab:red", alpha=0.12)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ci = "CI n/a" if e.interval is None else f"95% CI [{e.interval[0]:+.2f}, {e.interval[1]:+.2f}]"
+        ax.set_title(f"{c.a}: mean {e.mean:+.2f} points, {ci} ({_n(e)})", fontsize="small", loc="left")
+        ax.set_ylabel("gain (points)")
+    axes[-1, 0].set_xticks(range(len(targets)), targets, rotation=30, ha="right")
+    axes[-1, 0].set_xlabel("target task")
+    fig.suptitle(f"Gain over pretrained per target, weight decay {summary.weight_decay:g}: dots = seeds, bar = "
+                 "target mean, red = mean over targets and 95% CI", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_seed_std(summary: Summary, path: Path) -> bool:
+    """Seed std of each base next to pretrained's over the same targets, with bootstrap 95% CIs."""
+    rows = [s for s in summary.seed_std if s.std is not None]
+    if not rows:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(rows) + 2), 4.0))
+    for i, s in enumerate(rows):
+        for dx, value, ci, color, name in ((-0.12, s.reference_std, s.reference_interval, "tab:gray", "pretrained"),
+                                           (0.12, s.std, s.interval, "tab:blue", "base")):
+            err = None if ci is None else [[value - ci[0]], [ci[1] - value]]
+            ax.errorbar([i + dx], [value], yerr=err, fmt="o", color=color, capsize=3,
+                        label=f"{name} (same targets)" if i == 0 else None)
+        ax.annotate(f"n={s.n_targets}", (i, 0), xytext=(0, 2), textcoords="offset points", ha="center",
+                    fontsize="x-small", xycoords=("data", "axes fraction"))
+    ax.set_xticks(range(len(rows)), [s.label for s in rows], rotation=25, ha="right")
+    ax.set_ylabel("std of accuracy over seeds (points)")
+    ax.set_xlabel("base (n = targets with >= 2 shared seeds)")
+    ax.set_title("Seed sensitivity vs pretrained over the same targets (95% bootstrap CI)", fontsize="small")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_weight_decay(summary: Summary, path: Path) -> bool:
+    """Gain over pretrained at each weight decay, per base, with 95% t-intervals over targets."""
+    rows = summary.weight_decay_rows
+    if not rows:
+        return False
+    plt = _pyplot()
+    wds = summary.weight_decays
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, w in enumerate(rows):
+        xs, ys, lo, hi = [], [], [], []
+        for k, wd in enumerate(wds):
+            c = w.gains.get(wd)
+            if c is None:
+                continue
+            xs.append(k + 0.04 * (i - (len(rows) - 1) / 2))
+            ys.append(c.est.mean)
+            lo.append(c.est.mean - (c.est.interval[0] if c.est.interval else c.est.mean))
+            hi.append((c.est.interval[1] if c.est.interval else c.est.mean) - c.est.mean)
+        n = max(c.est.n_targets for c in w.gains.values())
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=f"{w.label} (n={n} targets)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(wds)), [f"{wd:g}" for wd in wds])
+    ax.set_xlabel("weight decay of the target finetune")
+    ax.set_ylabel("gain over pretrained (points)")
+    ax.set_title("Weight decay: gain at each weight decay (95% CI over targets)", fontsize="small")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
 
 def plot_n_models(summary: Summary, path: Path) -> bool:
-    """Mean gain over pretrained against the number of source models fused, with 95% CI band."""
+    """Mean gain against the number of models fused: a 95% band once every k has >= 3 subsets per target,
+    else the points with their n."""
     pts = summary.n_models
     if not pts:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ns = [p.n_fused for p in pts]
-    ax.plot(ns, [p.gain.mean for p in pts], marker="o", label="fused (random subsets)")
-    ax.fill_between(ns, [p.gain.lo for p in pts], [p.gain.hi for p in pts], alpha=0.25, label="95% CI")
+    means = [p.gain.est.mean for p in pts]
+    band = all(p.subsets[0] >= 3 and p.gain.est.interval for p in pts)
+    if band:
+        ax.plot(ns, means, marker="o", label="fused (random subsets)")
+        ax.fill_between(ns, [p.gain.est.interval[0] for p in pts], [p.gain.est.interval[1] for p in pts],
+                        alpha=0.25, label="95% CI over targets")
+    else:
+        ax.plot(ns, means, "o", label="mean over targets (no band: < 3 subsets per k)")
+    for p in pts:
+        ax.annotate(f"n={p.gain.est.n_targets}", (p.n_fused, p.gain.est.mean), xytext=(4, 4),
+                    textcoords="offset points", fontsize="x-small")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(ns)
     ax.set_xlabel("number of source models fused")
     ax.set_ylabel("gain over pretrained (points)")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+FIGURES = (("gains_per_target.png", "Gain over pretrained per target", plot_target_gains),
+           ("seed_std.png", "Seed sensitivity", plot_seed_std),
+           ("weight_decay.png", "Weight decay", plot_weight_decay),
+           ("gain_vs_n_models.png", "Gain vs number of models fused", plot_n_models))

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from basefuse.experiments.records import RunRecord
-from basefuse.reports.stats import PRETRAINED, LabelSummary, Summary
+from basefuse.reports import stats
+from basefuse.reports.completeness import Completeness
+from basefuse.reports.stats import Estimate
+from basefuse.reports.summary import Comparison, Summary
 
 
 @dataclass
@@ -37,6 +40,7 @@ class ReportInputs:
     config_text: str | None = None
     notes: list[str] = field(default_factory=list)
     run_dir: str = ""
+    completeness: Completeness | None = None
 
 
 def _acc(x: float | None) -> str:
@@ -44,11 +48,52 @@ def _acc(x: float | None) -> str:
 
 
 def _gain(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.2f}"
+    return "–" if x is None else f"{round(x, 2) or 0.0:+.2f}"  # no "-0.00"
 
 
-def _ci(s: LabelSummary) -> str:
-    return "–" if s.gain is None else f"[{s.gain.lo:+.2f}, {s.gain.hi:+.2f}]"
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}" if x >= 0.001 else "<0.001"
+
+
+def _seeds(seeds: tuple[int, int]) -> str:
+    lo, hi = seeds
+    return f"{lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"{lo}–{hi} seeds"
+
+
+def interval_text(interval: tuple[float, float] | None, n: int, signed: bool = True) -> str:
+    """"[lo, hi]", or "n/a (n=2)" below the minimum number of targets."""
+    if interval is None:
+        return f"n/a (n={n})"
+    f = _gain if signed else _acc
+    return f"[{f(interval[0])}, {f(interval[1])}]"
+
+
+def n_text(est: Estimate) -> str:
+    return f"{est.n_targets} target{'s' if est.n_targets != 1 else ''}, {_seeds(est.seeds)}"
+
+
+def comparison_cells(c: Comparison) -> list[str]:
+    e = c.est
+    return [_gain(e.mean), interval_text(e.interval, e.n_targets), n_text(e), _p(e.p),
+            "(primary)" if c.primary else _p(e.p_holm), c.verdict]
+
+
+COMPARISON_HEADER = ["mean", "95% CI", "n", "p", "p (Holm)", "verdict"]
+
+
+def completeness_table(c: Completeness) -> TableModel:
+    rows = [[g, str(c.planned[g]), str(c.finished.get(g, 0)), str(c.planned[g] - c.finished.get(g, 0)),
+             str(c.excluded.get(g, 0))] for g in c.planned]
+    rows += [[g, "–", "–", "–", str(n)] for g, n in c.excluded.items() if g not in c.planned]
+    rows.append(["all", str(c.n_planned), str(c.n_finished), str(c.n_planned - c.n_finished),
+                 str(sum(c.excluded.values()))])
+    note = f"Plan: {c.plan_source}. Finished: runs in results.jsonl matching a planned run."
+    if c.excluded:
+        note += " Excluded: finished runs the report was told to leave out (--exclude); they are in no other table."
+    if c.unplanned:
+        note += f" {c.unplanned} finished run(s) match no planned run."
+    return TableModel("Planned vs finished runs", ["condition", "planned", "finished", "missing", "excluded"], rows,
+                      note)
 
 
 def table1(summary: Summary) -> TableModel:
@@ -61,94 +106,146 @@ def table1(summary: Summary) -> TableModel:
                       "overall mean (it would not be comparable with pretrained's).")
 
 
+def _comparison_table(title: str, rows: list[Comparison], note: str) -> TableModel:
+    return TableModel(title, ["comparison", *COMPARISON_HEADER], [[c.name, *comparison_cells(c)] for c in rows], note)
+
+
 def gain_table(summary: Summary) -> TableModel:
-    rows = []
-    for lab in summary.labels:
-        s = summary.by_label[lab]
-        pre = s.condition == PRETRAINED
-        wtl = "–" if pre or not s.per_target else f"{s.wins} / {s.ties} / {s.losses}"
-        std = "–" if s.seed_std is None else f"{s.seed_std:.2f}"
-        rows.append([lab, "(reference)" if pre else _gain(s.gain.mean if s.gain else None),
-                     "–" if pre else _ci(s), wtl, std, str(s.n_runs)])
-    return TableModel("Gain over pretrained, wins and seed variability (Table 3)",
-                      ["base", "mean gain", "95% CI", "win / tie / loss", "seed std", "runs"], rows,
-                      f"Points; CI: bootstrap over targets and seeds ({summary.n_boot} resamples); a tie is a "
-                      f"per-target mean gain under {summary.tie_threshold:g} points or a seed CI that includes 0.")
+    return _comparison_table(
+        f"Claim 1 — gain over pretrained (points, weight decay {summary.weight_decay:g})", summary.vs_pretrained,
+        "Paired per target and seed; mean over targets of the per-target mean gain; t-interval over targets; "
+        "p: exact sign-flip test over targets; secondary comparisons Holm-adjusted over every secondary row of "
+        "the report.")
 
 
 def per_target_table(summary: Summary) -> TableModel:
     rows = []
-    for lab in summary.labels:
-        s = summary.by_label[lab]
-        if s.condition == PRETRAINED or not s.per_target:
-            continue
-        rows.append([lab, *(f"{_gain(s.per_target[t].mean)} ({s.per_target[t].outcome})" if t in s.per_target
-                            else "–" for t in summary.targets)])
-    return TableModel("Gain per target (points, outcome)", ["base", *summary.targets], rows)
+    for c in summary.vs_pretrained:
+        rows.append([c.a, *(f"{_gain(c.per_target[t].mean)} ({_seeds(c.per_target[t].seeds)}: "
+                            f"{c.target_verdict(t).replace('too few seeds', 'too few')})"
+                            if t in c.per_target else "–" for t in summary.targets)])
+    return TableModel("Gain over pretrained per target (points, verdict, seeds)", ["base", *summary.targets], rows,
+                      f"A per-target verdict uses the t-interval and t-test over seeds and needs at least "
+                      f"{stats.MIN_SEEDS} seeds; with fewer it is 'too few seeds'. Not adjusted for multiplicity.")
+
+
+def intertrained_table(summary: Summary) -> TableModel:
+    return _comparison_table("Claim 2 — fused vs intertrained (points)", summary.vs_intertrained,
+                             "Fused minus intertrained, paired per target and seed.")
+
+
+def spread_table(summary: Summary) -> TableModel:
+    rows = [[s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), interval_text(s.interval, s.n_targets, signed=False),
+             f"{s.helped} of {s.n_targets}", "too few seeds" if s.better is None else f"{s.better} of {s.n_targets}"]
+            for s in summary.spread]
+    return TableModel("Claim 3 — dependence on the target (spread of per-target gains)",
+                      ["base", "targets (seeds)", "std across targets", "95% CI", "mean gain > 0", "verdict better"],
+                      rows,
+                      "Std (ddof=1) of the per-target mean gains over pretrained; chi-square interval (assumes normal "
+                      "per-target gains; sensitive to outlying targets). Lower: the gain depends less on the target.")
 
 
 def weight_decay_table(summary: Summary) -> TableModel:
-    rows = [[lab, *(f"{_acc(a)} ({_gain(g)})" for a, g in (summary.table2[lab][w] for w in summary.weight_decays))]
-            for lab in summary.labels]
-    return TableModel("Table 2: weight decay, mean accuracy (gain over pretrained)",
-                      ["base", *(f"wd={w:g}" for w in summary.weight_decays)], rows)
+    wds = summary.weight_decays
+    rows = []
+    for w in summary.weight_decay_rows:
+        cells = []
+        for wd in wds:
+            c = w.gains.get(wd)
+            cells.append("–" if c is None else
+                         f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)} ({n_text(c.est)})")
+        d = w.difference
+        cells += ["–"] * 4 if d is None else [f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}",
+                                              n_text(d.est), _p(d.est.p_holm), d.verdict]
+        rows.append([w.label, *cells])
+    return TableModel("Claim 4 (the paper's Table 2) — weight decay: gain over pretrained at each weight decay, "
+                      "and the difference",
+                      ["base", *(f"gain, wd={w:g}" for w in wds), f"wd {wds[-1]:g} − wd {wds[0]:g}", "n",
+                       "p (Holm)", "verdict"], rows,
+                      "Each gain is paired with pretrained at the same weight decay; the difference is paired per "
+                      "target and seed. The paper: intertraining's gain vanishes under weight decay, fusion's "
+                      "does not.")
+
+
+STD_VERDICT = {stats.BETTER: "higher std", stats.WORSE: "lower std"}  # a difference of stds: above 0 is worse
+
+
+def seed_std_table(summary: Summary) -> TableModel:
+    rows = []
+    for s in summary.seed_std:
+        if s.difference is None:
+            rows.append([s.label, "0", "–", "–", "–", "–", "–", "–"])
+            continue
+        d = s.difference
+        rows.append([s.label, f"{s.n_targets} ({_seeds(s.seeds)})",
+                     f"{_acc(s.std)} {interval_text(s.interval, s.n_targets, signed=False)}",
+                     f"{_acc(s.reference_std)} {interval_text(s.reference_interval, s.n_targets, signed=False)}",
+                     f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}", _p(d.est.p),
+                     _p(d.est.p_holm), STD_VERDICT.get(d.verdict, d.verdict)])
+    return TableModel("Claim 5 (the paper's Table 3) — seed sensitivity: std of accuracy over seeds, over the same "
+                      "targets",
+                      ["base", "targets (seeds)", "seed std [95% CI]", "pretrained, same targets", "difference",
+                       "p", "p (Holm)", "verdict"], rows,
+                      f"Per target, std (ddof=1) over the seeds both bases ran (targets with >= 2 such seeds), "
+                      f"averaged; CI: percentile bootstrap over targets ({summary.n_boot} resamples, seed "
+                      f"{summary.seed}). Difference: base − pretrained, t-interval and sign-flip test over targets; "
+                      f"negative: the base is less sensitive to the seed than pretrained.")
 
 
 def n_models_table(summary: Summary) -> TableModel:
-    rows = [[str(p.n_fused), _gain(p.gain.mean), f"[{p.gain.lo:+.2f}, {p.gain.hi:+.2f}]", str(p.n_runs)]
+    rows = [[str(p.n_fused), *comparison_cells(p.gain)[:5],
+             str(p.subsets[0]) if p.subsets[0] == p.subsets[1] else f"{p.subsets[0]}–{p.subsets[1]}", str(p.n_runs)]
             for p in summary.n_models]
-    return TableModel("Number of models fused", ["models fused", "mean gain", "95% CI", "runs"], rows)
+    return TableModel("Number of models fused: gain over pretrained", ["models fused", *COMPARISON_HEADER[:5],
+                                                                        "subsets per target", "runs"], rows,
+                      "Random subsets of the sources (leave-one-out); per target the mean over subsets and seeds.")
 
 
-def all_tables(summary: Summary) -> list[TableModel]:
-    tables = [table1(summary), gain_table(summary), per_target_table(summary)]
-    if len(summary.weight_decays) > 1:
+def all_tables(summary: Summary, comp: Completeness | None = None) -> list[TableModel]:
+    tables = ([completeness_table(comp)] if comp else []) + [table1(summary), gain_table(summary),
+                                                              per_target_table(summary)]
+    if summary.vs_intertrained:
+        tables.append(intertrained_table(summary))
+    if summary.spread:
+        tables.append(spread_table(summary))
+    if summary.weight_decay_rows:
         tables.append(weight_decay_table(summary))
+    if summary.seed_std:
+        tables.append(seed_std_table(summary))
     if summary.n_models:
         tables.append(n_models_table(summary))
     return tables
 
 
-def sentence(s: LabelSummary) -> str:
-    """One honest sentence about a base label versus pretrained."""
-    if s.gain is None:
-        return f"{s.label} has no runs paired with pretrained."
-    g, n = s.gain, len(s.per_target)
-    ci = f"[95% CI {g.lo:+.2f}, {g.hi:+.2f}]"
-    tail = (f"winning {s.wins} of {n} targets ({s.ties} {'tie' if s.ties == 1 else 'ties'}, "
-            f"{s.losses} {'loss' if s.losses == 1 else 'losses'})")
-    if g.lo > 0:
-        return f"{s.label} beat pretrained by {g.mean:+.2f} points {ci} on average, {tail}."
-    if g.hi < 0:
-        return f"{s.label} did worse than pretrained by {g.mean:+.2f} points {ci} on average, {tail}."
-    return (f"{s.label} did not clearly beat pretrained: {g.mean:+.2f} points {ci} on average "
-            f"(the CI includes 0), {tail}.")
-
-
-def headline(summary: Summary) -> str:
-    """The sentence for "fused (all)" if run, else for the best fused (or any) base."""
-    cands = [summary.by_label[lab] for lab in summary.labels
-             if summary.by_label[lab].condition != PRETRAINED and summary.by_label[lab].gain is not None]
-    if not cands:
-        return "No base condition was paired with a pretrained run: nothing to compare."
-    for s in cands:
-        if s.label == "fused (all)":
-            return sentence(s)
-    fused = [s for s in cands if s.condition == "fused"] or cands
-    return sentence(max(fused, key=lambda s: s.gain.mean))
+def headline(summary: Summary, comp: Completeness | None = None) -> str:
+    """The primary comparison (fixed before the data), prefixed by "partial: X of Y runs" when runs are missing."""
+    prefix = f"Partial: {comp.n_finished} of {comp.n_planned} planned runs finished. " if comp and comp.partial else ""
+    a, b = summary.primary
+    c = summary.primary_comparison
+    if c is None or c.est is None:
+        return f"{prefix}Primary comparison {a} vs {b}: no paired runs, nothing to conclude."
+    e = c.est
+    text = (f"{prefix}Primary comparison (fixed before the data), {a} vs {b}: {_gain(e.mean)} points, 95% CI "
+            f"{interval_text(e.interval, e.n_targets)} ({n_text(e)}), sign-flip p = {_p(e.p)}: {c.verdict}.")
+    if e.interval is not None and stats.smallest_p(e.n_targets) >= stats.ALPHA:
+        text += (f" With {e.n_targets} targets the exact test cannot go below p = {stats.smallest_p(e.n_targets):.3f}, "
+                 f"so no verdict other than inconclusive is possible.")
+    return text
 
 
 HOW_TO_READ = [
     "Gain: a base's target accuracy minus the pretrained model's accuracy on the same target, seed and weight "
     "decay (accuracy points, i.e. percent). Positive means the base helped.",
-    "95% CI: a two-stage bootstrap (resample targets, then each target's seeds; percentile interval). If it "
-    "includes 0, the data do not show a reliable difference.",
-    "Win / tie / loss: per target, a win needs a mean gain of at least the tie threshold and a seeds-only "
-    "bootstrap CI above 0; a loss the mirror image; anything else is a tie. With only 2 seeds that CI spans "
-    "the two seeds' gains, so a win means every seed gained; with 1 seed it is that seed's gain: use more "
-    "seeds before trusting single targets.",
-    "Seed std: standard deviation of accuracy over seeds per target, averaged over targets. Lower means the base "
-    "gives more stable finetuning (the paper's Table 3).",
+    "n: the number of targets (the unit the claims generalise over) and of seeds per target. Each target counts "
+    "once, with its mean over seeds.",
+    f"95% CI: Student-t interval over the per-target means (printed only from {stats.MIN_TARGETS} targets up; "
+    "'n/a (n=2)' below). p: exact two-sided sign-flip permutation test over the per-target means (all 2^n sign "
+    f"patterns up to {stats.EXACT_MAX} targets, {stats.MC_FLIPS:,} random ones seeded by --seed beyond); with n "
+    "targets it cannot go below 2/2^n.",
+    "Verdict: 'better' only if the CI lies above 0 and p (Holm-adjusted for secondary comparisons) is below 0.05; "
+    "'worse' mirrored; otherwise 'inconclusive', which means the data cannot tell, not that the bases are equal.",
+    "Primary comparison: fixed before the data (fused (all) vs pretrained unless the config names `primary`); "
+    "every other row is secondary and its p-value is Holm-adjusted over all secondary rows of this report.",
 ]
 
 
@@ -164,9 +261,9 @@ def _md_table(t: TableModel) -> str:
 
 def render_markdown(inp: ReportInputs) -> str:
     s = inp.summary
-    parts = ["# basefuse report", "", f"Run directory: `{inp.run_dir}`", "", f"**{headline(s)}**", ""]
-    parts += [f"- {sentence(s.by_label[lab])}" for lab in s.labels if s.by_label[lab].condition != PRETRAINED]
-    parts += ["", *(_md_table(t) + "\n" for t in all_tables(s))]
+    parts = ["# basefuse report", "", f"Run directory: `{inp.run_dir}`", "",
+             f"**{headline(s, inp.completeness)}**", ""]
+    parts += ["", *(_md_table(t) + "\n" for t in all_tables(s, inp.completeness))]
     parts += [f"### {f.title}\n\n![{f.title}]({f.path.name})\n" for f in inp.figures]
     parts += ["## How to read this", "", *(f"- {p}" for p in HOW_TO_READ), ""]
     if inp.notes:
@@ -197,10 +294,8 @@ def render_html(inp: ReportInputs) -> str:
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>basefuse report</title>",
            f"<style>{CSS}</style></head><body><h1>basefuse report</h1>",
            f'<p class="note">Run directory: <code>{e(inp.run_dir)}</code></p>',
-           f'<p class="headline"><strong>{e(headline(s))}</strong></p><ul>',
-           *(f"<li>{e(sentence(s.by_label[lab]))}</li>" for lab in s.labels
-             if s.by_label[lab].condition != PRETRAINED), "</ul>",
-           *(_html_table(t) for t in all_tables(s))]
+           f'<p class="headline"><strong>{e(headline(s, inp.completeness))}</strong></p>',
+           *(_html_table(t) for t in all_tables(s, inp.completeness))]
     for f in inp.figures:
         data = base64.b64encode(f.path.read_bytes()).decode("ascii")
         out.append(f'<h3>{e(f.title)}</h3><img alt="{e(f.title)}" src="data:image/png;base64,{data}">')

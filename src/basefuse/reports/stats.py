@@ -1,244 +1,242 @@
-"""The report's numbers: paired gains over the pretrained base, bootstrap CIs, the paper's tables.
+"""Small-sample inference for the report: intervals, exact tests, Holm adjustment, verdicts.
 
-Pure functions over `RunRecord`s; all numbers are in accuracy *points* (fraction x 100).
+Pure functions over plain numbers (accuracy points); no records, no I/O.
 
-Statistical scheme (documented in the report's "how to read this" section):
+Why these methods. The unit of generalisation is the *target task*: a claim such as "fused
+bases beat pretrained" is about targets not yet tried, so the sample size is the number of
+targets (3 in the demo, 9 in the paper config), not the number of runs. Seeds only make each
+target's mean gain less noisy, so every target contributes one number, its mean gain over seeds.
 
-* **Gain** of a run = its accuracy minus the pretrained base's accuracy on the same
-  (target, seed, weight_decay): same data order and head initialisation, so the pairing
-  removes most seed noise. Several runs of one base label on the same (target, seed) —
-  e.g. intertraining from each source — are averaged first.
-* **Mean gain** of a base label = mean over targets of the mean over seeds.
-* **95% CI**: two-stage percentile bootstrap (default 2,000 resamples, seeded): resample
-  targets with replacement, then each drawn target's seeds with replacement, recompute
-  the mean gain; the CI is the 2.5th..97.5th percentile. Targets are the main source of
-  variation we want to generalise over; seeds add the finetuning noise.
-* **Win / tie / loss** per target: a win when the mean gain over seeds is at least
-  `tie_threshold` points (default 0.5) *and* the seeds-only bootstrap CI lies above 0;
-  a loss symmetrically; otherwise a tie.
-* **Seed std** (the paper's Table 3): sample std (ddof=1) of accuracy over seeds per
-  target, averaged over targets that have at least 2 seeds.
+* **Interval: Student t over the per-target means.** At these n a percentile bootstrap is too
+  narrow (it takes the sample's spread for the population's, with no small-sample correction):
+  in the simulation of `tests/test_report_coverage.py` (3 seeds, target heterogeneity, normal
+  noise) the former two-stage bootstrap covered 87-88% at n = 5 and 91-92% at n = 9 for a
+  nominal 95%, the t-interval 94.4-95.8% at n = 5, 9 and 15. The t-interval is exact for normal
+  per-target means (a mean over seeds is close to normal) and so holds from n = 3 up; it is less
+  exact for strongly skewed gains. Below `MIN_TARGETS` no interval is printed.
+* **Test: exact sign-flip permutation of the per-target means.** Under "no effect" each
+  target's mean gain is as likely to be +d as -d; all 2^n sign patterns give the exact null
+  distribution of the mean without assuming normality (Monte Carlo with a fixed seed beyond
+  `EXACT_MAX` targets). Two-sided. Its smallest possible p-value is 2 / 2^n, so with 5 or
+  fewer targets no comparison can be called significant at 0.05: that is the data's limit,
+  and the report says so.
+* **Verdict** needs both: "better" iff the interval lies above 0 and p < alpha (and "worse"
+  mirrored); anything else is "inconclusive".
+* **Spread across targets**: the chi-square interval for a standard deviation, exact under the
+  same normal model as the t-interval (a bootstrap of a std over 3..9 values under-covers
+  even more than that of a mean); it is sensitive to heavy tails, which the report states.
+* **Seed std**: a mean over targets of per-target seed stds, with a percentile bootstrap over
+  targets (seeded) as its interval; the paired difference between two bases uses the t/sign-flip
+  pair above, since it is again a mean over targets.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import functools
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from basefuse.experiments.records import CONDITIONS, RunRecord
+MIN_TARGETS = 3  # below this no interval is printed ("n/a (n=2)")
+MIN_SEEDS = 3    # a per-target verdict needs at least this many seeds
+EXACT_MAX = 16   # all 2^n sign flips up to this many targets; Monte Carlo beyond
+MC_FLIPS = 100_000
+ALPHA = 0.05
+LEVEL = 0.95
 
-PRETRAINED = "pretrained"
-
-
-@dataclass(frozen=True)
-class CI:
-    """A mean with its percentile-bootstrap confidence interval."""
-
-    mean: float
-    lo: float
-    hi: float
-
-    def excludes_zero(self) -> bool:
-        return self.lo > 0 or self.hi < 0
+BETTER, WORSE, INCONCLUSIVE, TOO_FEW_SEEDS = "better", "worse", "inconclusive", "too few seeds"
 
 
-def bootstrap_mean_ci(groups: Mapping[str, Sequence[float]] | Sequence[Sequence[float]], *,
-                      n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> CI:
-    """Two-stage bootstrap CI of the mean over groups of the mean within each group.
+# ---- distributions (closed forms for integer degrees of freedom; no scipy needed) ----------
 
-    Groups are targets, values are per-seed gains. With one group this is the plain
-    bootstrap over seeds.
-    """
-    values = [np.asarray(v, dtype=float) for v in (groups.values() if isinstance(groups, Mapping) else groups)]
-    values = [v for v in values if v.size]
-    if not values:
-        raise ValueError("bootstrap_mean_ci needs at least one non-empty group")
-    point = float(np.mean([v.mean() for v in values]))
-    n_groups = len(values)
-    sizes = np.array([v.size for v in values])
-    padded = np.zeros((n_groups, sizes.max()))
-    for i, v in enumerate(values):
-        padded[i, : v.size] = v
-    rng = np.random.default_rng(seed)
-    g = rng.integers(0, n_groups, size=(n_boot, n_groups))            # stage 1: which targets
-    n = sizes[g]                                                     # their seed counts
-    k = np.floor(rng.random((n_boot, n_groups, sizes.max())) * n[..., None]).astype(int)
-    mask = np.arange(sizes.max()) < n[..., None]                     # ragged seed counts
-    drawn = padded[g[..., None], np.where(mask, k, 0)]                # stage 2: which seeds
-    stat = ((drawn * mask).sum(-1) / n).mean(-1)
-    alpha = (1 - level) / 2 * 100
-    lo, hi = np.percentile(stat, [alpha, 100 - alpha])
-    return CI(point, float(lo), float(hi))
+def t_cdf(x: float, df: int) -> float:
+    """P(T <= x) for Student's t with integer `df` (Abramowitz & Stegun 26.7.3/26.7.4)."""
+    if df < 1:
+        raise ValueError("df must be >= 1")
+    theta = math.atan(abs(x) / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2:  # odd
+        term, acc = 1.0, 0.0
+        if df > 1:
+            acc = term = 1.0
+            for k in range(2, df - 1, 2):  # 1 + 2/3 c^2 + 2*4/(3*5) c^4 + ...
+                term *= c2 * k / (k + 1)
+                acc += term
+        inside = 2 / math.pi * (theta + (s * math.cos(theta) * acc if df > 1 else 0.0))
+    else:
+        term = acc = 1.0
+        for k in range(1, df - 2, 2):  # 1 + 1/2 c^2 + 1*3/(2*4) c^4 + ...
+            term *= c2 * k / (k + 1)
+            acc += term
+        inside = s * acc
+    return 0.5 + math.copysign(inside / 2, x)
 
 
-@dataclass
-class TargetGain:
-    mean: float
-    ci: CI
-    n_seeds: int
-    outcome: str  # "win" | "tie" | "loss"
+def chi2_cdf(x: float, df: int) -> float:
+    """P(X <= x) for chi-square with `df` degrees of freedom (series of the lower incomplete gamma)."""
+    if x <= 0:
+        return 0.0
+    a, z = df / 2, x / 2
+    term = math.exp(a * math.log(z) - z - math.lgamma(a + 1))
+    total, n = term, 0
+    while term > 1e-16 * total and n < 10_000:
+        n += 1
+        term *= z / (a + n)
+        total += term
+    return min(1.0, total)
 
 
-@dataclass
-class LabelSummary:
-    label: str
-    condition: str
-    source_family: str | None
-    gain: CI | None = None
-    per_target: dict[str, TargetGain] = field(default_factory=dict)
-    wins: int = 0
-    ties: int = 0
-    losses: int = 0
-    seed_std: float | None = None
-    n_runs: int = 0
+def _invert(cdf: Callable[[float], float], q: float, lo: float, hi: float) -> float:
+    while cdf(hi) < q:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+        if hi - lo < 1e-12 * max(1.0, abs(hi)):
+            break
+    return (lo + hi) / 2
 
 
-@dataclass
-class NModelsPoint:
-    n_fused: int
-    gain: CI
-    n_runs: int
+@functools.lru_cache(maxsize=256)
+def t_quantile(q: float, df: int) -> float:
+    if not 0 < q < 1:
+        raise ValueError("q must be in (0, 1)")
+    lower = min(q, 1 - q)  # invert on the lower half, where the CDF is below 0.5; symmetric above
+    x = _invert(lambda v: t_cdf(v, df), lower, -1e7, 0.0)
+    return -x if q > 0.5 else x
 
 
-@dataclass
-class Summary:
-    """Everything the renderers show; built by `summarize`."""
-
-    weight_decay: float
-    weight_decays: list[float]
-    families: list[str]
-    targets: list[str]
-    target_family: dict[str, str]
-    labels: list[str]
-    by_label: dict[str, LabelSummary]
-    table1: dict[str, dict[str, float | None]]            # label -> family/"mean" -> accuracy
-    table2: dict[str, dict[float, tuple[float | None, float | None]]]  # label -> wd -> (acc, gain)
-    n_models: list[NModelsPoint]
-    n_records: int
-    unpaired: int
-    tie_threshold: float
-    n_boot: int
-    seed: int
+@functools.lru_cache(maxsize=256)
+def chi2_quantile(q: float, df: int) -> float:
+    return _invert(lambda x: chi2_cdf(x, df), q, 0.0, max(1.0, 2.0 * df))
 
 
-def label_order(label: str, condition: str, source_family: str | None) -> tuple:
-    """pretrained first, then fused, then intertrained; per family alphabetically, "all" last."""
-    rank = CONDITIONS.index(condition) if condition in CONDITIONS else len(CONDITIONS)
-    return (rank, source_family == "all", source_family or "", label)
+# ---- intervals and tests ----------------------------------------------------------------------
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Student-t interval of the mean; None below MIN_TARGETS values."""
+    x = np.asarray(values, dtype=float)
+    if x.size < MIN_TARGETS:
+        return None
+    half = t_quantile(1 - (1 - level) / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return float(x.mean() - half), float(x.mean() + half)
 
 
-def _mean(xs: Sequence[float]) -> float | None:
-    return float(np.mean(xs)) if len(xs) else None
+def t_test_p(values: Sequence[float]) -> float | None:
+    """Two-sided one-sample t-test of mean 0 (per-target verdicts over seeds)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return None
+    sd = float(x.std(ddof=1))
+    if sd == 0:
+        return 1.0 if x.mean() == 0 else 0.0
+    t = float(x.mean()) / (sd / math.sqrt(x.size))
+    return 2 * (1 - t_cdf(abs(t), x.size - 1))
 
 
-def _per_seed(records: Sequence[RunRecord], value) -> dict[str, dict[str, dict[int, float]]]:
-    """label -> target -> seed -> mean of value(record) over that cell's runs."""
-    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for r in records:
-        v = value(r)
-        if v is not None:
-            cells[(r.base_label, r.target, r.seed)].append(v)
-    out: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
-    for (label, target, seed), vs in cells.items():
-        out[label][target][seed] = float(np.mean(vs))
+def sign_flip_p(values: Sequence[float], *, seed: int = 0, n_mc: int = MC_FLIPS) -> float | None:
+    """Two-sided sign-flip permutation p-value of mean 0: exact for <= EXACT_MAX values."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return None
+    observed = abs(x.mean()) - 1e-12 * max(1.0, float(np.abs(x).max()))  # ties count as extreme
+    if x.size <= EXACT_MAX:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=x.size)))
+        return float(np.mean(np.abs(signs @ x / x.size) >= observed))
+    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_mc, x.size))
+    return float((1 + np.sum(np.abs(signs @ x / x.size) >= observed)) / (n_mc + 1))
+
+
+def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Holm step-down adjusted p-values (family-wise error over the given comparisons)."""
+    present = sorted((p, k) for k, p in pvalues.items() if p is not None)
+    out: dict[str, float | None] = dict.fromkeys(pvalues)
+    running, m = 0.0, len(present)
+    for i, (p, k) in enumerate(present):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
     return out
 
 
-def _pretrained_acc(records: Sequence[RunRecord]) -> dict[tuple[str, int, float], float]:
-    cells: dict[tuple[str, int, float], list[float]] = defaultdict(list)
-    for r in records:
-        if r.condition == PRETRAINED:
-            cells[(r.target, r.seed, r.weight_decay)].append(100 * r.accuracy)
-    return {k: float(np.mean(v)) for k, v in cells.items()}
+def std_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Chi-square interval for the standard deviation (normal model); None below MIN_TARGETS."""
+    x = np.asarray(values, dtype=float)
+    if x.size < MIN_TARGETS:
+        return None
+    df, var = x.size - 1, float(x.var(ddof=1))
+    a = (1 - level) / 2
+    return math.sqrt(df * var / chi2_quantile(1 - a, df)), math.sqrt(df * var / chi2_quantile(a, df))
 
 
-def _gain_fn(pre: dict[tuple[str, int, float], float]):
-    def gain(r: RunRecord) -> float | None:
-        p = pre.get((r.target, r.seed, r.weight_decay))
-        return None if p is None else 100 * r.accuracy - p
-    return gain
+def bootstrap_interval(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                       level: float = LEVEL) -> tuple[float, float] | None:
+    """Percentile bootstrap of the mean over targets (seed std only); None below MIN_TARGETS."""
+    x = np.asarray(values, dtype=float)
+    if x.size < MIN_TARGETS:
+        return None
+    draws = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
+    a = (1 - level) / 2 * 100
+    lo, hi = np.percentile(x[draws].mean(axis=1), [a, 100 - a])
+    return float(lo), float(hi)
 
 
-def _mean_over_targets(per_target: Mapping[str, Mapping[int, float]], targets: Sequence[str]) -> float | None:
-    return _mean([float(np.mean(list(per_target[t].values()))) for t in targets if per_target.get(t)])
+# ---- estimates with their n and verdict -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over targets with its interval (None below the minimum n), p-value and sample sizes."""
+
+    mean: float
+    interval: tuple[float, float] | None
+    p: float | None
+    n_targets: int
+    seeds: tuple[int, int]  # fewest and most seeds per target
+    p_holm: float | None = None
+
+    @property
+    def p_used(self) -> float | None:
+        return self.p_holm if self.p_holm is not None else self.p
 
 
-def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None, n_boot: int = 2000,
-              seed: int = 0, tie_threshold: float = 0.5) -> Summary:
-    """Compute every table of the report. `weight_decay` defaults to the lowest one present."""
-    main = [r for r in records if r.ablation == "main"]
-    wds = sorted({r.weight_decay for r in main})
-    if not wds:
-        raise ValueError("no main-ablation records to summarise")
-    wd = min(wds) if weight_decay is None else weight_decay
-    pre = _pretrained_acc(records)
-    gain = _gain_fn(pre)
+def estimate(per_target: Mapping[str, Sequence[float]], *, seed: int = 0) -> Estimate | None:
+    """Mean over targets of the per-target mean, t-interval and sign-flip p over those means."""
+    groups = [np.asarray(v, dtype=float) for v in per_target.values() if len(v)]
+    if not groups:
+        return None
+    means = [float(g.mean()) for g in groups]
+    sizes = [g.size for g in groups]
+    return Estimate(float(np.mean(means)), t_interval(means), sign_flip_p(means, seed=seed), len(means),
+                    (min(sizes), max(sizes)))
 
-    families: list[str] = []
-    target_family: dict[str, str] = {}
-    for r in records:
-        target_family.setdefault(r.target, r.target_family)
-        if r.target_family not in families:
-            families.append(r.target_family)
-    targets = sorted(target_family, key=lambda t: (families.index(target_family[t]), t))
 
-    meta = {r.base_label: (r.condition, r.source_family if r.condition != PRETRAINED else None) for r in main}
-    labels = sorted(meta, key=lambda lab: label_order(lab, *meta[lab]))
+def seed_estimate(values: Sequence[float]) -> Estimate | None:
+    """One target's mean gain over seeds: t-interval and t-test over seeds (verdict needs MIN_SEEDS)."""
+    x = [float(v) for v in values]
+    if not x:
+        return None
+    ci = t_interval(x) if len(x) >= MIN_SEEDS else None
+    return Estimate(float(np.mean(x)), ci, t_test_p(x), 1, (len(x), len(x)))
 
-    at_wd = [r for r in main if r.weight_decay == wd]
-    acc = _per_seed(at_wd, lambda r: 100 * r.accuracy)
-    gains = _per_seed([r for r in at_wd if r.condition != PRETRAINED], gain)
 
-    by_label: dict[str, LabelSummary] = {}
-    table1: dict[str, dict[str, float | None]] = {}
-    for i, label in enumerate(labels):
-        s = LabelSummary(label, *meta[label], n_runs=sum(r.base_label == label for r in at_wd))
-        stds = [float(np.std(list(v.values()), ddof=1)) for v in acc.get(label, {}).values() if len(v) >= 2]
-        s.seed_std = _mean(stds)
-        per_target = {t: list(v.values()) for t, v in gains.get(label, {}).items() if v}
-        if per_target:
-            s.gain = bootstrap_mean_ci(per_target, n_boot=n_boot, seed=seed + i)
-            for j, t in enumerate(t for t in targets if t in per_target):
-                ci = bootstrap_mean_ci([per_target[t]], n_boot=n_boot, seed=seed + 1000 * (i + 1) + j)
-                outcome = ("win" if ci.mean >= tie_threshold and ci.lo > 0 else
-                           "loss" if ci.mean <= -tie_threshold and ci.hi < 0 else "tie")
-                s.per_target[t] = TargetGain(ci.mean, ci, len(per_target[t]), outcome)
-            s.wins, s.ties, s.losses = (sum(g.outcome == o for g in s.per_target.values())
-                                        for o in ("win", "tie", "loss"))
-        by_label[label] = s
-        row = {fam: _mean_over_targets(acc.get(label, {}), [t for t in targets if target_family[t] == fam])
-               for fam in families}
-        # A mean over a subset of the targets is not comparable with pretrained's mean over all of them.
-        covers_all = all(acc.get(label, {}).get(t) for t in targets)
-        row["mean"] = _mean_over_targets(acc.get(label, {}), targets) if covers_all else None
-        table1[label] = row
+def verdict(est: Estimate | None, alpha: float = ALPHA, *, min_n: int = MIN_TARGETS, n: int | None = None) -> str:
+    """"better"/"worse" only when the interval excludes 0 on that side AND the (adjusted) p < alpha."""
+    if est is None or est.interval is None or (n if n is not None else est.n_targets) < min_n:
+        return INCONCLUSIVE
+    p = est.p_used
+    if p is None or p >= alpha:
+        return INCONCLUSIVE
+    lo, hi = est.interval
+    return BETTER if lo > 0 else WORSE if hi < 0 else INCONCLUSIVE
 
-    table2: dict[str, dict[float, tuple[float | None, float | None]]] = {lab: {} for lab in labels}
-    for w in wds:
-        rows = [r for r in main if r.weight_decay == w]
-        acc_w = _per_seed(rows, lambda r: 100 * r.accuracy)
-        gain_w = _per_seed([r for r in rows if r.condition != PRETRAINED], gain)
-        for label in labels:
-            g = 0.0 if meta[label][0] == PRETRAINED else _mean_over_targets(gain_w.get(label, {}), targets)
-            covers_all = all(acc_w.get(label, {}).get(t) for t in targets)
-            table2[label][w] = (_mean_over_targets(acc_w.get(label, {}), targets) if covers_all else None,
-                                g if label in acc_w else None)
 
-    ablation = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
-    n_models = []
-    for n in sorted({r.n_fused for r in ablation}):
-        rows = [r for r in ablation if r.n_fused == n]
-        per_target: dict[str, list[float]] = defaultdict(list)
-        for r in rows:
-            g = gain(r)
-            if g is not None:
-                per_target[r.target].append(g)
-        if per_target:
-            n_models.append(NModelsPoint(n, bootstrap_mean_ci(per_target, n_boot=n_boot, seed=seed + 7 * n),
-                                         sum(map(len, per_target.values()))))
+def seed_verdict(est: Estimate | None, alpha: float = ALPHA) -> str:
+    if est is None or est.seeds[0] < MIN_SEEDS:
+        return TOO_FEW_SEEDS
+    return verdict(est, alpha, min_n=MIN_SEEDS, n=est.seeds[0])
 
-    unpaired = sum(1 for r in records if r.condition != PRETRAINED and gain(r) is None)
-    return Summary(wd, wds, families, targets, target_family, labels, by_label, table1, table2, n_models,
-                   len(records), unpaired, tie_threshold, n_boot, seed)
+
+def smallest_p(n_targets: int) -> float:
+    """The smallest p-value the exact sign-flip test can give with n targets (2 / 2^n)."""
+    return min(1.0, 2.0 / 2 ** n_targets) if n_targets <= EXACT_MAX else 1.0 / (MC_FLIPS + 1)

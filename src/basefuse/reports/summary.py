@@ -1,0 +1,319 @@
+"""Every comparison the report makes, computed from run records (pure; numbers in accuracy points).
+
+Pairing: a run's *gain* is its accuracy minus the pretrained base's on the same (target, seed,
+weight decay); two bases are compared on the (target, seed) cells both have. Several runs of
+one label in one cell (e.g. intertraining from each source) are averaged first. Each target then
+contributes its mean over seeds, and `stats` turns the per-target means into an interval, a
+p-value and a verdict. The primary comparison is fixed before the data (`fused (all)` vs
+`pretrained`, or the config's `primary`); every other comparison is secondary and its p-value is
+Holm-adjusted over all of them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from basefuse.experiments.records import CONDITIONS, RunRecord
+from basefuse.reports import stats
+from basefuse.reports.stats import Estimate
+
+PRETRAINED = "pretrained"
+DEFAULT_PRIMARY = ("fused (all)", PRETRAINED)
+
+SeedCells = dict[str, dict[int, float]]  # target -> seed -> value
+
+
+@dataclass
+class Comparison:
+    """`a` minus `b`, paired per target and seed."""
+
+    a: str
+    b: str
+    est: Estimate | None
+    per_target: dict[str, Estimate] = field(default_factory=dict)
+    primary: bool = False
+    kind: str = "vs pretrained"  # or "fused vs intertrained", "weight decay", "seed std", "models fused"
+    values: dict[str, list[float]] = field(default_factory=dict)  # target -> per-seed differences
+
+    @property
+    def name(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+    @property
+    def verdict(self) -> str:
+        return stats.verdict(self.est)
+
+    def target_verdict(self, target: str) -> str:
+        return stats.seed_verdict(self.per_target.get(target))
+
+
+@dataclass
+class Spread:
+    """How much a base's gain depends on the target: std across targets of per-target mean gains."""
+
+    label: str
+    n_targets: int
+    seeds: tuple[int, int]
+    std: float | None
+    interval: tuple[float, float] | None
+    helped: int  # targets with a positive mean gain
+    better: int | None  # targets with a per-target verdict "better" (None: too few seeds everywhere)
+
+
+@dataclass
+class WeightDecayRow:
+    label: str
+    gains: dict[float, Comparison]  # weight decay -> gain over pretrained at that weight decay
+    difference: Comparison | None  # gain at the highest weight decay minus gain at the lowest
+
+
+@dataclass
+class SeedStdRow:
+    """Seed std of a base and of pretrained over the same targets and seeds, and their paired difference."""
+
+    label: str
+    n_targets: int
+    seeds: tuple[int, int]
+    std: float | None
+    interval: tuple[float, float] | None
+    reference_std: float | None
+    reference_interval: tuple[float, float] | None
+    difference: Comparison | None
+
+
+@dataclass
+class NModelsPoint:
+    n_fused: int
+    gain: Comparison
+    subsets: tuple[int, int]  # fewest and most distinct subsets per target
+    n_runs: int
+
+
+@dataclass
+class Summary:
+    """Everything the renderers show; built by `summarize`."""
+
+    weight_decay: float
+    weight_decays: list[float]
+    families: list[str]
+    targets: list[str]
+    target_family: dict[str, str]
+    labels: list[str]
+    table1: dict[str, dict[str, float | None]]
+    primary: tuple[str, str]
+    vs_pretrained: list[Comparison]
+    vs_intertrained: list[Comparison]
+    spread: list[Spread]
+    weight_decay_rows: list[WeightDecayRow]
+    seed_std: list[SeedStdRow]
+    n_models: list[NModelsPoint]
+    n_records: int
+    unpaired: int
+    n_boot: int
+    seed: int
+
+    @property
+    def primary_comparison(self) -> Comparison | None:
+        return next((c for c in self.vs_pretrained + self.vs_intertrained if c.primary), None)
+
+    def secondary(self) -> list[Comparison]:
+        rows = [c for c in self.vs_pretrained + self.vs_intertrained if not c.primary]
+        # the gain at the tables' weight decay is already a row of vs_pretrained: counted once
+        rows += [c for w in self.weight_decay_rows for wd, c in w.gains.items() if wd != self.weight_decay]
+        rows += [w.difference for w in self.weight_decay_rows if w.difference]
+        rows += [s.difference for s in self.seed_std if s.difference]
+        rows += [p.gain for p in self.n_models]
+        return rows
+
+
+def label_order(label: str, condition: str, source_family: str | None) -> tuple:
+    """pretrained first, then fused, then intertrained; per family alphabetically, "all" last."""
+    rank = CONDITIONS.index(condition) if condition in CONDITIONS else len(CONDITIONS)
+    return (rank, source_family == "all", source_family or "", label)
+
+
+def seed_cells(records: Sequence[RunRecord]) -> dict[str, SeedCells]:
+    """label -> target -> seed -> mean accuracy (points) of that cell's runs."""
+    cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for r in records:
+        cells[(r.base_label, r.target, r.seed)].append(100 * r.accuracy)
+    out: dict[str, SeedCells] = defaultdict(lambda: defaultdict(dict))
+    for (label, target, seed), vs in cells.items():
+        out[label][target][seed] = float(np.mean(vs))
+    return out
+
+
+def paired_differences(a: SeedCells, b: SeedCells) -> dict[str, list[float]]:
+    """target -> [a - b for each seed both have]; targets without a shared seed are left out."""
+    return {t: list(v.values()) for t, v in gain_cells(a, b).items()}
+
+
+def gain_cells(a: SeedCells, b: SeedCells) -> SeedCells:
+    """target -> seed -> a - b, on the seeds both have."""
+    return {t: {s: a[t][s] - b[t][s] for s in sorted(set(a[t]) & set(b.get(t, {})))}
+            for t in a if set(a[t]) & set(b.get(t, {}))}
+
+
+def _pretrained_acc(records: Sequence[RunRecord]) -> dict[tuple[str, int, float], float]:
+    """(target, seed, weight decay) -> pretrained accuracy (points), the reference of every gain."""
+    cells: dict[tuple[str, int, float], list[float]] = defaultdict(list)
+    for r in records:
+        if r.condition == PRETRAINED:
+            cells[(r.target, r.seed, r.weight_decay)].append(100 * r.accuracy)
+    return {k: float(np.mean(v)) for k, v in cells.items()}
+
+
+def compare(a: str, b: str, diffs: Mapping[str, Sequence[float]], *, seed: int, kind: str,
+            primary: bool = False) -> Comparison:
+    per_target = {t: e for t, v in diffs.items() if (e := stats.seed_estimate(v)) is not None}
+    return Comparison(a, b, stats.estimate(diffs, seed=seed), per_target, primary, kind,
+                      {t: list(v) for t, v in diffs.items()})
+
+
+def _mean_over_targets(cells: SeedCells, targets: Sequence[str]) -> float | None:
+    means = [float(np.mean(list(cells[t].values()))) for t in targets if cells.get(t)]
+    return float(np.mean(means)) if means else None
+
+
+def _table1(acc: Mapping[str, SeedCells], labels: Sequence[str], families: Sequence[str],
+            targets: Sequence[str], target_family: Mapping[str, str]) -> dict[str, dict[str, float | None]]:
+    table = {}
+    for label in labels:
+        cells = acc.get(label, {})
+        row = {fam: _mean_over_targets(cells, [t for t in targets if target_family[t] == fam]) for fam in families}
+        # A mean over a subset of the targets is not comparable with pretrained's mean over all of them.
+        row["mean"] = _mean_over_targets(cells, targets) if all(cells.get(t) for t in targets) else None
+        table[label] = row
+    return table
+
+
+def _spread(c: Comparison) -> Spread:
+    means = [e.mean for e in c.per_target.values()]
+    verdicts = [c.target_verdict(t) for t in c.per_target]
+    judged = [v for v in verdicts if v != stats.TOO_FEW_SEEDS]
+    return Spread(c.a, len(means), c.est.seeds, float(np.std(means, ddof=1)) if len(means) >= 2 else None,
+                  stats.std_interval(means), sum(m > 0 for m in means),
+                  sum(v == stats.BETTER for v in judged) if judged else None)
+
+
+def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, n_boot: int, seed: int) -> SeedStdRow:
+    """Seed std of `label` and of pretrained over the targets (and seeds) where both have >= 2 seeds."""
+    mine, ref = acc.get(label, {}), acc.get(PRETRAINED, {})
+    per_target: dict[str, tuple[float, float]] = {}
+    sizes = []
+    for target in mine:
+        shared = sorted(set(mine[target]) & set(ref.get(target, {})))
+        if len(shared) >= 2:
+            per_target[target] = (float(np.std([mine[target][s] for s in shared], ddof=1)),
+                                  float(np.std([ref[target][s] for s in shared], ddof=1)))
+            sizes.append(len(shared))
+    if not per_target:
+        return SeedStdRow(label, 0, (0, 0), None, None, None, None, None)
+    a = [v[0] for v in per_target.values()]
+    b = [v[1] for v in per_target.values()]
+    diff = compare(f"{label} seed std", "pretrained seed std", {t: [v[0] - v[1]] for t, v in per_target.items()},
+                   seed=seed, kind="seed std")
+    return SeedStdRow(label, len(a), (min(sizes), max(sizes)), float(np.mean(a)),
+                      stats.bootstrap_interval(a, n_boot=n_boot, seed=seed), float(np.mean(b)),
+                      stats.bootstrap_interval(b, n_boot=n_boot, seed=seed + 1), diff)
+
+
+def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float], float], *,
+              seed: int) -> list[NModelsPoint]:
+    rows = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
+    points = []
+    for k in sorted({r.n_fused for r in rows}):
+        gains: dict[str, list[float]] = defaultdict(list)
+        subsets: dict[str, set] = defaultdict(set)
+        for r in rows:
+            p = pre.get((r.target, r.seed, r.weight_decay))
+            if r.n_fused == k and p is not None:
+                gains[r.target].append(100 * r.accuracy - p)
+                subsets[r.target].add(tuple(r.sources))
+        if gains:
+            sizes = [len(s) for s in subsets.values()]
+            points.append(NModelsPoint(k, compare(f"fused ({k} models)", PRETRAINED, gains, seed=seed + k,
+                                                  kind="models fused"),
+                                       (min(sizes), max(sizes)), sum(map(len, gains.values()))))
+    return points
+
+
+def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None,
+              primary: tuple[str, str] | None = None, n_boot: int = 2000, seed: int = 0) -> Summary:
+    """Compute every table of the report. `weight_decay` defaults to the lowest one present."""
+    main = [r for r in records if r.ablation == "main"]
+    wds = sorted({r.weight_decay for r in main})
+    if not wds:
+        raise ValueError("no main-ablation records to summarise")
+    wd = min(wds) if weight_decay is None else weight_decay
+    primary = tuple(primary) if primary else DEFAULT_PRIMARY
+
+    families: list[str] = []
+    target_family: dict[str, str] = {}
+    for r in records:
+        target_family.setdefault(r.target, r.target_family)
+        if r.target_family not in families:
+            families.append(r.target_family)
+    targets = sorted(target_family, key=lambda t: (families.index(target_family[t]), t))
+    meta = {r.base_label: (r.condition, r.source_family if r.condition != PRETRAINED else None) for r in main}
+    labels = sorted(meta, key=lambda lab: label_order(lab, *meta[lab]))
+    others = [lab for lab in labels if lab != PRETRAINED]
+
+    acc_at = {w: seed_cells([r for r in main if r.weight_decay == w]) for w in wds}
+    acc = acc_at[wd]
+
+    def vs(a: str, b: str, cells: Mapping[str, SeedCells], kind: str, i: int) -> Comparison:
+        return compare(a, b, paired_differences(cells.get(a, {}), cells.get(b, {})), seed=seed + i, kind=kind,
+                       primary=(a, b) == primary)
+
+    vs_pre = [vs(lab, PRETRAINED, acc, "vs pretrained", i) for i, lab in enumerate(others)]
+    vs_pre = [c for c in vs_pre if c.est is not None]
+    vs_inter = []
+    for lab in others:
+        if meta[lab][0] != "intertrained":
+            continue
+        for fused in (f"fused ({meta[lab][1]})", "fused (all)"):
+            if fused in acc and not any(c.a == fused and c.b == lab for c in vs_inter):
+                c = vs(fused, lab, acc, "fused vs intertrained", 100 + len(vs_inter))
+                if c.est is not None:
+                    vs_inter.append(c)
+    if primary[1] != PRETRAINED and not any(c.primary for c in vs_inter) and primary[0] in acc:
+        c = vs(primary[0], primary[1], acc, "primary", 200)
+        if c.est is not None:
+            vs_inter.append(c)
+
+    wd_rows = []
+    if len(wds) > 1:
+        lo_wd, hi_wd = wds[0], wds[-1]
+        for i, lab in enumerate(others):
+            cells = {w: gain_cells(acc_at[w].get(lab, {}), acc_at[w].get(PRETRAINED, {})) for w in wds}
+            gains = {w: compare(f"{lab} at wd {w:g}", PRETRAINED, {t: list(v.values()) for t, v in c.items()},
+                                seed=seed + 300 + i, kind="weight decay") for w, c in cells.items() if c}
+            diff = paired_differences(cells[hi_wd], cells[lo_wd])
+            difference = (compare(f"{lab} gain at wd {hi_wd:g}", f"gain at wd {lo_wd:g}", diff, seed=seed + 400 + i,
+                                  kind="weight decay") if diff else None)
+            if gains:
+                wd_rows.append(WeightDecayRow(lab, gains, difference))
+
+    seed_rows = [_seed_std_row(lab, acc, n_boot=n_boot, seed=seed + 500 + 2 * i) for i, lab in enumerate(others)]
+    pre_all = _pretrained_acc(records)
+    summary = Summary(wd, wds, families, targets, target_family, labels,
+                      _table1(acc, labels, families, targets, target_family), primary, vs_pre, vs_inter,
+                      [_spread(c) for c in vs_pre], wd_rows, seed_rows,
+                      _n_models(records, pre_all, seed=seed + 600), len(records),
+                      sum(1 for r in records if r.condition != PRETRAINED
+                          and (r.target, r.seed, r.weight_decay) not in pre_all), n_boot, seed)
+    _holm_adjust(summary)
+    return summary
+
+
+def _holm_adjust(summary: Summary) -> None:
+    """Set `p_holm` of every secondary comparison, adjusted over all of them together."""
+    rows = [c for c in summary.secondary() if c.est is not None]
+    adjusted = stats.holm({str(i): c.est.p for i, c in enumerate(rows)})
+    for i, c in enumerate(rows):
+        c.est = dataclasses.replace(c.est, p_holm=adjusted[str(i)])
