@@ -18,6 +18,9 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     cfg = load_experiment_config(config_path)
     if dry_run:
         plan = make_plan(cfg)
+        from basefuse.experiments.leakage import write_leakage
+
+        typer.echo(f"leakage table: {write_leakage(out, plan.leakage)}")
         for stage, jobs in plan.stages():
             typer.echo(f"{stage}: {len(jobs)} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")

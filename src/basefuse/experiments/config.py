@@ -57,6 +57,15 @@ class FusionSettings(BaseModel):
     params: dict[str, float | int | str] = {}
 
 
+class LeakageSettings(BaseModel):
+    """How much of a target's test set a base may have trained on (by normalised text) before the run is refused."""
+
+    model_config = _STRICT
+
+    max_test_overlap: float = Field(0.01, ge=0, le=1, description="largest allowed share of a target's test texts "
+                                    "found in the training data of any task in a base's provenance")
+
+
 class ExperimentConfig(BaseModel):
     """What to compare: the base, source families, targets, conditions, seeds and budgets."""
 
@@ -82,6 +91,7 @@ class ExperimentConfig(BaseModel):
     budgets: Budgets = Budgets()
     fusion: FusionSettings = FusionSettings()
     n_models: NModelsAblation = NModelsAblation()
+    leakage: LeakageSettings = LeakageSettings()
 
     @field_validator("families", "held_out", mode="after")
     @classmethod
@@ -155,7 +165,10 @@ class ExperimentConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """Identifies the config's content, so a run directory is never mixed with another config's."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        # The leakage threshold decides no job's output; left out at its default so that run directories made
+        # before the key existed still resume.
+        skip = {"leakage"} if self.leakage == LeakageSettings() else None
+        blob = json.dumps(self.model_dump(mode="json", exclude=skip), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
