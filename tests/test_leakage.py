@@ -152,9 +152,9 @@ def test_default_threshold_is_one_percent_of_the_test_set(tmp_path):
 
 
 def test_overlap_counts_test_rows_once_each_whatever_the_number_of_sources():
-    """Hand-built: test texts a, b, c, a; source s1 saw {a}, s2 saw {a, b}. Union: a, b, a = 3 of 4."""
-    c = {"t": TaskContent("ft", ("a", "b", "c", "a"), frozenset()),
-         "s1": TaskContent("f1", (), frozenset({"a", "zz"})), "s2": TaskContent("f2", (), frozenset({"a", "b"}))}
+    """Hand-built: test texts a, b, c, a, d; source s1 saw {c}, s2 saw {a, b}. s1: 1, s2: 3, union: 4 of 5."""
+    c = {"t": TaskContent("ft", ("a", "b", "c", "a", "d"), frozenset()),
+         "s1": TaskContent("f1", (), frozenset({"c", "zz"})), "s2": TaskContent("f2", (), frozenset({"a", "b"}))}
     base = {"model": {"base": "m"}, "hparams": {}}
     s1 = make_job("finetune", "source s1", base | {"task": {"name": "s1"}})
     s2 = make_job("finetune", "source s2", base | {"task": {"name": "s2"}})
@@ -162,12 +162,12 @@ def test_overlap_counts_test_rows_once_each_whatever_the_number_of_sources():
     tg = make_job("finetune", "target t", {"model": {"job": fu.key}, "task": {"name": "t"}}, (fu.key,))
     jobs = {j.key: j for j in (s1, s2, fu, tg)}
     runs = [TargetRun("t", tg.key, "fused (all)")]
-    table = overlap_table(jobs, runs, c, check_provenance(jobs, runs, c), 0.75)
+    table = overlap_table(jobs, runs, c, check_provenance(jobs, runs, c), 0.8)
     (row,) = table["rows"]
-    assert (row["overlap"], row["n_test"], row["by_source"]) == (3, 4, {"s1": 2, "s2": 3})
-    check_overlap(table)  # 0.75 is not above 0.75
-    with pytest.raises(BasefuseError, match="3 of the 4 test texts"):
-        check_overlap(table | {"max_test_overlap": 0.74})
+    assert (row["overlap"], row["n_test"], row["by_source"]) == (4, 5, {"s1": 1, "s2": 3})
+    check_overlap(table)  # 0.8 is not above 0.8
+    with pytest.raises(BasefuseError, match=r"4 of the 5 test texts .* \(from 's2': 3, 's1': 1\)"):
+        check_overlap(table | {"max_test_overlap": 0.79})
 
 
 def test_normalisation_folds_case_width_and_whitespace():
