@@ -28,24 +28,38 @@ def normalise_text(text: str) -> str:
 
 def normalised_texts(split: "Dataset") -> list[str]:
     """One normalised string per row; a sentence pair is both texts, joined by a separator."""
-    texts = [normalise_text(t) for t in split["text"]]
-    if "text_pair" in split.column_names:
-        texts = [f"{t}{_PAIR_SEP}{normalise_text(p)}" for t, p in zip(texts, split["text_pair"])]
+    cols = split[:]  # every column as a list at once (indexing a column iterates row by row)
+    texts = [normalise_text(t) for t in cols["text"]]
+    if "text_pair" in cols:
+        texts = [f"{t}{_PAIR_SEP}{normalise_text(p)}" for t, p in zip(texts, cols["text_pair"])]
     return texts
 
 
-def content_fingerprint(task: "Task") -> str:
+def normalised_rows(task: "Task") -> dict[str, list[str]]:
+    """Per split, one string per row: its normalised text (or pair) and its label name."""
+    out = {}
+    for name, split in (("train", task.train), ("validation", task.validation), ("test", task.test)):
+        labels = [task.label_names[y] for y in split[:]["label"]]
+        out[name] = [f"{t}\x1f{y}" for t, y in zip(normalised_texts(split), labels)]
+    return out
+
+
+def row_text(row: str) -> str:
+    """The normalised text of a row of `normalised_rows` (its label cut off)."""
+    return row.partition("\x1f")[0]  # normalised texts hold no \x1f (it is whitespace to `\s`)
+
+
+def content_fingerprint(task: "Task", rows: dict[str, list[str]] | None = None) -> str:
     """sha256 of the sorted multiset of (normalised text[, pair], label name) rows of all three splits.
 
     Independent of the task's name, path and row order and of how rows were split (the splits
     of a task loaded without a train budget partition its rows), so the same data under two
-    names, two paths, a copy or a shuffled copy has one fingerprint.
+    names, two paths, a copy or a shuffled copy has one fingerprint. `rows`: `normalised_rows(task)`
+    when the caller has it already.
     """
-    rows = []
-    for split in (task.train, task.validation, task.test):
-        names = [task.label_names[y] for y in split["label"]]
-        rows.extend(f"{t}\x1f{y}" for t, y in zip(normalised_texts(split), names))
-    h = hashlib.sha256(f"{NORMALISATION}|{len(rows)}|".encode())
-    for row in sorted(rows):
+    rows = rows or normalised_rows(task)
+    every = [r for split in rows.values() for r in split]
+    h = hashlib.sha256(f"{NORMALISATION}|{len(every)}|".encode())
+    for row in sorted(every):
         h.update(row.encode("utf-8", "surrogatepass") + b"\x1e")
     return h.hexdigest()

@@ -46,10 +46,11 @@ class TaskContent:
 
 def task_content(task: "Task") -> TaskContent:
     """Content of a task loaded with `max_train=None` (so `train` is the whole train split)."""
-    from basefuse.data.content import content_fingerprint, normalised_texts
+    from basefuse.data.content import content_fingerprint, normalised_rows, row_text
 
-    return TaskContent(fingerprint=content_fingerprint(task), test=tuple(normalised_texts(task.test)),
-                       seen=frozenset(normalised_texts(task.train)) | frozenset(normalised_texts(task.validation)))
+    rows = normalised_rows(task)
+    return TaskContent(fingerprint=content_fingerprint(task, rows), test=tuple(map(row_text, rows["test"])),
+                       seen=frozenset(map(row_text, rows["train"] + rows["validation"])))
 
 
 def check_distinct_content(contents: Mapping[str, TaskContent]) -> None:
@@ -160,25 +161,30 @@ def overlap_table(jobs: Mapping[str, Job], runs: Iterable[TargetRun], contents: 
     from basefuse.data.content import NORMALISATION
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    hits: dict[tuple[str, str], frozenset[int]] = {}  # (target, source) -> indices of its test rows the source saw
+
+    def seen_by(target: str, source: str) -> frozenset[int]:
+        if (target, source) not in hits:
+            seen = contents[source].seen
+            hits[(target, source)] = frozenset(i for i, t in enumerate(contents[target].test) if t in seen)
+        return hits[(target, source)]
+
     for run in runs:
         if run.target not in contents:
             continue
-        bases = [d for d in job_inputs(jobs[run.job_key])]
-        if not bases or (run.target, bases[0]) in rows:
-            continue
+        bases = job_inputs(jobs[run.job_key])
         names = sorted({n for d in bases for n in prov[d]})
-        if not names:
+        if not names or (run.target, bases[0]) in rows:
             continue
-        test = contents[run.target].test
-        seen = [contents[n].seen for n in names if n in contents]
-        by_source = {n: sum(t in contents[n].seen for t in test) for n in names if n in contents}
-        overlap = sum(any(t in s for s in seen) for t in test)
+        by_source = {n: seen_by(run.target, n) for n in names if n in contents}
+        n_test, overlap = len(contents[run.target].test), len(frozenset().union(*by_source.values()))
         rows[(run.target, bases[0])] = {
-            "target": run.target, "base": run.base_label, "base_job": bases[0], "n_test": len(test),
-            "overlap": overlap, "fraction": overlap / len(test) if test else 0.0,
-            "by_source": {n: c for n, c in by_source.items() if c}, "provenance": names}
+            "target": run.target, "base": run.base_label, "base_job": bases[0], "n_test": n_test,
+            "overlap": overlap, "fraction": overlap / n_test if n_test else 0.0,
+            "by_source": {n: len(h) for n, h in by_source.items() if h}, "provenance": names}
     return {"normalisation": NORMALISATION, "max_test_overlap": max_test_overlap,
             "source_rows_counted": "full train split (before any budget) + validation split",
+            "task_fingerprints": {n: c.fingerprint for n, c in sorted(contents.items())},
             "rows": list(rows.values())}
 
 
