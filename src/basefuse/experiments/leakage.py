@@ -102,11 +102,6 @@ def provenance(jobs: Mapping[str, Job]) -> dict[str, frozenset[str]]:
     return out
 
 
-def base_provenance(job: Job, prov: Mapping[str, frozenset[str]]) -> frozenset[str]:
-    """What the model a job starts from has been trained on (not counting the job's own task)."""
-    return frozenset(n for dep in job_inputs(job) for n in prov[dep])
-
-
 def leak_path(jobs: Mapping[str, Job], prov: Mapping[str, frozenset[str]], key: str, task: str) -> list[str]:
     """Labels of the jobs from `key` down to a finetune on `task`: how the task's data got in."""
     path = [jobs[key].label]
