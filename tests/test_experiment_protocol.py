@@ -53,7 +53,7 @@ def test_leakage_guard_catches_a_leaky_plan():
     leaky = plan.source_jobs[run.target].key
     job = plan.target_jobs[run.job_key]
     plan.target_jobs[run.job_key] = type(job)(job.kind, job.label, job.params, job.deps + (leaky,), job.key)
-    with pytest.raises(AssertionError, match="leakage"):
+    with pytest.raises(BasefuseError, match="leakage"):
         check_no_leakage(plan)
 
 

@@ -18,6 +18,9 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     cfg = load_experiment_config(config_path)
     if dry_run:
         plan = make_plan(cfg)
+        from basefuse.experiments.leakage import write_leakage
+
+        typer.echo(f"leakage table: {write_leakage(out, plan.leakage)}")
         for stage, jobs in plan.stages():
             typer.echo(f"{stage}: {len(jobs)} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
@@ -45,7 +48,8 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
         ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray."),
         gpus_per_job: float = typer.Option(0.0, help="GPUs each job reserves on Ray, e.g. 0.125 for 8 per GPU."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Only print how many jobs the plan has."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, write OUT/leakage.json and "
+                                     "print how many jobs the plan has."),
     ) -> None:
         """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
 

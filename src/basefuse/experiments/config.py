@@ -57,6 +57,15 @@ class FusionSettings(BaseModel):
     params: dict[str, float | int | str] = {}
 
 
+class LeakageSettings(BaseModel):
+    """How much of a target's test set a base may have trained on (by normalised text) before the run is refused."""
+
+    model_config = _STRICT
+
+    max_test_overlap: float = Field(0.01, ge=0, le=1, description="largest allowed share of a target's test texts "
+                                    "found in the training data of any task in a base's provenance")
+
+
 class ExperimentConfig(BaseModel):
     """What to compare: the base, source families, targets, conditions, seeds and budgets."""
 
@@ -85,6 +94,7 @@ class ExperimentConfig(BaseModel):
     primary: tuple[str, str] | None = Field(
         None, description="the report's primary comparison, fixed before the data: two base labels, e.g. "
                           "['fused (all)', 'pretrained'] (the default)")
+    leakage: LeakageSettings = LeakageSettings()
 
     @field_validator("families", "held_out", mode="after")
     @classmethod
@@ -158,9 +168,12 @@ class ExperimentConfig(BaseModel):
 
     def fingerprint(self) -> str:
         """Identifies the config's content, so a run directory is never mixed with another config's."""
-        # `primary` only when set, so configs written before it existed keep their fingerprint.
-        blob = json.dumps(self.model_dump(mode="json", exclude={"primary"} if self.primary is None else None),
-                          sort_keys=True).encode()
+        # `primary` only when set and `leakage` only when not at its default, so configs written before these keys
+        # existed keep their fingerprint (neither decides any job's output).
+        skip = {"primary"} if self.primary is None else set()
+        if self.leakage == LeakageSettings():
+            skip.add("leakage")
+        blob = json.dumps(self.model_dump(mode="json", exclude=skip or None), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

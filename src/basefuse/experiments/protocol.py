@@ -13,6 +13,8 @@ from typing import Any
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import ExperimentConfig, TaskRef
 from basefuse.experiments.jobs import Job, make_job
+from basefuse.experiments.leakage import (TargetRun, TaskContent, check_distinct_content, check_overlap,
+                                          check_provenance, overlap_table)
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class TaskFacts:
     train_size: int  # before any budget: "largest source" is about the dataset, not the budget
     fingerprint_source: str  # fingerprint with the source budget applied
     fingerprint_target: str  # fingerprint with the target budget applied
+    content: TaskContent | None = None  # rows and texts for the leakage check (None: checked by name only)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Plan:
     fuse_jobs: dict[str, Job] = field(default_factory=dict)  # by key
     target_jobs: dict[str, Job] = field(default_factory=dict)  # by key
     runs: list[PlannedRun] = field(default_factory=list)
+    provenance: dict[str, frozenset[str]] = field(default_factory=dict)  # by key: tasks trained into its output
+    leakage: dict[str, Any] = field(default_factory=dict)  # the overlap table, written to RUN/leakage.json
 
     def stages(self) -> list[tuple[str, list[Job]]]:
         return [("source finetunes", list(self.source_jobs.values())),
@@ -69,6 +74,8 @@ def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
 
 def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str) -> Plan:
     """Every job of the experiment, deduplicated by key, plus the runs the report will show."""
+    contents = {n: f.content for n, f in facts.items() if f.content is not None}
+    check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
     refs = cfg.task_refs()
     base = {"base": base_ref, "fingerprint": base_fingerprint}
@@ -140,7 +147,10 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                     for seed in cfg.n_models.seeds or cfg.seeds[:1]:
                         add_target(target, model, deps, seed, cfg.weight_decays[0], condition="fused",
                                    source_family="all", sources=subset, n_fused=k, ablation="n_models")
-    check_no_leakage(plan)
+    plan.provenance = check_no_leakage(plan, contents)
+    plan.leakage = overlap_table(plan.all_jobs(), _target_runs(plan), contents, plan.provenance,
+                                 cfg.leakage.max_test_overlap)
+    check_overlap(plan.leakage)
     return plan
 
 
@@ -185,17 +195,12 @@ def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str,
     return [max(pool, key=lambda s: (facts[s].train_size, s))]
 
 
-def check_no_leakage(plan: Plan) -> None:
-    """No target's own source model may reach any base it is finetuned from: a hard invariant."""
-    source_key_to_task = {j.key: name for name, j in plan.source_jobs.items()}
-    for run in plan.runs:
-        job = plan.target_jobs[run.job_key]
-        used: set[str] = set()
-        for dep in job.deps:
-            if dep in source_key_to_task:
-                used.add(source_key_to_task[dep])
-            elif dep in plan.fuse_jobs:
-                used.update(source_key_to_task[k] for k in plan.fuse_jobs[dep].deps)
-        if run.target in used:
-            raise AssertionError(f"leakage: target {run.target!r} would be finetuned from a base built on its own "
-                                 f"source model (job {job.label})")
+def _target_runs(plan: Plan) -> list[TargetRun]:
+    return [TargetRun(r.target, r.job_key, r.condition if r.source_family is None
+                      else f"{r.condition} ({r.source_family})") for r in plan.runs]
+
+
+def check_no_leakage(plan: Plan, contents: dict[str, TaskContent] | None = None) -> dict[str, frozenset[str]]:
+    """No target is finetuned from a base whose provenance, through any depth, holds the target's task or
+    its content: a hard invariant. Returns every job's provenance."""
+    return check_provenance(plan.all_jobs(), _target_runs(plan), contents)

@@ -14,6 +14,7 @@ from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
 from basefuse.experiments.jobs import Job, execute_job, output_complete, read_result, summarise_metrics
+from basefuse.experiments.leakage import LEAKAGE_FILE, task_content, write_leakage
 from basefuse.experiments.plan_record import write_plan
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
@@ -49,7 +50,8 @@ def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
             raise BasefuseError(
                 f"{run_dir} holds a run of a different config ({meta.get('config_name', '?')}): use another --out, "
                 f"or --force to switch this folder to the new config (finished jobs are still reused by content)")
-    elif any(run_dir.iterdir()) and not (run_dir / "store.jsonl").exists() and not force:
+    elif (any(p.name != LEAKAGE_FILE for p in run_dir.iterdir())  # a --dry-run leaves only the leakage table
+          and not (run_dir / "store.jsonl").exists() and not force):
         raise BasefuseError(f"{run_dir} is not empty and is not a basefuse run: choose an empty or new folder")
     from basefuse import __version__
 
@@ -70,7 +72,8 @@ def gather_task_facts(cfg: ExperimentConfig) -> dict[str, TaskFacts]:
                                pair_col=ref.pair_col, family=cfg.family_of(name)) for b in budgets}
         facts[name] = TaskFacts(train_size=len(loaded[None].train),
                                 fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
-                                fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint)
+                                fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint,
+                                content=task_content(loaded[None]))
     return facts
 
 
@@ -150,6 +153,7 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     _prepare_run_dir(cfg, run_dir, force)
     plan = make_plan(cfg)
     write_plan(run_dir, plan)
+    write_leakage(run_dir, plan.leakage)
     store = JobStore(run_dir / "store.jsonl")
     executor = executor or LocalExecutor()
     n_total = sum(len(jobs) for _, jobs in plan.stages())

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from basefuse.errors import BasefuseError
 from basefuse.io import atomic_output_dir, check_output_path, write_json
 from basefuse.experiments.plan_record import read_plan
-from basefuse.reports import render
+from basefuse.reports import leakage, render
 from basefuse.reports.completeness import Completeness, completeness
 from basefuse.reports.load import read_results
 from basefuse.reports.summary import PRETRAINED, Summary, summarize
@@ -184,8 +184,13 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
                 figures.append(render.Figure(title, tmp / name))
         inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
                                   if config.exists() else None, notes, str(run_dir), comp)
-        (tmp / "report.md").write_text(render.render_markdown(inp), encoding="utf-8")
-        (tmp / "report.html").write_text(render.render_html(inp), encoding="utf-8")
+        leak = leakage.read_leakage(run_dir)  # the overlap table the plan wrote; absent in older runs
+        md, page = render.render_markdown(inp), render.render_html(inp)
+        if leak is not None:
+            md, page = md + "\n" + leakage.leakage_markdown(leak), page.replace(
+                "</body>", leakage.leakage_html(leak) + "</body>", 1)
+        (tmp / "report.md").write_text(md, encoding="utf-8")
+        (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "results.csv").write_text(render.render_csv(records), encoding="utf-8")
         write_json(tmp / "results.json", render.runs_json(records))
         (tmp / MARKER).write_text("derived from results.jsonl; safe to delete or regenerate\n", encoding="utf-8")
