@@ -70,7 +70,7 @@ def _check_frame(df: pd.DataFrame, split: str, source: str, cols: dict[str, str]
                                                                      v.strip().lower() in MISSING_LABELS)]
     if missing:
         raise BasefuseError(f"column {cols.get('label', 'label')!r} of {source} ({split}) has a missing label "
-                            f"(empty, nan or NA) in row {missing[0]} ({len(missing)} such rows): fill or drop "
+                            f"in row {missing[0]} (empty, nan or NA; {len(missing)} such rows): fill or drop "
                             "those rows")
     return df
 
