@@ -86,6 +86,20 @@ def test_hf_path_like_spec_fails_fast_without_load_dataset(spec, tmp_path, monke
     assert "\n" not in str(e.value)
 
 
+def test_hf_id_that_names_a_local_folder_is_refused(tmp_path, monkeypatch):
+    import datasets
+
+    (tmp_path / "glue").mkdir()   # datasets would read ./glue instead of the hub's glue
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or 1 / 0)
+    from basefuse.data.api import load_task
+
+    with pytest.raises(BasefuseError, match=r"'hf:glue/sst2': glue is a local path here"):
+        load_task("hf:glue/sst2")
+    assert calls == []
+
+
 def test_hf_save_to_disk_folder_is_still_read(tmp_path, monkeypatch):
     import datasets
 
@@ -106,6 +120,20 @@ def test_fuse_float16_overflow_after_cast_is_refused(tmp_path, capsys, bert):
     # float16's largest value, 65504
     fuse_bad(tmp_path, capsys, [*srcs, "--base", base, "--method", "task-arithmetic", "--lam", "1e8",
                                 "--dtype", "float16"], r"tensor '[^']+'.*overflow float16")
+
+
+@pytest.mark.parametrize("dtype, big, where", [
+    ("bfloat16", 3.4e38, "fused"),     # finite in float32, beyond bfloat16's largest (3.39e38): rounds to Inf
+    ("float16", 1e6, "copied"),        # a base tensor no source has, copied and cast to float16
+])
+def test_fuse_overflow_after_cast_in_other_paths(tmp_path, capsys, dtype, big, where):
+    ones = np.ones(64, dtype=np.float32)
+    _write_model(tmp_path / "base", {"a": ones, "b": np.full(64, big if where == "copied" else 1, np.float32)})
+    for s in range(2):
+        _write_model(tmp_path / f"ft{s}", {"a": ones * (big if where == "fused" else 1)})
+    name = "a" if where == "fused" else "b"
+    fuse_bad(tmp_path, capsys, [tmp_path / "ft0", tmp_path / "ft1", "--base", tmp_path / "base", "--dtype", dtype,
+                                "--accumulate", "float64", "--allow-unrelated"], rf"tensor '{name}'.*overflow {dtype}")
 
 
 # ---- item 7: one line instead of a traceback ---------------------------------------------------------------
