@@ -155,6 +155,16 @@ def test_config_json_not_an_object(tmp_path, capsys, bert, content):
     fuse_bad(tmp_path, capsys, [bert[1][0], bad], r"listcfg/config\.json: holds a JSON \w+, not an object")
 
 
+def test_config_json_not_an_object_for_finetune(tmp_path):
+    from basefuse.models import resolve_model
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("[1, 2]")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(BasefuseError, match=r"m/config\.json: not a JSON object of model settings"):
+        resolve_model(str(tmp_path / "m"))
+
+
 @pytest.mark.parametrize("label", [[1, 2], {"a": 1}])
 def test_jsonl_label_that_is_a_list_or_dict(tmp_path, label):
     from basefuse.data.api import load_task

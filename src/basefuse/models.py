@@ -112,6 +112,16 @@ def _extract_builtin(model: BuiltinModel) -> Path:
     return target
 
 
+def _check_config(config: Path) -> None:
+    """A config.json that is not a JSON object would fail deep inside transformers with a misleading message."""
+    try:
+        ok = isinstance(json.loads(config.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError, RecursionError):
+        ok = False
+    if not ok:
+        raise BasefuseError(f"{config}: not a JSON object of model settings; re-save the model with save_pretrained")
+
+
 def resolve_model(spec: str) -> str:
     """Built-in name -> extracted cache folder; local folder -> itself (checked); else a hub id, unchanged."""
     spec = str(spec)
@@ -120,6 +130,7 @@ def resolve_model(spec: str) -> str:
     path = Path(spec).expanduser()
     if path.exists():
         if path.is_dir() and is_model_folder(path):
+            _check_config(path / "config.json")
             return str(path.resolve())
         raise BasefuseError(f"not a model folder: {spec} (needs config.json and model.safetensors or "
                             f"pytorch_model.bin); built-in models: {', '.join(BUILTIN_MODELS)}")
