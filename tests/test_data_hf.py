@@ -45,15 +45,15 @@ def test_save_to_disk_single_dataset(tmp_path):
     assert len(t.train) + len(t.validation) + len(t.test) == 40
 
 
-def test_hf_prefix_goes_through_load_dataset_on_a_local_folder(tmp_path):
+def test_hf_prefix_refuses_a_local_folder_of_data_files(tmp_path):
+    # datasets would scan the folder recursively; a local folder is given without hf:
     d = tmp_path / "mydata"
     d.mkdir()
     pd.DataFrame({"text": [f"x{i}" for i in range(30)], "label": ["u" if i % 2 else "v" for i in range(30)]}) \
         .to_csv(d / "train.csv", index=False)
-    pd.DataFrame({"text": ["y0", "y1"], "label": ["u", "v"]}).to_csv(d / "test.csv", index=False)
-    t = load_task(f"hf:{d}")
-    assert t.name == "mydata" and t.label_names == ["u", "v"]
-    assert list(t.test["text"]) == ["y0", "y1"]
+    with pytest.raises(BasefuseError, match=r"not a Hugging Face dataset id.*without hf:"):
+        load_task(f"hf:{d}")
+    assert load_task(str(d)).label_names == ["u", "v"]
 
 
 def test_hf_missing_column_names_split(tmp_path):

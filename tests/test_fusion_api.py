@@ -47,7 +47,7 @@ def test_hash_cache_hit_and_invalidation(tmp_path, fam, isolated_cache, monkeypa
     import basefuse.checkpoints.hashing as hashing
 
     real = hashing.sha256_file
-    monkeypatch.setattr(hashing, "sha256_file", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(hashing, "sha256_file", lambda p, **kw: calls.append(p) or real(p, **kw))
     fuse(srcs, tmp_path / "b", progress=False)
     assert calls == []
     fuse(srcs, tmp_path / "c", progress=False, hash_cache=False)

@@ -15,12 +15,18 @@ from typing import Any
 from basefuse.errors import BasefuseError
 
 
-def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20) -> str:
-    """sha256 of a file, hashed straight from mapped windows (no read copy; RSS stays at one window)."""
+def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any = None) -> str:
+    """sha256 of a file, hashed straight from mapped windows (no read copy; RSS stays at one window).
+
+    `stop`: a threading.Event; once set, hashing ends at the next window (InterruptedError), so Ctrl-C
+    does not wait for a large file to be hashed to the end.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         for off in range(0, size, window):
+            if stop is not None and stop.is_set():
+                raise InterruptedError(f"hashing {path} stopped")
             with mmap.mmap(f.fileno(), min(window, size - off), prot=mmap.PROT_READ, offset=off) as m:
                 h.update(m)
     return h.hexdigest()

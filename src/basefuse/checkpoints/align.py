@@ -102,6 +102,16 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
 
     copied = sorted(k for k in common if any(c.tensors[b[k]].dtype not in FLOAT_DTYPES
                                                for c, (b, _) in zip(sources, splits)))
+    for key in copied:  # integer buffers (position ids) are copied; a float tensor stored as integers is corrupt
+        stored = [(c.name, b[key], c.tensors[b[key]].dtype) for c, (b, _) in zip(sources, splits)]
+        if base_keys is not None:
+            stored.append((base.name, base_keys[key], base.tensors[base_keys[key]].dtype))
+        floats = [s for s in stored if s[2] in FLOAT_DTYPES]
+        if floats:
+            name, stored_key, dtype = next(s for s in stored if s[2] not in FLOAT_DTYPES)
+            raise BasefuseError(f"tensor {stored_key!r}: dtype {dtype} in {name} but {floats[0][2]} in "
+                                f"{floats[0][0]}; a floating-point tensor stored as integers is corrupt: "
+                                "re-save that checkpoint")
     order_ck, order_map = (base, base_keys) if base is not None else (sources[0], splits[0][0])
     body_keys = sorted(common, key=lambda k: _order_key(order_ck, order_map[k]))
     return Alignment(body=body_keys, source_keys=[b for b, _ in splits], base_keys=base_keys,

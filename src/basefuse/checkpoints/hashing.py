@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Hasher:
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
                                         thread_name_prefix="basefuse-sha256")
         self._jobs: dict[Path, Future[str] | str] = {}
+        self._stop = threading.Event()   # set by close(): running hashes end at their next window
         self._cache_path = cache_dir() / CACHE_NAME if use_cache else None
         self._cache: dict[str, list] = {}
         if self._cache_path is not None and self._cache_path.is_file():
@@ -47,7 +49,7 @@ class Hasher:
         if hit and hit[:3] == _stamp(path):
             self._jobs[path] = hit[3]
         else:
-            self._jobs[path] = self._pool.submit(sha256_file, path)
+            self._jobs[path] = self._pool.submit(sha256_file, path, stop=self._stop)
 
     def submit_folder(self, ref: str | Path) -> None:
         """Start on the files a local model folder is read from (config, index, weights), largest first.
@@ -67,6 +69,12 @@ class Hasher:
         return job if isinstance(job, str) else job.result()
 
     def close(self, save: bool = True) -> None:
+        """Stop the hashing; with `save`, keep every finished digest in the cache.
+
+        Unless saving, hashes still running are stopped (after an error or Ctrl-C nobody needs them).
+        """
+        if not save:
+            self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if not save or self._cache_path is None:
             return

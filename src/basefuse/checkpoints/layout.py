@@ -35,9 +35,13 @@ def find_layout(folder: Path) -> Layout:
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             shards = sorted(set(weight_map.values()))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, AttributeError):
             raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
         for shard in shards:
+            # refused before anything is hashed or read: the index names files, and a name may point anywhere
+            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+                raise BasefuseError(f"{index}: shard {shard!r} is not a file name inside {folder} (no folders, "
+                                    "no '..'); re-download the model or fix the index")
             if not (folder / shard).is_file():
                 raise BasefuseError(f"{folder / shard}: shard listed in {index.name} is missing; re-download the model")
         return Layout(config, [folder / s for s in shards], index, weight_map)

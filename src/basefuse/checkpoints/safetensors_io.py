@@ -65,7 +65,7 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             if n > MAX_HEADER or 8 + n > size:
                 raise BasefuseError(f"{path}: corrupt or truncated safetensors header; re-download or re-save it")
             header = json.loads(f.read(n))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # deep nesting: RecursionError
         if isinstance(e, OSError):
             raise BasefuseError(f"{path}: cannot read ({e.strerror or e})") from None
         raise BasefuseError(f"{path}: corrupt safetensors header (not JSON); re-download or re-save it") from None
@@ -113,7 +113,8 @@ def from_compute(x: np.ndarray, dtype: str) -> np.ndarray:
     """`acc` floats -> raw stored values of safetensors dtype `dtype`."""
     if dtype == "BF16":
         return f32_to_bf16(x.astype(np.float32, copy=False))
-    return x.astype(DTYPES[dtype][0], copy=False)
+    with np.errstate(over="ignore"):  # an overflow to Inf is reported by the caller, as one error line
+        return x.astype(DTYPES[dtype][0], copy=False)
 
 
 class RangeReader:

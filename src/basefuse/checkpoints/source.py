@@ -134,9 +134,16 @@ def resolve(ref: str | Path) -> Path:
 
 def _load_bin(path: Path) -> dict[str, BinTensor]:
     import pickle
+    import zipfile
 
     import torch
 
+    if not zipfile.is_zipfile(path):
+        # torch.save's legacy (pre-1.6) format: it cannot be memory-mapped, and reading it whole defeats the
+        # flat-memory streaming; say how to convert it rather than report a RuntimeError
+        raise BasefuseError(f"{path}: not in torch.save's zip format (a legacy torch.save file, or corrupt); "
+                            "convert it: torch.save(torch.load(PATH, weights_only=True), PATH) with torch >= 1.6, "
+                            "or save the model as safetensors (save_pretrained)")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
@@ -164,8 +171,11 @@ def load_checkpoint(ref: str | Path) -> Checkpoint:
     layout = find_layout(folder)
     try:
         config = json.loads(layout.config.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise BasefuseError(f"{layout.config}: not valid JSON; re-save the model") from None
+    if not isinstance(config, dict):
+        raise BasefuseError(f"{layout.config}: holds a JSON {type(config).__name__}, not an object of model "
+                            "settings; re-save the model with save_pretrained")
     tensors: dict[str, TensorInfo | BinTensor] = {}
     if layout.weight_map is not None:
         for sp in layout.weights:

@@ -37,7 +37,9 @@ def parse_weights(values: list[str] | None) -> list[float] | None:
 def register(app: typer.Typer) -> None:
     @app.command("fuse")
     def fuse_command(
-        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids (at least 2)."),
+        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids (at least 2, each once: "
+                                                        "the same folder or identical weights twice is refused; "
+                                                        "use --method weighted to weigh one more)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
         base: Optional[str] = typer.Option(None, "--base", help="Pretrained model the sources were finetuned "
                                                                 "from; the output loads like it (recommended)."),
@@ -65,14 +67,14 @@ def register(app: typer.Typer) -> None:
         from basefuse.checkpoints.hashing import Hasher
 
         # sha256 of the inputs is the costliest part of a cold run: start it before importing numpy
-        hasher = Hasher(use_cache=hash_cache)
-        for folder in [*sources, *([base] if base else [])]:
-            hasher.submit_folder(folder)
-        from basefuse.fusion.api import fuse
-
         params = {name: v for name, v in
                   {"lam": lam, "density": density, "k": k, "p": p, "seed": seed}.items() if v is not None}
-        try:
+        hasher = Hasher(use_cache=hash_cache)
+        try:  # from here on, an error or Ctrl-C (even during the imports) stops the hashing at once
+            for folder in [*sources, *([base] if base else [])]:
+                hasher.submit_folder(folder)
+            from basefuse.fusion.api import fuse
+
             manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
                             accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,

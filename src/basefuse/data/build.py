@@ -23,6 +23,10 @@ SPLIT_ALIASES = {"train": "train", "training": "train",
                  "test": "test", "testing": "test"}
 
 
+# Label strings that mean "no value" (pandas' usual NA spellings), never a class; "none" stays a class name.
+MISSING_LABELS = frozenset({"", "nan", "-nan", "na", "n/a", "<na>", "#n/a", "null"})
+
+
 def canonical_split(name: str) -> str | None:
     return SPLIT_ALIASES.get(str(name).strip().lower())
 
@@ -55,10 +59,19 @@ def _check_frame(df: pd.DataFrame, split: str, source: str, cols: dict[str, str]
             raise BasefuseError(
                 f"column {cols.get(key, key)!r} of {source} ({split}) has non-string text in row {bad[0]} "
                 f"(got {type(v).__name__} {v!r}, {len(bad)} such rows): make every text a string")
-    missing = [i for i, v in enumerate(df["label"].tolist()) if _is_missing(v) or (isinstance(v, str) and not v.strip())]
+    labels = df["label"].tolist()
+    odd = [i for i, v in enumerate(labels) if not isinstance(v, (str, numbers.Number)) and not _is_missing(v)]
+    if odd:  # a JSON list or object: unhashable, and no class name
+        v = labels[odd[0]]
+        raise BasefuseError(f"column {cols.get('label', 'label')!r} of {source} ({split}) has a "
+                            f"{type(v).__name__} label in row {odd[0]} ({len(odd)} such rows): make every label "
+                            "one string or number")
+    missing = [i for i, v in enumerate(labels) if _is_missing(v) or (isinstance(v, str) and
+                                                                     v.strip().lower() in MISSING_LABELS)]
     if missing:
         raise BasefuseError(f"column {cols.get('label', 'label')!r} of {source} ({split}) has a missing label "
-                            f"in row {missing[0]} ({len(missing)} such rows): fill or drop those rows")
+                            f"in row {missing[0]} (empty, nan or NA; {len(missing)} such rows): fill or drop "
+                            "those rows")
     return df
 
 

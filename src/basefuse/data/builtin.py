@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from basefuse.errors import BasefuseError
-from basefuse.io import cache_dir
+from basefuse.io import cache_dir, sha256_file
 from basefuse.offline import WheelSpec, open_wheel
 
 # Bump when any normaliser's output changes: it is part of the cache key and the fingerprint.
@@ -193,16 +193,23 @@ def load_builtin_frame(name: str) -> pd.DataFrame:
     """The normalised (text, label-name) frame of a built-in task, from cache or from its wheel."""
     task = get_builtin(name)
     path = _cache_path(task)
+    digest_path = path.with_name(path.name + ".sha256")
     if path.exists():
-        try:
-            return pd.read_parquet(path)
-        except Exception:  # a damaged cache file is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+        try:  # the sha256 written with the cache file: a changed or damaged file is rebuilt, never trusted
+            if digest_path.read_text(encoding="ascii").strip() == sha256_file(path):
+                return pd.read_parquet(path)
+        except Exception:
+            pass
+        path.unlink(missing_ok=True)
     with open_wheel(task.wheel) as z:
         df = clean_frame(task.normalise(z))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     df.to_parquet(tmp, index=False)
+    digest = sha256_file(tmp)
     os.replace(tmp, path)
+    tmp_digest = digest_path.with_name(f".{digest_path.name}.tmp-{os.getpid()}")
+    tmp_digest.write_text(digest + "\n", encoding="ascii")
+    os.replace(tmp_digest, digest_path)  # last: a crash before it leaves a file without digest, rebuilt next time
     return df
 
 

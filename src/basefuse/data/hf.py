@@ -1,6 +1,7 @@
 """Hugging Face datasets: `hf:NAME[/CONFIG]` via `datasets.load_dataset`, or a `save_to_disk` folder."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ from basefuse.data.files import select_columns
 from basefuse.errors import BasefuseError
 
 HF_PREFIX = "hf:"
+_HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9_][\w.-]*){0,2}")  # NAME, ORG/NAME, ORG/NAME/CONFIG
 
 
 def is_saved_dataset(path: Path) -> bool:
@@ -18,14 +20,24 @@ def is_saved_dataset(path: Path) -> bool:
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str | None]:
-    """`hf:glue/sst2` -> ("glue", "sst2"); `hf:org/name/config` -> ("org/name", "config")."""
+    """`hf:glue/sst2` -> ("glue", "sst2"); `hf:org/name/config` -> ("org/name", "config").
+
+    Only hub ids pass: `datasets.load_dataset` reads any existing local path as a folder of data files and
+    scans it recursively (`hf:../../..` scanned the whole disk), so paths and local folders are refused here.
+    """
     rest = spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec
     rest = rest.strip()
     if not rest:
         raise BasefuseError(f"empty Hugging Face dataset in {spec!r}: write hf:NAME or hf:NAME/CONFIG")
-    if Path(rest).exists():  # a local folder of data files, read by datasets' packaged builders
-        return rest, None
     parts = rest.split("/")
+    if not _HF_ID.fullmatch(rest) or any(p in (".", "..") for p in parts):
+        raise BasefuseError(f"{spec!r} is not a Hugging Face dataset id: write hf:NAME, hf:ORG/NAME or "
+                            "hf:ORG/NAME/CONFIG (no paths); give a data file, folder or save_to_disk folder "
+                            "without hf:")
+    for local in {parts[0], rest, "/".join(parts[:2])}:
+        if Path(local).exists():
+            raise BasefuseError(f"{spec!r}: {local} is a local path here, which datasets would read instead of "
+                                "the hub; give a local data folder without hf:, or run from another folder")
     if len(parts) == 1:
         return parts[0], None
     if len(parts) == 2:
@@ -70,6 +82,10 @@ def load_hf_frames(spec: str, *, text_col: str = "text", label_col: str = "label
     """Frames from the hub (online only) or a local data folder; returns (frames, meta, task name)."""
     import datasets
 
+    saved = Path(spec[len(HF_PREFIX):].strip() or "-").expanduser()
+    if is_saved_dataset(saved):
+        frames, meta = load_disk_frames(saved, text_col=text_col, label_col=label_col, pair_col=pair_col)
+        return frames, meta, saved.resolve().name
     name, config = parse_hf_spec(spec)
     try:
         dd = datasets.load_dataset(name, config)
@@ -90,8 +106,7 @@ def load_hf_frames(spec: str, *, text_col: str = "text", label_col: str = "label
         dd = datasets.DatasetDict({"train": dd})
     source = f"hf:{name}" + (f"/{config}" if config else "")
     frames, meta = _dict_to_frames(dd, source, text_col, label_col, pair_col)
-    task_name = Path(name).name if Path(name).exists() else name + (f"/{config}" if config else "")
-    return frames, meta, task_name
+    return frames, meta, name + (f"/{config}" if config else "")
 
 
 def load_disk_frames(path: str | Path, *, text_col: str = "text", label_col: str = "label",

@@ -285,15 +285,27 @@ def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = No
                                 commit_hash=getattr(net.config, "_commit_hash", None))
         if tmp is not None:
             if save:
-                with _quiet_loading(progress):
-                    net.to("cpu").save_pretrained(tmp / "model")
-                    tokenizer.save_pretrained(tmp / "model")
+                _save_model(net, tokenizer, tmp / "model", out, progress)
             metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
             write_json(tmp / "metrics.json", metrics)
         del net
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     return metrics
+
+
+def _save_model(net: Any, tokenizer: Any, folder: Path, out: str | Path, progress: bool) -> None:
+    """save_pretrained, with a full disk as one line: safetensors reports ENOSPC as SafetensorError."""
+    from safetensors import SafetensorError
+
+    try:
+        with _quiet_loading(progress):
+            net.to("cpu").save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+    except (OSError, SafetensorError) as e:
+        why = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        raise BasefuseError(f"cannot write the finetuned model to {out}: {why[:200]}; free disk space or "
+                            "choose another --out (nothing was written)") from None
 
 
 @contextlib.contextmanager

@@ -96,6 +96,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     try:
         for s in sources:
             cks.append(load_checkpoint(s))
+        _refuse_same_folder(cks)
         bck = load_checkpoint(base) if base is not None else None
         al = align(cks, bck)
         if not [k for k in al.body if k not in al.copied]:
@@ -117,6 +118,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 f = flags[0]
                 raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "
                                     "or pass --allow-unrelated")
+            _refuse_same_content(cks, hasher)
             write_json(tmp / "config.json", _output_config(cks, bck))
             tok = _copy_tokenizer([bck, *cks] if bck is not None else cks, tmp)
 
@@ -154,6 +156,32 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         hasher.close(save=ok)
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()
+
+
+def _refuse_same_folder(cks: list[Checkpoint]) -> None:
+    """`ft0 ./ft0/` would silently give one model twice the weight: `--method weighted` says so explicitly."""
+    seen: dict[Path, str] = {}
+    for c in cks:
+        key = c.path.resolve()
+        if key in seen:
+            raise BasefuseError(f"sources {seen[key]} and {c.name} are the same folder ({key}): give each model "
+                                "once (to weigh one more, use --method weighted --weights)")
+        seen[key] = c.name
+
+
+def _refuse_same_content(cks: list[Checkpoint], hasher: Hasher) -> None:
+    """Two copies of one model under two paths: same sha256 of every weight file.
+
+    Checked once the digests are in (they are computed while the fusion runs), before anything is renamed
+    into place, so the check costs no time on the fusion path.
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    for c in cks:
+        key = tuple(hasher.digest(f) for f in c.files if f.name != "config.json")
+        if key in seen:
+            raise BasefuseError(f"sources {seen[key]} and {c.name} hold identical weights (same sha256): give "
+                                "each model once (to weigh one more, use --method weighted --weights)")
+        seen[key] = c.name
 
 
 def _compute_device(device: str) -> str | None:

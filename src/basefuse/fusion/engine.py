@@ -25,6 +25,7 @@ CHUNK_BYTES = 32 * 1024 * 1024   # accumulation buffer across all sources, per s
 STATS_STRIDE = 16
 SAMPLE_BLOCK = 1024                 # values per contiguous sample block
 MIN_CHUNK = 1 << 16                # elements per source per step, at least
+DTYPE_LABELS = {"F16": "float16", "BF16": "bfloat16", "F32": "float32"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,20 @@ def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int,
     return f"fused tensor overflowed ({cks[0][1]!r}); try --accumulate float64"
 
 
+def _check_cast(raw: np.ndarray, vals: np.ndarray, item: Item) -> None:
+    """A finite value that the output dtype cannot hold (float16 beyond 65504) must not be written as Inf.
+
+    Only a cast to a narrower float can overflow; the caller already checked `vals` itself.
+    """
+    if raw.dtype == vals.dtype or item.dtype not in ("F16", "BF16", "F32"):
+        return
+    finite = np.isfinite(raw) if item.dtype != "BF16" else (raw & 0x7F80) != 0x7F80  # bf16 bits: exponent all ones
+    if not np.all(finite):
+        raise BasefuseError(f"tensor {item.name!r}: the fused values overflow {DTYPE_LABELS[item.dtype]} "
+                            f"(largest {float(np.max(np.abs(vals))):.3g}); write a wider --dtype (float32, "
+                            "bfloat16) or scale the task vectors down (--lam)")
+
+
 def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items: list[Item], method: Method,
         weights: np.ndarray, params: dict[str, Any], out_dir: Path, *, acc: Any = np.float32,
         shard_size: int | None = None, on_progress: Callable[[int], None] | None = None,
@@ -152,7 +167,9 @@ def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any)
     for a in range(0, numel, chunk):
         raw = ck.view(key, a, min(numel, a + chunk))
         if stored != item.dtype:
-            raw = from_compute(to_compute(raw, stored, acc), item.dtype)
+            vals = to_compute(raw, stored, acc)
+            raw = from_compute(vals, item.dtype)
+            _check_cast(raw, vals, item)
         writer.write(raw)
 
 
@@ -185,5 +202,7 @@ def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | 
         for i in range(len(x)):
             stats.sq_dist[i] += _sq(_sample(x[i])[0] - r) * scale
         stats.ref_sq += _sq(r) * scale
-        writer.write(from_compute(out, item.dtype))
+        raw = from_compute(out, item.dtype)
+        _check_cast(raw, out, item)
+        writer.write(raw)
         del x, ref  # drops the mapped windows (nothing else refers to them)
