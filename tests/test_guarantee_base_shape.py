@@ -6,7 +6,7 @@ import pytest
 from basefuse.cli.main import main
 from basefuse.errors import BasefuseError
 from basefuse.fusion.api import fuse
-from fusion_fixtures import make_family, save_base
+from builders import make_family, save_base
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import make_plan
 
-from experiment_fixtures import make_tiny_experiment
+from builders import make_tiny_experiment
 
 
 @pytest.fixture(scope="module")

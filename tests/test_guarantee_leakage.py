@@ -50,7 +50,7 @@ def test_target_inside_a_fused_pool_is_refused(monkeypatch, group):
                                         "when it is merged (strict: an unexpected pass fails the run)")
 def test_the_targets_data_under_another_name_is_refused(tmp_path, monkeypatch):
     """The target's CSV copied to another path and listed as a source of the other family."""
-    from experiment_fixtures import make_tiny_experiment
+    from builders import make_tiny_experiment
     from basefuse.experiments.runner import make_plan
 
     monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))

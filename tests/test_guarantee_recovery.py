@@ -9,7 +9,7 @@ import pytest
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import run_experiment
 
-from experiment_fixtures import make_tiny_experiment
+from builders import make_tiny_experiment
 
 FAST = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 5, "patience": 1}
 
