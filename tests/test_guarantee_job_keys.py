@@ -24,19 +24,20 @@ def exp(tmp_path_factory):
     return root, data, make_plan(parse_experiment_config(data))
 
 
-def with_task_spec(data: dict, task: str, spec: str) -> dict:
-    families = {fam: [t | {"spec": spec} if t["name"] == task else t for t in tasks]
+def plans_before_and_after_editing(data: dict, task: str, folder) -> tuple:
+    """Plans of the same config before and after one row of `task`'s CSV is edited in place (same path,
+    as a user fixing a label and resuming would)."""
+    folder.mkdir()
+    families = {fam: [t | {"spec": shutil.copy(t["spec"], folder)} for t in tasks]
                 for fam, tasks in data["families"].items()}
-    return data | {"families": families}
-
-
-def one_row_changed(src, dst) -> str:
-    """A copy of a task CSV whose last row has the other label."""
-    rows = list(csv.reader(open(src, newline="", encoding="utf-8")))
+    cfg = parse_experiment_config(data | {"families": families})
+    before = make_plan(cfg)
+    path = next(t["spec"] for tasks in families.values() for t in tasks if t["name"] == task)
+    rows = list(csv.reader(open(path, newline="", encoding="utf-8")))
     rows[-1][1] = "yes" if rows[-1][1] == "no" else "no"
-    with open(dst, "w", newline="", encoding="utf-8") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
-    return str(dst)
+    return before, make_plan(cfg)
 
 
 def target_keys(plan, target: str, condition: str | None = None) -> set[str]:
@@ -55,9 +56,8 @@ def test_same_config_same_keys(exp):
 
 
 def test_a_source_task_with_one_row_changed_gets_new_source_fusion_and_target_keys(exp, tmp_path):
-    root, data, plan = exp
-    spec = one_row_changed(root / "data" / "y2.csv", tmp_path / "y2.csv")
-    changed = make_plan(parse_experiment_config(with_task_spec(data, "y2", spec)))
+    _, data, _ = exp
+    plan, changed = plans_before_and_after_editing(data, "y2", tmp_path / "data")
     assert changed.source_jobs["y2"].key != plan.source_jobs["y2"].key
     for name in ("x2", "x3", "y1", "y3"):  # the other sources are the same work
         assert changed.source_jobs[name].key == plan.source_jobs[name].key
@@ -70,9 +70,8 @@ def test_a_source_task_with_one_row_changed_gets_new_source_fusion_and_target_ke
 
 
 def test_the_target_task_with_one_row_changed_gets_new_target_keys(exp, tmp_path):
-    root, data, plan = exp
-    spec = one_row_changed(root / "data" / "x1.csv", tmp_path / "x1.csv")
-    changed = make_plan(parse_experiment_config(with_task_spec(data, "x1", spec)))
+    _, data, _ = exp
+    plan, changed = plans_before_and_after_editing(data, "x1", tmp_path / "data")
     for condition in ("pretrained", "fused", "intertrained"):  # every base condition finetuned on x1
         old = target_keys(plan, "x1", condition)
         assert old and old.isdisjoint(target_keys(changed, "x1", condition)), condition
