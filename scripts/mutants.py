@@ -52,7 +52,7 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     # -- splits, seeds, keys --------------------------------------------------------------------
     ("carve 20% instead of 10%", "data/splits.py", "CARVE_FRACTION = 0.10", "CARVE_FRACTION = 0.20", "test_data_splits.py test_data_files.py"),
     ("carve at most 2000", "data/splits.py", "CARVE_MAX = 1000", "CARVE_MAX = 2000", "test_data_splits.py test_data_files.py"),
-    ("batch order ignores the seed", "finetuning/loop.py", "rng = np.random.default_rng(seed)", "rng = np.random.default_rng(0)", "test_finetune_api.py test_finetune_metrics.py"),
+    ("batch order ignores the seed", "finetuning/loop.py", "rng = np.random.default_rng(seed)", "rng = np.random.default_rng(0)", "test_guarantee_seed.py"),
     ("source finetunes ignore source_seed", "experiments/protocol.py", '"seed": cfg.source_seed,', '"seed": 0,', "test_guarantee_job_keys.py"),
     ("job key includes the base path", "experiments/jobs.py", 'if not (k == "base" and "fingerprint" in obj)', "if True", "test_experiment_protocol.py"),
     ("target left in its own family pool", "experiments/protocol.py", "[s for s in cfg.source_names(fam) if s != target]", "list(cfg.source_names(fam))", "test_experiment_protocol.py"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
 WORDS = [f"w{i}" for i in range(40)] + ["good", "bad", "meh"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -127,3 +128,31 @@ def make_tiny_experiment(root: Path, **overrides) -> dict:
     cfg = {"name": "tiny", "base_model": str(base), "families": families, "targets": ["x1"], "seeds": [0, 1],
            "source_finetune": EXPERIMENT_HPARAMS, "finetune": EXPERIMENT_HPARAMS}
     return cfg | overrides
+
+
+def tiny_classifier():
+    """A minimal torch classifier with a HF sequence classifier's interface (mean of token embeddings, a linear
+    head, `.logits`): for testing the training loop without transformers."""
+    import torch
+
+    class TinyClassifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(12, 8)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, input_ids, attention_mask, **_):
+            mask = attention_mask[..., None].float()
+            return SimpleNamespace(logits=self.head((self.emb(input_ids) * mask).sum(1) / mask.sum(1)))
+
+    return TinyClassifier()
+
+
+def encoded(n: int, seed: int):
+    """`n` random 5-token examples of 2 classes, already in the loop's encoded form."""
+    import numpy as np
+
+    from basefuse.finetuning.loop import Encoded
+
+    rng = np.random.default_rng(seed)
+    return Encoded({"input_ids": rng.integers(1, 12, size=(n, 5))}, np.full(n, 5), rng.integers(0, 2, size=n))

@@ -6,32 +6,11 @@ evaluation. Coupled to the loop only through `train(...)` and the module-level `
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import numpy as np
 import torch
 
 from basefuse.finetuning import loop
 from basefuse.finetuning.config import FinetuneConfig
-
-
-class TinyClassifier(torch.nn.Module):
-    """Mean of token embeddings, then a linear head: the interface of a HF sequence classifier."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.emb = torch.nn.Embedding(12, 8)
-        self.head = torch.nn.Linear(8, 2)
-
-    def forward(self, input_ids, attention_mask, **_):
-        mask = attention_mask[..., None].float()
-        return SimpleNamespace(logits=self.head((self.emb(input_ids) * mask).sum(1) / mask.sum(1)))
-
-
-def encoded(n: int, seed: int) -> loop.Encoded:
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(1, 12, size=(n, 5))
-    return loop.Encoded({"input_ids": ids}, np.full(n, 5), rng.integers(0, 2, size=n))
+from builders import encoded, tiny_classifier
 
 
 def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -40,7 +19,7 @@ def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_best_weights_are_restored_before_testing(monkeypatch):
     torch.manual_seed(0)
-    model = TinyClassifier()
+    model = tiny_classifier()
     train_enc, val_enc, test_enc = encoded(32, 0), encoded(8, 1), encoded(8, 2)
     scores = iter([0.9, 0.1, 0.1])
     at_val: list[dict] = []
