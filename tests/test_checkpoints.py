@@ -73,7 +73,7 @@ def test_writer_refuses_out_of_order(tmp_path):
 
 
 def test_sharded_input(tmp_path):
-    from fusion_fixtures import save_base, save_finetune
+    from builders import save_base, save_finetune
 
     base = save_base(tmp_path / "base")
     ft = save_finetune(tmp_path / "ft", base, 3, seed=1, max_shard_size="20KB")
@@ -83,7 +83,7 @@ def test_sharded_input(tmp_path):
 
 
 def test_missing_shard_is_an_error(tmp_path):
-    from fusion_fixtures import save_base, save_finetune
+    from builders import save_base, save_finetune
 
     base = save_base(tmp_path / "base")
     ft = save_finetune(tmp_path / "ft", base, 3, seed=1, max_shard_size="20KB")

@@ -17,10 +17,7 @@ from basefuse.data.api import BUILTIN_FAMILIES, list_builtin_tasks, load_task
 from basefuse.errors import BasefuseError
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("BASEFUSE_WHEELHOUSE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a fresh cache per test: some look inside it
 
 
 def zip_of(members: dict[str, bytes]) -> zipfile.ZipFile:

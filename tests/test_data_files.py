@@ -13,9 +13,7 @@ from basefuse.errors import BasefuseError
 FIX = Path(__file__).parent / "fixtures" / "data"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a fresh cache per test: some look inside it
 
 
 def write_csv(path: Path, texts, labels, **extra) -> Path:

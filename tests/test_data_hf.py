@@ -10,8 +10,7 @@ from basefuse.errors import BasefuseError
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+def _isolated_caches(isolated_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hfcache"))
 
 

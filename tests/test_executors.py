@@ -9,7 +9,9 @@ from basefuse.executors import LocalExecutor, ProcessPoolExecutor
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import make_plan, run_experiment
 
-from experiment_fixtures import make_tiny_experiment
+from builders import make_tiny_experiment
+
+pytestmark = pytest.mark.slow  # whole tiny experiments, on three executors
 
 RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay")
 

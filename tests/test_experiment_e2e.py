@@ -13,7 +13,7 @@ from basefuse.executors import LocalExecutor
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import make_plan, run_experiment
 
-from experiment_fixtures import make_tiny_experiment
+from builders import make_tiny_experiment
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ class Counting(LocalExecutor):
             yield i, fn(job)
 
 
+@pytest.mark.slow
 def test_run_resume_and_report(tiny):
     root, data = tiny
     cfg = parse_experiment_config(data)
@@ -88,6 +89,7 @@ def test_run_resume_and_report(tiny):
     assert (run_dir / "experiment.yaml").exists()
 
 
+@pytest.mark.slow
 def test_run_dir_of_another_config_is_refused(tiny, tmp_path):
     root, data = tiny
     run_dir = tmp_path / "run"
@@ -144,6 +146,7 @@ def test_hub_base_offline_fails_before_any_job(tiny, monkeypatch):
         make_plan(parse_experiment_config(data | {"base_model": "some-org/tiny-bert"}))
 
 
+@pytest.mark.slow
 def test_resume_with_only_the_store_and_metrics_carried(tiny, tmp_path):
     """A run moved to a fresh machine with only store.jsonl, run.json and the small metrics files (no
     models, as from one GPU call to the next): sources and fusions are redone, finished target runs are not."""

@@ -24,7 +24,7 @@ import pytest
 
 from basefuse.cli.main import main
 from basefuse.errors import BasefuseError
-from fusion_fixtures import make_family, save_finetune
+from builders import make_family, save_finetune
 
 import basefuse  # noqa: E402
 
@@ -182,7 +182,7 @@ def test_jsonl_label_that_is_a_list_or_dict(tmp_path, label):
 def test_finetune_save_on_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
     import transformers.modeling_utils as mu
     from safetensors import SafetensorError
-    from test_finetune_fixtures import keyword_rows, make_tiny_bert, write_csv
+    from builders import keyword_rows, save_base as make_tiny_bert, write_csv
 
     model = make_tiny_bert(tmp_path / "tiny")
     data = write_csv(tmp_path / "k.csv", keyword_rows(60, 0))

@@ -4,18 +4,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_finetune_fixtures import make_task, make_tiny_bert
+from builders import make_task
 
 from basefuse.errors import BasefuseError
 from basefuse.finetuning.api import finetune
 from basefuse.finetuning.config import FinetuneConfig
 
 FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=8, max_length=16, eval_every=10, patience=8)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +25,7 @@ def run(tiny_bert, task, tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_learns_a_learnable_task_and_writes_metrics(run, task):
     out, m = run
     assert m["accuracy"] >= 0.85, m["history"]  # keyword task; chance is 0.5
@@ -45,6 +41,7 @@ def test_learns_a_learnable_task_and_writes_metrics(run, task):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_saved_model_loads_with_transformers_and_keeps_best_weights(run, task):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -61,6 +58,7 @@ def test_saved_model_loads_with_transformers_and_keeps_best_weights(run, task):
     assert acc == pytest.approx(m["accuracy"])  # the saved weights are the ones that were tested
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_same_seed_same_metrics_different_seed_differs(tiny_bert, task, run):
     import torch
 
@@ -76,6 +74,7 @@ def test_same_seed_same_metrics_different_seed_differs(tiny_bert, task, run):
     assert other["history"] != first["history"]
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_early_stopping_stops_and_restores_best(tiny_bert, task):
     cfg = FAST.model_copy(update={"learning_rate": 1e-9, "max_epochs": 20, "eval_every": 5, "patience": 2,
                                   "min_delta": 0.5})
@@ -90,8 +89,9 @@ def test_max_train_subsamples_a_task_object(tiny_bert, task):
     assert m["n"]["train"] == 40 and m["steps"] == 3
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_intertrained_checkpoint_with_other_head_loads(run, task):
-    from test_finetune_fixtures import make_task as mk
+    from builders import make_task as mk
 
     out, _ = run
     three = mk(n_train=60, n_eval=30, classes=("no", "yes", "other"))
@@ -100,6 +100,7 @@ def test_intertrained_checkpoint_with_other_head_loads(run, task):
     assert m["label_names"] == ["no", "yes", "other"]
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_a_source_head_of_the_same_shape_is_never_carried_over(run, task):
     """Intertraining starts the target with a new head: a kept head would map the source's classes onto
     the target's (e.g. fresh/rotten onto neg/pos) and bias the comparison."""
@@ -177,6 +178,7 @@ def test_broken_model_folder(tmp_path, task):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_save_without_out_and_existing_out(tiny_bert, task, run):
     with pytest.raises(BasefuseError, match="needs an output folder"):
         finetune(str(tiny_bert), task, config=FAST, save=True, progress=False)
@@ -189,6 +191,7 @@ def test_save_without_out_and_existing_out(tiny_bert, task, run):
         finetune(str(tiny_bert), task, config=FAST, out=tiny_bert / "inside", progress=False)
 
 
+@pytest.mark.slow  # real finetunes of the tiny model
 def test_progress_false_is_quiet(tiny_bert, task, tmp_path, capfd):
     finetune(str(tiny_bert), task, config=FAST.model_copy(update={"max_epochs": 1}), seed=0,
              out=tmp_path / "q", save=True, progress=False)

@@ -6,17 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from test_finetune_fixtures import keyword_rows, make_tiny_bert, write_csv
+from builders import keyword_rows, write_csv
 
-from basefuse.cli.main import main
 
 FAST = ["--lr", "3e-3", "--batch-size", "16", "--epochs", "8", "--max-length", "16", "--eval-every", "10", "--patience", "8",
         "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert")
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +19,11 @@ def csv_task(tmp_path_factory):
     return write_csv(path, keyword_rows(300, 0), header=("sentence", "y"))
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
-
-
-def test_cli_finetune_end_to_end(tiny_bert, csv_task, tmp_path, capsys):
+@pytest.mark.slow  # a real finetune of the tiny model
+def test_cli_finetune_end_to_end(tiny_bert, csv_task, tmp_path, cli):
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task), "--seed", "0",
-                               "--out", str(out), "--save", "--text-col", "sentence", "--label-col", "y", *FAST],
-                              capsys)
+    code, stdout, _ = cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task), "--seed", "0",
+                           "--out", str(out), "--save", "--text-col", "sentence", "--label-col", "y", *FAST])
     assert code in (0, None)
     m = json.loads((out / "metrics.json").read_text())
     assert m["accuracy"] > 0.75 and sorted(m["label_names"]) == ["no", "yes"]
@@ -50,7 +37,7 @@ def test_cli_finetune_end_to_end(tiny_bert, csv_task, tmp_path, capsys):
     (["--text-col", "sentence", "--label-col", "y", "--lr", "-1"], "learning_rate"),
     (["--text-col", "sentence", "--label-col", "y", "--save", "--out", None], None),
 ])
-def test_cli_bad_input_exit_2_nothing_written(tiny_bert, csv_task, tmp_path, capsys, extra, message):
+def test_cli_bad_input_exit_2_nothing_written(tiny_bert, csv_task, tmp_path, cli, extra, message):
     out = tmp_path / "run"
     args = ["finetune", "--model", str(tiny_bert), "--task", str(csv_task), *FAST]
     if None in extra:  # --save without --out
@@ -58,31 +45,31 @@ def test_cli_bad_input_exit_2_nothing_written(tiny_bert, csv_task, tmp_path, cap
         message = "--save needs --out"
     else:
         args += [*extra, "--out", str(out)]
-    code, _, err = run_cli(args, capsys)
+    code, _, err = cli(args)
     assert code == 2
     assert err.startswith("basefuse: error: ") and message in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_unknown_task_and_not_a_model(tiny_bert, tmp_path, capsys):
-    code, _, err = run_cli(["finetune", "--model", str(tiny_bert), "--task", "no_such_task",
-                            "--out", str(tmp_path / "o")], capsys)
+def test_cli_unknown_task_and_not_a_model(tiny_bert, tmp_path, cli):
+    code, _, err = cli(["finetune", "--model", str(tiny_bert), "--task", "no_such_task",
+                        "--out", str(tmp_path / "o")])
     assert code == 2 and "unknown built-in task" in err and "trec_coarse" in err
-    code, _, err = run_cli(["finetune", "--model", str(tmp_path), "--task", "trec_coarse",
-                            "--out", str(tmp_path / "o")], capsys)
+    code, _, err = cli(["finetune", "--model", str(tmp_path), "--task", "trec_coarse",
+                        "--out", str(tmp_path / "o")])
     assert code == 2 and "not a model folder" in err
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_refuses_existing_out_and_output_inside_input(tiny_bert, csv_task, tmp_path, capsys):
+def test_cli_refuses_existing_out_and_output_inside_input(tiny_bert, csv_task, tmp_path, cli):
     out = tmp_path / "exists"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    code, _, err = run_cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task), "--out", str(out),
-                            *FAST], capsys)
+    code, _, err = cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task), "--out", str(out),
+                        *FAST])
     assert code == 2 and "already exists" in err and (out / "keep.txt").read_text() == "x"
-    code, _, err = run_cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task),
-                            "--out", str(tiny_bert / "sub"), *FAST], capsys)
+    code, _, err = cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task),
+                        "--out", str(tiny_bert / "sub"), *FAST])
     assert code == 2 and "overlaps input" in err and not (tiny_bert / "sub").exists()
 
 

@@ -15,7 +15,7 @@ from basefuse.checkpoints.hashing import CACHE_NAME
 from basefuse.errors import BasefuseError
 from basefuse.fusion.api import bare_architecture, fuse
 from basefuse.fusion.methods import METHODS, check_params, dare, ties
-from fusion_fixtures import isolated_cache, make_family  # noqa: F401
+from builders import make_family
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 

@@ -7,7 +7,7 @@ import pytest
 
 from basefuse.cli.main import main
 from basefuse.fusion.inspect import flag_unrelated, inspect_sources
-from fusion_fixtures import make_family, save_base
+from builders import make_family, save_base
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_same_data_under_another_name_is_refused(tmp_path, monkeypatch, kind):
 
 
 def test_same_data_repro_of_issue_8_exits_2_with_one_line_on_dry_run(tmp_path, monkeypatch, capsys):
-    from test_finetune_fixtures import make_tiny_bert
+    from builders import save_base as make_tiny_bert
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))

@@ -12,10 +12,7 @@ from basefuse import models as M
 from basefuse.errors import BasefuseError
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("BASEFUSE_WHEELHOUSE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a fresh cache per test: some look inside it
 
 
 @pytest.fixture

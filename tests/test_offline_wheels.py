@@ -24,10 +24,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("BASEFUSE_WHEELHOUSE", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # a fresh cache per test: some look inside it
 
 
 @pytest.fixture

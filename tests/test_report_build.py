@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from basefuse.cli.main import main
 from basefuse.errors import BasefuseError
 from basefuse.reports.build import build_report, summary_text, table1_text
 from basefuse.reports.render import headline
@@ -27,16 +26,6 @@ def write_run(tmp_path: Path, rows: list[dict] | None = None, *, extra_lines: st
     if config:
         (run / "experiment.yaml").write_text(CONFIG)
     return run
-
-
-def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_build_report_writes_everything(tmp_path):
@@ -84,15 +73,15 @@ def test_table1_text_for_the_terminal(tmp_path):
     assert headline(paths.summary) in text.replace("\n", " ")
 
 
-def test_cli_end_to_end(tmp_path, capsys):
+def test_cli_end_to_end(tmp_path, cli):
     run = write_run(tmp_path)
-    code, out, err = cli(["report", str(run), "--n-boot", "300"], capsys)
+    code, out, err = cli(["report", str(run), "--n-boot", "300"])
     assert code == 0, err
     assert "fused (all)" in out and "62.33" in out
     assert "fused (all) vs pretrained: +1.33 points" in " ".join(out.split())
     assert str(run / "report" / "report.html") in out.replace("\n", "")
     # rerunning replaces the previous (derived) report
-    code, _, err = cli(["report", str(run), "--n-boot", "300"], capsys)
+    code, _, err = cli(["report", str(run), "--n-boot", "300"])
     assert code == 0, err
     assert (run / "report" / "report.html").is_file()
     assert not [p for p in run.iterdir() if p.name.startswith(".report")]
@@ -107,65 +96,65 @@ def test_cli_as_subprocess(tmp_path):
     assert (out / "report.html").is_file() and not (run / "report").exists()
 
 
-def test_corrupt_last_line_is_skipped_with_warning(tmp_path, capsys):
+def test_corrupt_last_line_is_skipped_with_warning(tmp_path, cli):
     run = write_run(tmp_path, extra_lines='{"target": "t1", "targ')
     n = len(fixture_rows()) + 1
-    code, out, err = cli(["report", str(run), "--n-boot", "200"], capsys)
+    code, out, err = cli(["report", str(run), "--n-boot", "200"])
     assert code == 0, err
     assert f"results.jsonl:{n}: skipped a corrupt line" in err
     assert f":{n}: skipped a corrupt line" in (run / "report" / "report.md").read_text()
 
 
-def bad(run: Path, args: list[str], capsys, *, expect: str) -> str:
-    code, _, err = cli(["report", str(run), *args], capsys)
+def bad(run: Path, args: list[str], cli, *, expect: str) -> str:
+    code, _, err = cli(["report", str(run), *args])
     assert code == 2
     assert err.startswith("basefuse: error: ") and err.count("\n") == 1
     assert expect in err
     return err
 
 
-def test_missing_results(tmp_path, capsys):
+def test_missing_results(tmp_path, cli):
     run = tmp_path / "run"
     run.mkdir()
-    bad(run, [], capsys, expect="results.jsonl not found")
+    bad(run, [], cli, expect="results.jsonl not found")
     assert list(run.iterdir()) == []
-    bad(tmp_path / "nope", [], capsys, expect="run directory")
+    bad(tmp_path / "nope", [], cli, expect="run directory")
 
 
-def test_no_pretrained_rows(tmp_path, capsys):
+def test_no_pretrained_rows(tmp_path, cli):
     run = write_run(tmp_path, [r for r in fixture_rows() if r["condition"] != "pretrained"])
-    bad(run, [], capsys, expect="no pretrained runs")
+    bad(run, [], cli, expect="no pretrained runs")
     assert not (run / "report").exists()
 
 
 @pytest.mark.parametrize("field", ["accuracy", "target", "seed"])
-def test_record_missing_a_field(tmp_path, capsys, field):
+def test_record_missing_a_field(tmp_path, cli, field):
     rows = fixture_rows()
     del rows[2][field]
     run = write_run(tmp_path, rows)
-    bad(run, [], capsys, expect=f"results.jsonl:3: field '{field}' is missing")
+    bad(run, [], cli, expect=f"results.jsonl:3: field '{field}' is missing")
     assert not (run / "report").exists()
 
 
-def test_record_with_bad_values(tmp_path, capsys):
+def test_record_with_bad_values(tmp_path, cli):
     rows = fixture_rows()
     rows[0]["accuracy"] = 63.0  # points instead of a fraction
     rows[1]["condition"] = "souped"
     run = write_run(tmp_path, rows)
-    bad(run, [], capsys, expect="results.jsonl:1: field 'accuracy' is 63.0")
+    bad(run, [], cli, expect="results.jsonl:1: field 'accuracy' is 63.0")
     rows[0]["accuracy"] = 0.63
     (run / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    bad(run, [], capsys, expect="results.jsonl:2: condition 'souped'")
+    bad(run, [], cli, expect="results.jsonl:2: condition 'souped'")
 
 
-def test_out_must_not_clobber(tmp_path, capsys):
+def test_out_must_not_clobber(tmp_path, cli):
     run = write_run(tmp_path)
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("x")
-    bad(run, ["--out", str(precious)], capsys, expect="is not a basefuse report")
+    bad(run, ["--out", str(precious)], cli, expect="is not a basefuse report")
     assert (precious / "thesis.tex").read_text() == "x"
-    bad(run, ["--out", str(run), "--force"], capsys, expect="overlaps input")
+    bad(run, ["--out", str(run), "--force"], cli, expect="overlaps input")
     assert sorted(p.name for p in run.iterdir()) == ["experiment.yaml", "results.jsonl"]
 
 

@@ -1,0 +1,92 @@
+"""Every fusion method on a hand-worked example: N = 3, a non-zero base, non-uniform weights.
+
+The expected numbers are worked out by hand in the comments (values are dyadic, so exact in
+float32); both the implementation and the independent references in `fusion_reference.py`
+(which the streaming property test uses) must reproduce them.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from basefuse.fusion.methods import METHODS, get_method, normalise_weights
+from fusion_reference import REFERENCES
+
+BASE = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
+DELTAS = np.array([[2.0, -1.0, 0.5, 0.0],     # task vectors θ_i − θ_0
+                   [-1.0, -3.0, 1.0, 4.0],
+                   [4.0, 2.0, -0.25, -1.0]], np.float32)
+X = BASE + DELTAS
+RAW_WEIGHTS = [5.0, 3.0, 2.0]                 # normalised: 0.5, 0.3, 0.2
+
+
+def both(method: str, w: np.ndarray, **params) -> list[np.ndarray]:
+    """The implementation's and the reference's result on the example."""
+    impl = METHODS[method].fn(list(X), BASE, w, **params)
+    return [np.asarray(impl, np.float64), REFERENCES[method](X, BASE, w, **params)]
+
+
+def uniform() -> np.ndarray:
+    return normalise_weights(get_method("average"), None, 3)
+
+
+def test_average():
+    # mean of θ_i = θ_0 + (Σ δ_i)/3, Σ δ = [5, -2, 1.25, 3]
+    want = [1 + 5 / 3, -2 - 2 / 3, 0.5 + 1.25 / 3, 3 + 1]
+    for got in both("average", uniform()):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_weighted_normalises_the_given_weights():
+    w = normalise_weights(get_method("weighted"), RAW_WEIGHTS, 3)
+    np.testing.assert_allclose(w, [0.5, 0.3, 0.2])
+    # θ_0 + .5 δ_0 + .3 δ_1 + .2 δ_2:  1+1-.3+.8, -2-.5-.9+.4, .5+.25+.3-.05, 3+0+1.2-.2
+    for got in both("weighted", w):
+        np.testing.assert_allclose(got, [2.5, -3.0, 1.0, 4.0], rtol=1e-6)
+
+
+def test_task_arithmetic_with_lambda_not_one_over_n():
+    # θ_0 + 0.4 Σ δ_i = [1, -2, .5, 3] + 0.4 [5, -2, 1.25, 3] = [3, -2.8, 1, 4.2]
+    for got in both("task-arithmetic", uniform(), lam=0.4):
+        np.testing.assert_allclose(got, [3.0, -2.8, 1.0, 4.2], rtol=1e-6)
+    # not the average (as it would be with lam = 1/N and a zero base)
+    assert not np.allclose(both("task-arithmetic", uniform(), lam=0.4)[0], X.mean(0))
+
+
+def test_ties_trim_elect_disjoint_mean():
+    # density 0.5 keeps the 2 largest |δ| of each row:
+    #   δ_0 [2, -1, .5, 0]   -> [2, -1, 0, 0]
+    #   δ_1 [-1, -3, 1, 4]   -> [0, -3, 0, 4]
+    #   δ_2 [4, 2, -.25, -1] -> [4,  2, 0, 0]
+    # elected sign of the trimmed sum [6, -2, 0, 4]: [+, -, 0, +]
+    # disjoint mean of the agreeing entries: [(2+4)/2, (-1-3)/2, none -> 0, 4/1] = [3, -2, 0, 4]
+    trimmed_elected_merged = np.array([3.0, -2.0, 0.0, 4.0])
+    for lam in (1.0, 0.5):
+        want = BASE + lam * trimmed_elected_merged          # [4, -4, .5, 7] at lam 1
+        for got in both("ties", uniform(), density=0.5, lam=lam):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_dare_mask_from_the_documented_generator_and_rescale():
+    p, seed, key = 0.5, 3, "layer.weight"
+    # the documented contract: keep where default_rng([seed, crc32(name)]).random((N, m), float32) >= p
+    keep = np.random.default_rng([seed, zlib.crc32(key.encode())]).random((3, 4), dtype=np.float32) >= p
+    assert 0 < keep.sum() < keep.size, "the example must drop some entries and keep others"
+    w = normalise_weights(get_method("dare"), RAW_WEIGHTS, 3)
+    want = BASE.astype(np.float64).copy()
+    for i in range(3):
+        for j in range(4):
+            if keep[i, j]:
+                want[j] += w[i] * DELTAS[i, j] / (1 - p)         # the kept entries are rescaled by 1/(1-p) = 2
+    for got in both("dare", w, p=p, seed=seed, key=key):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    lam = 0.7
+    for got in both("dare", w, p=p, seed=seed, key=key, lam=lam):
+        np.testing.assert_allclose(got, BASE + lam * (want - BASE), rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_has_a_reference(method):
+    assert method in REFERENCES
