@@ -20,3 +20,13 @@ def test_copy_with_zero_width_spaces_is_refused(tmp_path):
     data["families"]["y"].append({"name": "x1b", "spec": str(write_csv(tmp_path / "c" / "x1b.csv", hidden))})
     with pytest.raises(BasefuseError, match=r"tasks 'x1' and 'x1b' hold the same data"):
         plan_of(data)
+
+
+def test_number_of_models_bases_are_told_apart_in_the_leakage_table(tmp_path):
+    # x1's pool is x2, x3, y1, y2, y3; 2 random subsets per k, so several k-model bases share source family 'all'.
+    data = tiny_config(tmp_path, conditions=["pretrained", "fused"], n_models={"enabled": True, "subsets": 2})
+    rows = plan_of(data).leakage["rows"]
+    bases = [r["base"] for r in rows]
+    assert len(bases) == len(set(bases)) == len({r["base_job"] for r in rows})
+    two = [b for b in bases if b.startswith("fused (2 models: ")]
+    assert two and all(len(b.removeprefix("fused (2 models: ").rstrip(")").split("+")) == 2 for b in two)
