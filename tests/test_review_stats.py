@@ -14,6 +14,7 @@ def test_equal_values_give_no_zero_width_interval():
     assert stats.std_interval([2.0, 2.0, 2.0, 2.0]) is None  # std 0: chi-square interval would be [0, 0]
     assert stats.bootstrap_interval([0.0, 0.0, 0.0]) is None  # every resample mean is 0
     assert stats.estimate({"a": [1.0], "b": [1.0], "c": [1.0]}).interval is None
+    assert stats.t_interval([0.1 + 0.2, 0.3, 0.3]) is None  # equal but for float rounding (5.6e-17 apart)
 
 
 def test_equal_seed_gains_are_not_called_better():

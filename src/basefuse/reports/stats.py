@@ -118,9 +118,12 @@ def chi2_quantile(q: float, df: int) -> float:
 # ---- intervals and tests ----------------------------------------------------------------------
 
 def _spread(values: Sequence[float]) -> np.ndarray | None:
-    """The values as an array, or None below MIN_TARGETS values or when all are equal (no interval then)."""
+    """The values as an array, or None below MIN_TARGETS values or when all are equal up to float rounding
+    (a mean of 0.1 and 0.2 is not exactly 0.3): no interval then."""
     x = np.asarray(values, dtype=float)
-    return None if x.size < MIN_TARGETS or float(np.ptp(x)) == 0.0 else x
+    if x.size < MIN_TARGETS or float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.abs(x).max())):
+        return None
+    return x
 
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
