@@ -1,8 +1,9 @@
 """A task's content as the leakage check sees it: normalised texts, and one fingerprint of its rows.
 
 Names, paths and row order say nothing about what a model was trained on, so the check compares
-content. Texts are normalised (Unicode NFKC, casefold, whitespace collapsed) so that a copy that
-differs only in case or spacing still counts as the same text.
+content. Texts are normalised (Unicode NFKC, casefold, invisible format characters dropped,
+whitespace collapsed) so that a copy that differs only in case, spacing or a zero-width character
+(which tokenizers drop too) still counts as the same text.
 """
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ if TYPE_CHECKING:
 
     from basefuse.data.task import Task
 
-NORMALISATION = "nfkc-casefold-whitespace-v1"
+NORMALISATION = "nfkc-casefold-nocf-whitespace-v2"
 _SPACE = re.compile(r"\s+")
 _PAIR_SEP = "\x1d"  # cannot survive normalisation inside a text, so a pair never collides with a single text
 
 
 def normalise_text(text: str) -> str:
-    """NFKC, casefold, runs of whitespace to one space, stripped."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    """NFKC, casefold, format characters (Unicode Cf: zero-width space, soft hyphen, BOM) dropped, runs of
+    whitespace to one space, stripped."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return _SPACE.sub(" ", text).strip()
 
 
 def normalised_texts(split: "Dataset") -> list[str]:

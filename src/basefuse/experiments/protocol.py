@@ -195,9 +195,17 @@ def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str,
     return [max(pool, key=lambda s: (facts[s].train_size, s))]
 
 
+def _base_label(r: PlannedRun) -> str:
+    """The base as the leakage table names it; a number-of-models subset by its sources (many share 'all')."""
+    if r.source_family is None:
+        return r.condition
+    if r.ablation == "n_models":
+        return f"{r.condition} ({r.n_fused} models: {'+'.join(r.sources)})"
+    return f"{r.condition} ({r.source_family})"
+
+
 def _target_runs(plan: Plan) -> list[TargetRun]:
-    return [TargetRun(r.target, r.job_key, r.condition if r.source_family is None
-                      else f"{r.condition} ({r.source_family})") for r in plan.runs]
+    return [TargetRun(r.target, r.job_key, _base_label(r)) for r in plan.runs]
 
 
 def check_no_leakage(plan: Plan, contents: dict[str, TaskContent] | None = None) -> dict[str, frozenset[str]]:

@@ -61,11 +61,14 @@ def _seeds(seeds: tuple[int, int]) -> str:
 
 
 def interval_text(interval: tuple[float, float] | None, n: int, signed: bool = True) -> str:
-    """"[lo, hi]", or "n/a (n=2)" below the minimum number of targets."""
+    """"[lo, hi]", "n/a (n=2)" below the minimum number of targets, "n/a (all equal, n=3)" without spread."""
     if interval is None:
-        return f"n/a (n={n})"
+        return f"n/a (n={n})" if n < stats.MIN_TARGETS else f"n/a (all equal, n={n})"
     f = _gain if signed else _acc
-    return f"[{f(interval[0])}, {f(interval[1])}]"
+    lo, hi = f(interval[0]), f(interval[1])
+    if lo == hi:  # a narrow interval must not read as zero-width once rounded
+        lo, hi = (f"{v:+.4f}" if signed else f"{v:.4f}" for v in interval)
+    return f"[{lo}, {hi}]"
 
 
 def n_text(est: Estimate) -> str:

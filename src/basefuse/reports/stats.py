@@ -13,7 +13,9 @@ target's mean gain less noisy, so every target contributes one number, its mean 
   noise) the former two-stage bootstrap covered 87-88% at n = 5 and 91-92% at n = 9 for a
   nominal 95%, the t-interval 94.4-95.8% at n = 5, 9 and 15. The t-interval is exact for normal
   per-target means (a mean over seeds is close to normal) and so holds from n = 3 up; it is less
-  exact for strongly skewed gains. Below `MIN_TARGETS` no interval is printed.
+  exact for strongly skewed gains. Below `MIN_TARGETS` no interval is printed, nor when all values
+  are equal (accuracies on a small test set often are): a zero-width interval would claim a certainty
+  that a few values cannot give, and the verdict is then "inconclusive".
 * **Test: exact sign-flip permutation of the per-target means.** Under "no effect" each
   target's mean gain is as likely to be +d as -d; all 2^n sign patterns give the exact null
   distribution of the mean without assuming normality (Monte Carlo with a fixed seed beyond
@@ -115,10 +117,19 @@ def chi2_quantile(q: float, df: int) -> float:
 
 # ---- intervals and tests ----------------------------------------------------------------------
 
-def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
-    """Student-t interval of the mean; None below MIN_TARGETS values."""
+def _spread(values: Sequence[float]) -> np.ndarray | None:
+    """The values as an array, or None below MIN_TARGETS values or when all are equal up to float rounding
+    (a mean of 0.1 and 0.2 is not exactly 0.3): no interval then."""
     x = np.asarray(values, dtype=float)
-    if x.size < MIN_TARGETS:
+    if x.size < MIN_TARGETS or float(np.ptp(x)) <= 1e-9 * max(1.0, float(np.abs(x).max())):
+        return None
+    return x
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Student-t interval of the mean; None below MIN_TARGETS values or with all values equal."""
+    x = _spread(values)
+    if x is None:
         return None
     half = t_quantile(1 - (1 - level) / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return float(x.mean() - half), float(x.mean() + half)
@@ -161,9 +172,9 @@ def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
 
 
 def std_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
-    """Chi-square interval for the standard deviation (normal model); None below MIN_TARGETS."""
-    x = np.asarray(values, dtype=float)
-    if x.size < MIN_TARGETS:
+    """Chi-square interval for the standard deviation (normal model); None below MIN_TARGETS or all equal."""
+    x = _spread(values)
+    if x is None:
         return None
     df, var = x.size - 1, float(x.var(ddof=1))
     a = (1 - level) / 2
@@ -172,9 +183,9 @@ def std_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, 
 
 def bootstrap_interval(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
                        level: float = LEVEL) -> tuple[float, float] | None:
-    """Percentile bootstrap of the mean over targets (seed std only); None below MIN_TARGETS."""
-    x = np.asarray(values, dtype=float)
-    if x.size < MIN_TARGETS:
+    """Percentile bootstrap of the mean over targets (seed std only); None below MIN_TARGETS or all equal."""
+    x = _spread(values)
+    if x is None:
         return None
     draws = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
     a = (1 - level) / 2 * 100
