@@ -40,3 +40,13 @@ def test_five_positive_targets_cannot_reach_significance_but_six_can():
     assert stats.verdict(stats.estimate({t: [g] for t, g in zip("abcde", [1, 2, 3, 4, 5])})) == stats.INCONCLUSIVE
     assert stats.sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == pytest.approx(2 / 64)
     assert stats.verdict(stats.estimate({t: [g] for t, g in zip("abcdef", [1, 2, 3, 4, 5, 6])})) == stats.BETTER
+
+
+def test_a_significant_sign_test_with_an_interval_across_zero_is_not_better():
+    # Six targets, all gains positive, one far larger: the exact sign-flip p is 2/64 = 0.031 < 0.05, but the
+    # t-interval is wide: mean 30.5/6 = 5.083, sd 12.208, se 4.984, t_0.975,5 = 2.571 -> [-7.73, +17.90].
+    gains = [0.1, 0.1, 0.1, 0.1, 0.1, 30.0]
+    est = stats.estimate({t: [g] for t, g in zip("abcdef", gains)})
+    assert est.p == pytest.approx(2 / 64)
+    assert est.interval[0] == pytest.approx(30.5 / 6 - 2.571 * 12.208 / math.sqrt(6), abs=5e-3)
+    assert stats.verdict(est) == stats.INCONCLUSIVE
