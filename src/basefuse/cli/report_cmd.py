@@ -18,9 +18,12 @@ def register(app: typer.Typer) -> None:
         """Tables (paper Tables 1-3), gains with 95% CIs, plots; writes report.md/.html, results.csv/.json."""
         from rich.console import Console
 
+        from basefuse.experiments.rundir import read_run_dir
         from basefuse.reports.build import build_report, terminal_summary
 
-        paths = build_report(run_dir, out, force=force, n_boot=n_boot, seed=seed)
+        inside = out is None or out.resolve().is_relative_to(run_dir.resolve())
+        with read_run_dir(run_dir, writes_inside=inside):  # never race a running experiment's writes
+            paths = build_report(run_dir, out, force=force, n_boot=n_boot, seed=seed)
         console = Console()
         console.print(terminal_summary(paths.summary))
         console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)
