@@ -9,8 +9,8 @@ import shutil
 import signal
 import time
 
-import click
 import pytest
+import typer
 
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import parse_experiment_config
@@ -118,7 +118,7 @@ def test_disk_full_during_a_job_fails_that_job_only_then_rerun_retries(tiny, cle
     _, _, config, plan = tiny
     run = tmp_path / "run"
     monkeypatch.setattr(api, "write_json", _fail_on_call(2, api.write_json))  # the second source's metrics.json
-    with pytest.raises(click.exceptions.Exit) as exit_info:
+    with pytest.raises(typer.Exit) as exit_info:
         run_and_print(config, run, force=False, executor="local", workers=1, device=None, dry_run=False)
     assert exit_info.value.exit_code == 1
     failures = json.loads((run / FAILURES).read_text())
