@@ -159,7 +159,7 @@ def test_non_utf8_run_json_is_a_one_line_error(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_bytes(b'{"config_name": "\xff"}')
-    with pytest.raises(BasefuseError, match=r"run\.json is corrupt \(not UTF-8 JSON\): pass --force"):
+    with pytest.raises(BasefuseError, match=r"run\.json is corrupt \(not a UTF-8 JSON object\): pass --force"):
         run_experiment(parse_experiment_config(MINIMAL), run, progress=False, report=False)
     assert (run / "run.json").read_bytes() == b'{"config_name": "\xff"}'
 

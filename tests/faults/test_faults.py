@@ -17,7 +17,7 @@ from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.failures import FAILURES
 from basefuse.experiments.runner import run_experiment
 
-from conftest import (_processes, descendants, kill_group, leftovers, rerun_and_check, start_cli, still_alive, store_lines,
+from fault_helpers import (_processes, descendants, kill_group, leftovers, rerun_and_check, start_cli, still_alive, store_lines,
                       wait_for)
 
 pytestmark = pytest.mark.slow  # each runs (part of) a real experiment: about half a minute on two busy cores

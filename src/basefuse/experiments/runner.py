@@ -57,7 +57,7 @@ def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError, OSError):
             meta = None
         if not isinstance(meta, dict) and not force:
-            raise BasefuseError(f"{meta_path} is corrupt (not UTF-8 JSON): pass --force to rewrite it "
+            raise BasefuseError(f"{meta_path} is corrupt (not a UTF-8 JSON object): pass --force to rewrite it "
                                 f"(finished jobs are still reused by content), or use another --out")
         if isinstance(meta, dict) and meta.get("config_fingerprint") != cfg.fingerprint() and not force:
             raise BasefuseError(
