@@ -130,10 +130,14 @@ def test_report_names_reproduced_inputs_and_failed_jobs(tmp_path):
     rows = [{"key": "k1", "kind": "finetune", "label": "source x2", "result": {"accuracy": 0.9}},
             {"key": "k1", "kind": "finetune", "label": "source x2", "result": {"accuracy": 0.8}}]
     (run / "store.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run / "failures.jsonl").write_text(json.dumps({"label": "fuse x2+x3", "error": "out of memory\ntrace"}) + "\n")
+    # The runner's format (experiments/failures.py): failed jobs, and the jobs skipped because they need one.
+    (run / "failures.json").write_text(json.dumps({
+        "failed": [{"key": "k9", "kind": "fuse", "label": "fuse x2+x3", "error": "out of memory\ntrace"}],
+        "skipped": [{"key": "k8", "kind": "finetune", "label": "fused (all) -> x1", "because": ["k9"]}]}))
     md = build_report(run, n_boot=200).markdown.read_text()
     assert "Input 'source x2' was produced 2 times" in md and "1 input job(s) were produced more than once" in md
-    assert "Failed job: fuse x2+x3: out of memory" in md
+    assert "Failed job: fuse x2+x3: out of memory" in md and "trace" not in md
+    assert "Failed job: fused (all) -> x1: skipped (a job it needs failed)" in md
 
 
 def test_bad_exclude_is_a_one_line_error_and_writes_nothing(tmp_path, capsys):

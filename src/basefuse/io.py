@@ -6,8 +6,10 @@ import hashlib
 import json
 import mmap
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,65 @@ def check_output_path(out: Path, *, force: bool, protected: list[Path] = ()) -> 
         raise BasefuseError(f"output {out} already exists: remove it or pass --force to replace it")
 
 
+# ---- temporaries: named after their owner, so a later run can remove those of dead processes --------
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[0-9a-f]+$")
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def temp_name(name: str, kind: str = "tmp") -> str:
+    """`.NAME.tmp-PID-HOST-RANDOM`: unique per process and call, and it names its owner (pid on this host)."""
+    return f".{name}.{kind}-{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a zombie, dead but not yet reaped, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Remove the temporaries in `folder` (of output `name`, or of any) whose owner died on this machine.
+
+    A live process's temporary, or one made on another host (a Ray node), is never touched. A stale
+    `.old` copy is the previous output of a replace that died half-way: it is put back if the output is
+    missing, else removed.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    host = _host_tag()
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if not m or (name is not None and m["name"] != name) or m["host"] != host or pid_alive(int(m["pid"])):
+            continue
+        target = folder / m["name"]
+        if m["kind"] == "old" and not target.exists():
+            os.replace(entry, target)
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out: str | os.PathLike[str], *, force: bool = False,
                       protected: list[Path] = ()) -> Iterator[Path]:
@@ -62,13 +123,15 @@ def atomic_output_dir(out: str | os.PathLike[str], *, force: bool = False,
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        remove_stale_temporaries(parent, out.name)
+        tmp = parent / temp_name(out.name)
+        tmp.mkdir()
     except OSError as e:
         raise BasefuseError(f"cannot write to {parent}: {e.strerror or e}; choose a writable output folder") from e
     try:
         yield tmp
         if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}"
+            old = parent / temp_name(out.name, "old")
             os.replace(out, old)
             try:
                 os.replace(tmp, out)
@@ -86,16 +149,25 @@ def atomic_output_dir(out: str | os.PathLike[str], *, force: bool = False,
         raise
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write JSON via a temporary file and rename, so a crash never leaves a truncated file."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write a file via a temporary file of this process and rename, so a crash never leaves a truncated file
+    and two processes never write through the same temporary name."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(temp_name(path.name))
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike[str], rows: list[Any]) -> None:

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from basefuse.experiments.failures import Failures
 
 
 def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
@@ -28,13 +31,28 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     options = {"address": ray_address, "num_gpus_per_job": gpus_per_job} if executor == "ray" else {}
     ex = make_executor(executor, workers, **options)
     summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
-    typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused, "
+    failures = summary.failures
+    tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
+    typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
     if summary.report_html:  # built when the run has pretrained rows to measure gains against
         from basefuse.reports.build import summary_text
 
         typer.echo(summary_text(out))
         typer.echo(f"HTML report: {summary.report_html}")
+    if failures:
+        _print_failures(failures, out)
+        raise typer.Exit(1)
+
+
+def _print_failures(failures: "Failures", out: Path) -> None:
+    """Name every failed job and its error; the skipped ones are counted (they are listed in the file)."""
+    from basefuse.experiments.failures import FAILURES
+
+    typer.echo(f"basefuse: error: {len(failures.failed)} job(s) failed and {len(failures.skipped)} were skipped "
+               f"because they need one; rerun to retry them (details: {out / FAILURES})", err=True)
+    for f in failures.failed.values():
+        typer.echo(f"  failed: {f['label']}: {f['error']}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,10 +22,10 @@ def register(app: typer.Typer) -> None:
         """Planned vs finished, every comparison of the paper with 95% CIs and verdicts, plots; report.md/.html."""
         from rich.console import Console
 
-        from basefuse.experiments.plan_record import PLAN, rebuild_planned_runs
-        from basefuse.reports.build import CONFIG, build_report, terminal_summary
-
         from basefuse.errors import BasefuseError
+        from basefuse.experiments.plan_record import PLAN, rebuild_planned_runs
+        from basefuse.experiments.rundir import read_run_dir
+        from basefuse.reports.build import CONFIG, build_report, terminal_summary
 
         planned = None
         if not (run_dir / PLAN).is_file() and (run_dir / CONFIG).is_file():
@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
                 planned = rebuild_planned_runs(run_dir / CONFIG) | {"source": f"rebuilt from {CONFIG} (no {PLAN})"}
             except BasefuseError as e:  # the report says so; a missing plan is no reason to refuse one
                 planned = {"unavailable": f"no {PLAN}, and the plan cannot be rebuilt from {CONFIG} ({e})"}
-        paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned, n_boot=n_boot, seed=seed)
+        inside = out is None or out.resolve().is_relative_to(run_dir.resolve())
+        with read_run_dir(run_dir, writes_inside=inside):  # never race a running experiment's writes
+            paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned, n_boot=n_boot,
+                                 seed=seed)
         console = Console()
         console.print(terminal_summary(paths.summary, paths.completeness))
         console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)

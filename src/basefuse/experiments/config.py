@@ -202,6 +202,8 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise BasefuseError(f"cannot read config {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise BasefuseError(f"{path}: not UTF-8 text (bad byte at offset {e.start}): save it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -40,3 +40,10 @@ class JobProgress:
         if result and "accuracy" in result and not reused:
             tail = f"acc {100 * result['accuracy']:.1f}"
         self._progress.update(self._task, advance=1, last=f"{job.label[:60]} {tail}")
+
+    def fail(self, job: Job, error: str | None) -> None:
+        """A job that failed (`error`) or was skipped because a job it needs failed (None)."""
+        if self._progress is None:
+            return
+        tail = f"FAILED: {error[:60]}" if error is not None else "skipped (an input failed)"
+        self._progress.update(self._task, advance=1, last=f"{job.label[:40]} {tail}")

@@ -1,7 +1,8 @@
 """A crash-safe, append-only record of finished jobs (JSON lines, fsync'd after each append).
 
-A crash can at worst leave a half-written last line; readers skip it, and the job it
-described is simply done again (or recovered from its complete output folder).
+A crash can at worst leave a half-written last line; readers skip it (as any line that is
+not UTF-8 JSON), and the job it described is simply done again (or recovered from its
+complete output folder).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from basefuse.errors import BasefuseError
 from basefuse.io import append_jsonl
 
 
@@ -23,12 +25,14 @@ class JobStore:
             self._load()
 
     def _load(self) -> None:
-        with open(self.path, encoding="utf-8") as f:
+        with open(self.path, "rb") as f:  # bytes: one line of bad bytes must not hide the others
             for line in f:
+                if not line.strip():
+                    continue
                 try:
-                    row = json.loads(line)
+                    row = json.loads(line.decode("utf-8"))
                     self.results[row["key"]] = row
-                except (json.JSONDecodeError, KeyError, TypeError):
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
                     self.skipped_lines += 1
 
     def __contains__(self, key: str) -> bool:
@@ -41,5 +45,9 @@ class JobStore:
     def append(self, key: str, kind: str, label: str, result: dict[str, Any]) -> None:
         row = {"key": key, "kind": kind, "label": label, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "result": result}
-        append_jsonl(self.path, [row])
+        try:
+            append_jsonl(self.path, [row])
+        except OSError as e:
+            raise BasefuseError(f"cannot append to {self.path}: {e.strerror or e}; free space and rerun "
+                                f"(finished jobs are recovered from their outputs)") from None
         self.results[key] = row

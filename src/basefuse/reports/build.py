@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RESULTS = "results.jsonl"
 CONFIG = "experiment.yaml"
 STORE = "store.jsonl"
-FAILURES = "failures.jsonl"  # written by the runner when jobs fail (absent in older runs)
+FAILURES = "failures.json"  # written by the runner (experiments/failures.py); absent in older runs
 MARKER = ".basefuse-report"  # lets a rerun replace a previous report, and nothing else
 
 
@@ -124,6 +124,23 @@ def _jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def read_failures(run_dir: Path) -> list[str]:
+    """One line per failed job (its error) and per job skipped because a job it needs failed."""
+    import json
+
+    try:
+        data = json.loads((run_dir / FAILURES).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    rows = [r for r in data.get("failed", []) if isinstance(r, dict)]
+    out = [f"{r.get('label', r.get('key', '?'))}: {(str(r.get('error', '')).splitlines() or ['?'])[0]}" for r in rows]
+    skipped = [r for r in data.get("skipped", []) if isinstance(r, dict)]
+    out += [f"{r.get('label', r.get('key', '?'))}: skipped (a job it needs failed)" for r in skipped]
+    return out
+
+
 def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None) -> Completeness | None:
     """Planned vs finished, from `planned` (e.g. rebuilt from the config) or RUN_DIR/plan.json."""
     if planned is None:
@@ -133,8 +150,7 @@ def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict
         planned = planned | {"source": "plan.json"}
     if "runs" not in planned:  # {"unavailable": why}: the CLI could not rebuild it
         return None
-    failures = [f"{row.get('label', row.get('key', '?'))}: {(str(row.get('error', '')).splitlines() or ['?'])[0]}"
-                for row in _jsonl(run_dir / FAILURES)]
+    failures = read_failures(run_dir)
     return completeness(planned["runs"], records, excluded, plan_source=planned.get("source", "given"),
                         store_rows=_jsonl(run_dir / STORE), failures=failures)
 
