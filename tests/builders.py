@@ -3,9 +3,12 @@ the one tiny random model builder, finetunes of it, a learnable keyword task, an
 from __future__ import annotations
 
 import csv
+import os
 import random
 from pathlib import Path
 from types import SimpleNamespace
+
+from basefuse.executors import LocalExecutor
 
 WORDS = [f"w{i}" for i in range(40)] + ["good", "bad", "meh"]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -157,3 +160,27 @@ def encoded(n: int, seed: int):
 
     rng = np.random.default_rng(seed)
     return Encoded({"input_ids": rng.integers(1, 12, size=(n, 5))}, np.full(n, 5), rng.integers(0, 2, size=n))
+
+
+
+class CountingExecutor(LocalExecutor):
+    """Runs jobs in this process like LocalExecutor and remembers the keys it ran (resume tests count them)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    @property
+    def executed(self) -> int:
+        return len(self.keys)
+
+    def map(self, fn, jobs):
+        for i, job in enumerate(jobs):
+            self.keys.append(job["key"])
+            yield i, fn(job)
+
+
+def user_cache() -> Path:
+    """The cache basefuse would use outside the tests (same rule as `basefuse.io.cache_dir`)."""
+    if os.environ.get("BASEFUSE_CACHE"):
+        return Path(os.environ["BASEFUSE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "basefuse"

@@ -16,16 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from builders import save_base
+from builders import save_base, user_cache
 
 ISOLATED = ("BASEFUSE_CACHE", "HF_HOME", "BASEFUSE_WHEELHOUSE")
-
-
-def user_cache() -> Path:
-    """The cache basefuse would use outside the tests (same rule as `basefuse.io.cache_dir`)."""
-    if os.environ.get("BASEFUSE_CACHE"):
-        return Path(os.environ["BASEFUSE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "basefuse"
 
 
 def listing(root: Path) -> dict[str, tuple[int, int]]:

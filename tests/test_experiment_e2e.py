@@ -13,7 +13,7 @@ from basefuse.executors import LocalExecutor
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import make_plan, run_experiment
 
-from builders import make_tiny_experiment
+from builders import CountingExecutor as Counting, make_tiny_experiment
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +33,6 @@ class CrashAfter(LocalExecutor):
         for i, job in enumerate(jobs):
             if self.executed == self.n:
                 raise KeyboardInterrupt("simulated crash")
-            self.executed += 1
-            yield i, fn(job)
-
-
-class Counting(LocalExecutor):
-    def __init__(self) -> None:
-        self.executed = 0
-
-    def map(self, fn, jobs):
-        for i, job in enumerate(jobs):
             self.executed += 1
             yield i, fn(job)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import user_cache
+from builders import user_cache
 
 
 def test_caches_resolve_into_the_session_folder(tmp_path_factory):

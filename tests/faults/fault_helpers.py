@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shared fixtures of tests/
 
-from experiment_fixtures import make_tiny_experiment  # noqa: E402
+from builders import CountingExecutor as Counting, make_tiny_experiment  # noqa: E402
 
 from basefuse.executors import LocalExecutor  # noqa: E402
 from basefuse.experiments.config import parse_experiment_config  # noqa: E402
@@ -35,18 +35,6 @@ def fast_config(root: Path) -> dict:
     return data | {"families": families, "seeds": [0], "conditions": ["pretrained", "fused"],
                    "fused_groups": ["all"], "budgets": {"max_train_source": 32, "max_train_target": 32},
                    "source_finetune": FAST, "finetune": FAST}
-
-
-class Counting(LocalExecutor):
-    """Runs jobs in this process and remembers which ones it ran."""
-
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    def map(self, fn, jobs):
-        for i, job in enumerate(jobs):
-            self.keys.append(job["key"])
-            yield i, fn(job)
 
 
 def results(run_dir: Path) -> dict[tuple, tuple[float, float]]:
