@@ -83,19 +83,23 @@ def test_min_steps_lengthens_a_run_and_evaluations_follow_its_length(tiny_bert, 
 
 
 def test_grad_accum_takes_one_optimiser_step_per_n_passes(tiny_bert, task):
+    from torch.nn.modules.module import register_module_forward_pre_hook
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     from basefuse.finetuning.api import finetune
 
-    calls = []
-    handle = register_optimizer_step_pre_hook(lambda opt, args, kwargs: calls.append(1))
+    steps, passes = [], []
+    handles = [register_optimizer_step_pre_hook(lambda opt, args, kwargs: steps.append(1)),
+               register_module_forward_pre_hook(  # training forward passes of the whole classifier
+                   lambda mod, args: passes.append(1) if mod.training and hasattr(mod, "classifier") else None)]
     try:
         # 40 / 8 = 5 passes an epoch, 2 a step -> ceil(5 / 2) = 3 steps an epoch; 2 epochs = 6 steps, 12 passes
         cfg = FinetuneConfig(**TINY | {"batch_size": 8}, grad_accum=2, max_epochs=2, min_steps=0, eval_every=100)
         m = finetune(str(tiny_bert), task, config=cfg, seed=0, progress=False)
     finally:
-        handle.remove()
-    assert m["steps"] == 6 and len(calls) == 6
+        for h in handles:
+            h.remove()
+    assert m["steps"] == 6 and len(steps) == 6 and len(passes) == 12
 
 
 def _grad_norms_seen_by_optimizer(tiny_bert, task, max_grad_norm):
