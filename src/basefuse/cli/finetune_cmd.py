@@ -47,7 +47,12 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
-        """Finetune MODEL on TASK (AdamW, linear warm-up, early stopping on validation) and test it once."""
+        """Finetune MODEL on TASK (AdamW, linear warm-up, early stopping on validation) and test it once.
+
+        Training length adapts to the data: --epochs epochs, but at least --min-steps optimiser steps.
+
+        Validation 10 times per run (or every --eval-every steps); stops after --patience validations without gain.
+        """
         from pydantic import ValidationError
 
         from basefuse.errors import BasefuseError
