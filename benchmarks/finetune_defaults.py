@@ -6,6 +6,7 @@ clipping); "new" is `FinetuneConfig()` as it stands. Both score the same fixed v
 as each run ends, so an interrupted sweep keeps what it measured.
 
     python benchmarks/finetune_defaults.py --out docs/results/finetune-defaults/sweep.csv
+    python benchmarks/finetune_defaults.py --out docs/results/finetune-defaults/sweep.csv --summarise
 """
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ def run_one(task: str, size: int, variant: str, seed: int, max_eval: int, max_te
             "train_seconds": m["train_seconds"], "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
+def summarise(path: Path) -> str:
+    """A markdown table: one line per (task, train size, seed), old and new side by side."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by = {(r["task"], int(r["max_train"]), r["seed"], r["variant"]): r for r in rows}
+    lines = ["| task | train | seed | old: steps | old: test acc | new: steps (best) | new: test acc | gain |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for task, size, seed in sorted({k[:3] for k in by}, key=lambda k: (k[0], k[1], k[2])):
+        old, new = by.get((task, size, seed, "old")), by.get((task, size, seed, "new"))
+        if old is None or new is None:
+            continue
+        gain = 100 * (float(new["test_accuracy"]) - float(old["test_accuracy"]))
+        lines.append(f"| {task} | {size} | {seed} | {old['steps']} | {float(old['test_accuracy']):.3f} "
+                     f"| {new['steps']} ({new['best_step']}) | {float(new['test_accuracy']):.3f} | {gain:+.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", nargs="+", default=["trec_coarse", "vader_tweets", "bbc_news"])
@@ -44,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval", type=int, default=200)
     p.add_argument("--max-test", type=int, default=500)
     p.add_argument("--out", type=Path, required=True, help="CSV to append rows to (header written if new)")
+    p.add_argument("--summarise", action="store_true", help="print the CSV as a markdown table and exit")
     args = p.parse_args(argv)
+    if args.summarise:
+        print(summarise(args.out))
+        return 0
     done = set()
     if args.out.exists():  # resume: skip runs already in the CSV
         with open(args.out, newline="") as f:
