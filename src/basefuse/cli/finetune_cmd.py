@@ -113,7 +113,7 @@ def _print_metrics(m: dict, out: Optional[Path]) -> None:
         table.add_row(split, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
     console = Console()
     console.print(table)
-    stop = "early stop" if m["stopped_early"] else "max epochs"
+    stop = "early stop" if m["stopped_early"] else "full length"
     console.print(f"steps {m['steps']} (best {m['best_step']}, {stop}), train {m['n']['train']} examples, "
                   f"{m['train_samples_per_s']:.1f} samples/s, wall {m['wall_time_s']:.1f}s on {m['device']}")
     if out is not None:
