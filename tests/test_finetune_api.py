@@ -10,7 +10,8 @@ from basefuse.errors import BasefuseError
 from basefuse.finetuning.api import finetune
 from basefuse.finetuning.config import FinetuneConfig
 
-FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=8, max_length=16, eval_every=10, patience=8)
+FAST = FinetuneConfig(learning_rate=3e-3, batch_size=16, max_epochs=8, max_length=16, eval_every=10, patience=8,
+                      min_steps=0)  # step counts below assume epochs alone set the length
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_schedule_matches_transformers():
 
 
 def test_schedule_lengths_fractional_epochs():
-    cfg = FinetuneConfig(batch_size=32, max_epochs=1.5, warmup_ratio=0.1)
+    cfg = FinetuneConfig(batch_size=32, max_epochs=1.5, warmup_ratio=0.1, min_steps=0)
     per_epoch, total, warm = schedule_lengths(100, cfg)
     assert (per_epoch, total, warm) == (4, 6, 1)
 

@@ -9,3 +9,7 @@ class BasefuseError(Exception):
     """
 
     exit_code = 2
+
+
+class TrainingDiverged(BasefuseError):
+    """A finetune whose loss became NaN or Inf: a failed run, never a result (its metrics would be noise)."""

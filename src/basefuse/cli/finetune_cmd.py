@@ -16,14 +16,29 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json (and model/ with --save)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the head init, dropout and batch order."),
         save: bool = typer.Option(False, "--save", help="Also write the finetuned model (safetensors) to OUT/model."),
-        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 1e-4)."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Train batch size (default 32)."),
-        epochs: Optional[float] = typer.Option(None, "--epochs", help="Maximum epochs (default 3)."),
+        lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per forward pass (default 32)."),
+        grad_accum: Optional[int] = typer.Option(
+            None, "--grad-accum", help="Forward passes per optimiser step; effective batch = batch size x N (1)."),
+        epochs: Optional[float] = typer.Option(None, "--epochs", help="Epochs to train (default 3), but at least "
+                                                                      "--min-steps steps."),
+        min_steps: Optional[int] = typer.Option(
+            None, "--min-steps", help="Optimiser steps a run lasts at least, so small training sets converge "
+                                      "(default 100; 0: epochs only). Early stopping may end any run sooner."),
         max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate inputs to N tokens (default 64)."),
         weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0)."),
         warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="Warm-up share of steps (0.06)."),
+        max_grad_norm: Optional[float] = typer.Option(
+            None, "--max-grad-norm", help="Clip the gradient norm to N (default 1.0, as the HF Trainer); 0: no clipping."),
+        bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16",
+                                            help="bf16 autocast on a GPU that supports it (default on; never on CPU)."),
         max_train: Optional[int] = typer.Option(None, "--max-train", help="Subsample train to N (stratified)."),
-        eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps (default 50)."),
+        max_eval: Optional[int] = typer.Option(None, "--max-eval",
+                                               help="Validate on a fixed random N examples (default: all)."),
+        max_test: Optional[int] = typer.Option(None, "--max-test",
+                                               help="Test on a fixed random N examples (default: all)."),
+        eval_every: Optional[int] = typer.Option(
+            None, "--eval-every", help="Validate every N optimiser steps (default: 10 times per run)."),
         patience: Optional[int] = typer.Option(None, "--patience", help="Evaluations without gain before stopping (3)."),
         text_col: str = typer.Option("text", "--text-col", help="Text column of a data file."),
         label_col: str = typer.Option("label", "--label-col", help="Label column of a data file."),
@@ -32,21 +47,34 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     ) -> None:
-        """Finetune MODEL on TASK (AdamW, linear warm-up, early stopping on validation) and test it once."""
+        """Finetune MODEL on TASK (AdamW, linear warm-up, early stopping on validation) and test it once.
+
+        Training length adapts to the data: --epochs epochs, but at least --min-steps optimiser steps.
+
+        Validation 10 times per run (or every --eval-every steps); stops after --patience validations without gain.
+        """
         from pydantic import ValidationError
 
         from basefuse.errors import BasefuseError
         from basefuse.finetuning.config import FinetuneConfig
         from basefuse.io import check_output_path
 
-        overrides = {"learning_rate": lr, "batch_size": batch_size, "max_epochs": epochs, "max_length": max_length,
-                     "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "max_train": max_train,
-                     "eval_every": eval_every, "patience": patience}
+        overrides = {"learning_rate": lr, "batch_size": batch_size, "grad_accum": grad_accum, "max_epochs": epochs,
+                     "min_steps": min_steps, "max_length": max_length, "weight_decay": weight_decay,
+                     "warmup_ratio": warmup_ratio, "bf16": bf16, "max_train": max_train, "max_eval": max_eval,
+                     "max_test": max_test, "eval_every": eval_every, "patience": patience}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if max_grad_norm is not None:  # 0 turns clipping off, which the config spells None
+            given["max_grad_norm"] = max_grad_norm if max_grad_norm != 0 else None
+        if seed < 0:
+            raise BasefuseError(f"bad option --seed={seed}: must be >= 0")
         try:
-            config = FinetuneConfig(**{k: v for k, v in overrides.items() if v is not None})
+            config = FinetuneConfig(**given)
         except ValidationError as e:
             err = e.errors()[0]
-            raise BasefuseError(f"bad option {err['loc'][0]}={err.get('input')!r}: {err['msg']}") from None
+            field = str(err["loc"][0])
+            raise BasefuseError(f"bad option {_FLAGS.get(field, field)}={err.get('input')!r} ({field}): "
+                                f"{err['msg']}") from None
         if save and out is None:
             raise BasefuseError("--save needs --out FOLDER to write the model to")
         from basefuse.data.api import load_task
@@ -65,6 +93,14 @@ def register(app: typer.Typer) -> None:
         _print_metrics(metrics, out)
 
 
+_FLAGS = {"learning_rate": "--lr", "max_epochs": "--epochs", "batch_size": "--batch-size",
+          "grad_accum": "--grad-accum", "min_steps": "--min-steps", "max_length": "--max-length",
+          "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
+          "max_train": "--max-train", "max_eval": "--max-eval", "max_test": "--max-test", "eval_every": "--eval-every",
+          "patience": "--patience"}
+"""CLI flag of each FinetuneConfig field, so an error names the option the user typed."""
+
+
 def _print_metrics(m: dict, out: Optional[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -77,7 +113,7 @@ def _print_metrics(m: dict, out: Optional[Path]) -> None:
         table.add_row(split, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
     console = Console()
     console.print(table)
-    stop = "early stop" if m["stopped_early"] else "max epochs"
+    stop = "early stop" if m["stopped_early"] else "full length"
     console.print(f"steps {m['steps']} (best {m['best_step']}, {stop}), train {m['n']['train']} examples, "
                   f"{m['train_samples_per_s']:.1f} samples/s, wall {m['wall_time_s']:.1f}s on {m['device']}")
     if out is not None:

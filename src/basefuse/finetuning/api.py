@@ -351,6 +351,8 @@ def _metrics_dict(*, model: str, model_path: str, task: Task, config: FinetuneCo
         "n": {"train": len(task.train), "validation": result.validation.get("n"),
               "test": result.test["n"]},
         "steps": result.steps,
+        "eval_every": result.eval_every,
+        "precision": result.precision,
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
         "wall_time_s": round(wall, 3),

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from basefuse.errors import TrainingDiverged
 from basefuse.finetuning.config import FinetuneConfig
 from basefuse.finetuning.metrics import classification_metrics
 
@@ -35,10 +36,23 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
 
 
 def schedule_lengths(n_train: int, config: FinetuneConfig) -> tuple[int, int, int]:
-    """(steps per epoch, total optimiser steps, warm-up steps) for a train set of `n_train` examples."""
-    per_epoch = max(1, math.ceil(n_train / config.batch_size))
-    total = max(1, math.ceil(config.max_epochs * per_epoch))
+    """(optimiser steps per epoch, total optimiser steps, warm-up steps) for a train set of `n_train` examples.
+
+    The run lasts `max_epochs` epochs but at least `min_steps` steps: with 300 examples, 3 epochs are only
+    30 steps, too few to train a new head and adapt the body (issue 10); early stopping ends long runs.
+    """
+    passes = max(1, math.ceil(n_train / config.batch_size))
+    per_epoch = max(1, math.ceil(passes / config.grad_accum))
+    total = max(1, math.ceil(config.max_epochs * per_epoch), config.min_steps)
     return per_epoch, total, math.ceil(config.warmup_ratio * total)
+
+
+def first_non_finite(losses: list[float], first_step: int) -> int | None:
+    """The step number of the first NaN/Inf loss in `losses` (steps numbered from `first_step`), or None."""
+    for k, value in enumerate(losses):
+        if not math.isfinite(value):
+            return first_step + k
+    return None
 
 
 @dataclass
@@ -130,15 +144,23 @@ def make_batch(enc: Encoded, idx: np.ndarray, device: "torch.device") -> dict[st
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _autocast(device: "torch.device") -> contextlib.AbstractContextManager:
+def use_bf16(device: "torch.device", wanted: bool) -> bool:
+    """bf16 autocast only on a CUDA device that supports it: on CPU it is slower and changes the numbers."""
     import torch
 
-    if device.type == "cuda":
+    return wanted and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def _autocast(device: "torch.device", bf16: bool) -> contextlib.AbstractContextManager:
+    import torch
+
+    if bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def predict(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "torch.device") -> np.ndarray:
+def predict(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "torch.device",
+            bf16: bool = False) -> np.ndarray:
     """Argmax predictions in the split's order; batches sorted by length so padding is minimal."""
     import torch
 
@@ -146,7 +168,7 @@ def predict(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "to
     model.eval()
     preds = np.empty(len(enc), dtype=np.int64)
     order = np.argsort(-enc.lengths, kind="stable")
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), _autocast(device, bf16):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             logits = model(**make_batch(enc, idx, device)).logits
@@ -155,8 +177,9 @@ def predict(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "to
     return preds
 
 
-def evaluate(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "torch.device") -> dict:
-    return classification_metrics(predict(model, enc, batch_size, device), enc.labels)
+def evaluate(model: "torch.nn.Module", enc: Encoded, batch_size: int, device: "torch.device",
+             bf16: bool = False) -> dict:
+    return classification_metrics(predict(model, enc, batch_size, device, bf16), enc.labels)
 
 
 def param_groups(model: "torch.nn.Module", weight_decay: float) -> list[dict]:
@@ -192,6 +215,8 @@ class LoopResult:
     train_samples: int
     train_cpu_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+    eval_every: int = 0
+    precision: str = "fp32"
 
     @property
     def train_samples_per_s(self) -> float:
@@ -207,6 +232,9 @@ def train(model: "torch.nn.Module", train_enc: Encoded, val_enc: Encoded, test_e
           on_step: StepCallback | None = None) -> LoopResult:
     """Train with AdamW + linear warm-up/decay, early-stop on validation accuracy, restore the best, test once.
 
+    One optimiser step = `grad_accum` forward/backward passes of `batch_size` examples, then the gradient is
+    clipped to `max_grad_norm` (as the HF Trainer does). The loss is read on the host every 10 steps and at each
+    validation (one sync, not one per step); a NaN/Inf loss raises `TrainingDiverged` naming its step.
     The caller seeds torch (the new head's init and dropout); `seed` here drives batch order only.
     """
     import torch
@@ -215,7 +243,10 @@ def train(model: "torch.nn.Module", train_enc: Encoded, val_enc: Encoded, test_e
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, config)
+    params = [p for p in model.parameters() if p.requires_grad]
     _, total, warmup = schedule_lengths(len(train_enc), config)
+    eval_every = config.eval_interval(total)
+    bf16 = use_bf16(device, config.bf16)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_warmup_decay(s, total, warmup))
     rng = np.random.default_rng(seed)
     stopper = EarlyStopping(config.patience, config.min_delta)
@@ -223,10 +254,11 @@ def train(model: "torch.nn.Module", train_enc: Encoded, val_enc: Encoded, test_e
     best_state: dict[str, torch.Tensor] | None = None
     best_val: dict = {}
     history: list[dict] = []
-    step, samples, train_seconds = 0, 0, 0.0
+    step, passes, samples, train_seconds = 0, 0, 0, 0.0
     last_acc: float | None = None
     recent_loss: float | None = None
-    loss_sum, loss_n = None, 0
+    step_losses: list[torch.Tensor] = []  # one per optimiser step since the last host sync
+    step_loss: torch.Tensor | None = None
     stopped_early = False
     seg_start, seg_cpu, train_cpu = time.perf_counter(), time.process_time(), 0.0
 
@@ -234,27 +266,40 @@ def train(model: "torch.nn.Module", train_enc: Encoded, val_enc: Encoded, test_e
         for idx in length_grouped_batches(train_enc.lengths, config.batch_size, rng):
             batch = make_batch(train_enc, idx, device)
             labels = torch.from_numpy(train_enc.labels[idx]).to(device)
-            with _autocast(device):
+            with _autocast(device, bf16):
                 logits = model(**batch).logits
-            loss = F.cross_entropy(logits.float(), labels)
+            # mean over the step's passes, so the gradient's scale does not grow with grad_accum
+            loss = F.cross_entropy(logits.float(), labels) / config.grad_accum
             loss.backward()
+            samples += len(idx)
+            step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+            passes += 1
+            if passes % config.grad_accum:
+                continue
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            samples += len(idx)
-            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-            loss_n += 1
-            at_eval = step % config.eval_every == 0 or step == total
+            step_losses.append(step_loss)
+            step_loss = None
+            at_eval = step % eval_every == 0 or step == total
             if at_eval or step % 10 == 0:
-                recent_loss = float(loss_sum) / loss_n  # one host sync per 10 steps, not per step
-                loss_sum, loss_n = None, 0
+                values = torch.stack(step_losses).float().cpu().tolist()  # one host sync per 10 steps
+                bad = first_non_finite(values, step - len(values) + 1)
+                if bad is not None:
+                    raise TrainingDiverged(f"training diverged: the loss is {values[bad - step + len(values) - 1]} "
+                                           f"at optimiser step {bad} of {total} (learning rate "
+                                           f"{config.learning_rate:g}); lower the learning rate")
+                recent_loss = sum(values) / len(values)
+                step_losses = []
             if at_eval:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 train_seconds += time.perf_counter() - seg_start
                 train_cpu += time.process_time() - seg_cpu
-                val = evaluate(model, val_enc, eval_bs, device)
+                val = evaluate(model, val_enc, eval_bs, device, bf16)
                 last_acc = val["accuracy"]
                 history.append({"step": step, "loss": recent_loss, "val_accuracy": val["accuracy"],
                                 "val_macro_f1": val["macro_f1"]})
@@ -271,7 +316,8 @@ def train(model: "torch.nn.Module", train_enc: Encoded, val_enc: Encoded, test_e
     if best_state is not None:
         model.load_state_dict(best_state)
         del best_state
-    test = evaluate(model, test_enc, eval_bs, device)
+    test = evaluate(model, test_enc, eval_bs, device, bf16)
     return LoopResult(steps=step, best_step=stopper.best_step, stopped_early=stopped_early, validation=best_val,
                       test=test, train_seconds=train_seconds, train_samples=samples,
-                      train_cpu_seconds=train_cpu, history=history)
+                      train_cpu_seconds=train_cpu, history=history, eval_every=eval_every,
+                      precision="bf16" if bf16 else "fp32")
