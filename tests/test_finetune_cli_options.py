@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_finetune_fixtures import keyword_rows, make_tiny_bert, write_csv
+from builders import keyword_rows, save_base as make_tiny_bert, write_csv
 
 from basefuse.cli.main import main
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 from pydantic import ValidationError
-from test_finetune_fixtures import make_task, make_tiny_bert
+from builders import make_task, save_base as make_tiny_bert
 
 from basefuse.finetuning.config import FinetuneConfig
 from basefuse.finetuning.loop import first_non_finite, schedule_lengths, use_bf16

@@ -25,7 +25,7 @@ def test_best_weights_are_restored_before_testing(monkeypatch):
     at_val: list[dict] = []
     at_test: list[dict] = []
 
-    def fake_evaluate(m, enc, batch_size, device):
+    def fake_evaluate(m, enc, batch_size, device, *_precision):
         if enc is test_enc:
             at_test.append(state(m))
             return {"accuracy": 0.5, "macro_f1": 0.5}
