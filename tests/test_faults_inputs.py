@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from basefuse.cli.main import main
 from basefuse.errors import BasefuseError
 from builders import make_family, save_finetune
 
@@ -42,21 +41,10 @@ def bert(tmp_path_factory):
     return make_family(tmp_path_factory.mktemp("bert"), 2, "bert", labels=(2, 3))
 
 
-def run(args, capsys) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def fuse_bad(tmp_path, capsys, args, pattern) -> str:
+def fuse_bad(tmp_path, cli, args, pattern) -> str:
     """`basefuse fuse ARGS` must fail with one line matching `pattern`, exit 2, and leave no output."""
     out = tmp_path / "out"
-    code, _, err = run(["fuse", *args, "--out", out, "--no-progress"], capsys)
+    code, _, err = cli(["fuse", *args, "--out", out, "--no-progress"])
     assert code == 2, err
     assert err.startswith("basefuse: error: ") and err.count("\n") == 1, err
     assert re.search(pattern, err), err
@@ -114,11 +102,11 @@ def test_hf_save_to_disk_folder_is_still_read(tmp_path, monkeypatch):
 
 # ---- item 4: overflow in the output dtype ------------------------------------------------------------------
 
-def test_fuse_float16_overflow_after_cast_is_refused(tmp_path, capsys, bert):
+def test_fuse_float16_overflow_after_cast_is_refused(tmp_path, cli, bert):
     base, srcs = bert
     # task vectors are ~1e-3 (fixture noise): scaled by 1e8 they reach ~1e5, finite in float32 but beyond
     # float16's largest value, 65504
-    fuse_bad(tmp_path, capsys, [*srcs, "--base", base, "--method", "task-arithmetic", "--lam", "1e8",
+    fuse_bad(tmp_path, cli, [*srcs, "--base", base, "--method", "task-arithmetic", "--lam", "1e8",
                                 "--dtype", "float16"], r"tensor '[^']+'.*overflow float16")
 
 
@@ -126,33 +114,33 @@ def test_fuse_float16_overflow_after_cast_is_refused(tmp_path, capsys, bert):
     ("bfloat16", 3.4e38, "fused"),     # finite in float32, beyond bfloat16's largest (3.39e38): rounds to Inf
     ("float16", 1e6, "copied"),        # a base tensor no source has, copied and cast to float16
 ])
-def test_fuse_overflow_after_cast_in_other_paths(tmp_path, capsys, dtype, big, where):
+def test_fuse_overflow_after_cast_in_other_paths(tmp_path, cli, dtype, big, where):
     ones = np.ones(64, dtype=np.float32)
     _write_model(tmp_path / "base", {"a": ones, "b": np.full(64, big if where == "copied" else 1, np.float32)})
     for s in range(2):
         _write_model(tmp_path / f"ft{s}", {"a": ones * (big if where == "fused" else 1)})
     name = "a" if where == "fused" else "b"
-    fuse_bad(tmp_path, capsys, [tmp_path / "ft0", tmp_path / "ft1", "--base", tmp_path / "base", "--dtype", dtype,
+    fuse_bad(tmp_path, cli, [tmp_path / "ft0", tmp_path / "ft1", "--base", tmp_path / "base", "--dtype", dtype,
                                 "--accumulate", "float64", "--allow-unrelated"], rf"tensor '{name}'.*overflow {dtype}")
 
 
 # ---- item 7: one line instead of a traceback ---------------------------------------------------------------
 
-def test_safetensors_header_of_deeply_nested_brackets(tmp_path, capsys, bert):
+def test_safetensors_header_of_deeply_nested_brackets(tmp_path, cli, bert):
     bad = tmp_path / "nested"
     bad.mkdir()
     shutil.copyfile(bert[1][0] / "config.json", bad / "config.json")
     blob = b"[" * 100_000
     (bad / "model.safetensors").write_bytes(struct.pack("<Q", len(blob)) + blob)
-    fuse_bad(tmp_path, capsys, [bert[1][0], bad], r"model\.safetensors: corrupt safetensors header")
+    fuse_bad(tmp_path, cli, [bert[1][0], bad], r"model\.safetensors: corrupt safetensors header")
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", '"bert"', "3"])
-def test_config_json_not_an_object(tmp_path, capsys, bert, content):
+def test_config_json_not_an_object(tmp_path, cli, bert, content):
     bad = tmp_path / "listcfg"
     shutil.copytree(bert[1][1], bad)
     (bad / "config.json").write_text(content)
-    fuse_bad(tmp_path, capsys, [bert[1][0], bad], r"listcfg/config\.json: holds a JSON \w+, not an object")
+    fuse_bad(tmp_path, cli, [bert[1][0], bad], r"listcfg/config\.json: holds a JSON \w+, not an object")
 
 
 def test_config_json_not_an_object_for_finetune(tmp_path):
@@ -179,7 +167,7 @@ def test_jsonl_label_that_is_a_list_or_dict(tmp_path, label):
         load_task(str(path))
 
 
-def test_finetune_save_on_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+def test_finetune_save_on_full_disk_is_one_line(tmp_path, cli, monkeypatch):
     import transformers.modeling_utils as mu
     from safetensors import SafetensorError
     from builders import keyword_rows, save_base as make_tiny_bert, write_csv
@@ -192,8 +180,8 @@ def test_finetune_save_on_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(mu, "safe_save_file", full)
     out = tmp_path / "run"
-    code, _, err = run(["finetune", "--model", model, "--task", data, "--out", out, "--save", "--epochs", "1",
-                        "--batch-size", "16", "--max-length", "8", "--no-progress"], capsys)
+    code, _, err = cli(["finetune", "--model", model, "--task", data, "--out", out, "--save", "--epochs", "1",
+                        "--batch-size", "16", "--max-length", "8", "--no-progress"])
     assert code == 2, err
     assert err.count("\n") == 1 and "No space left on device" in err and "nothing was written" in err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".run.tmp")]
@@ -201,7 +189,7 @@ def test_finetune_save_on_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
 
 # ---- item 8: a shard outside the folder; Ctrl-C --------------------------------------------------------------
 
-def test_shard_index_naming_a_file_outside_the_model_folder(tmp_path, capsys, bert):
+def test_shard_index_naming_a_file_outside_the_model_folder(tmp_path, cli, bert):
     from basefuse.checkpoints.layout import find_layout
 
     base, _ = bert
@@ -215,7 +203,7 @@ def test_shard_index_naming_a_file_outside_the_model_folder(tmp_path, capsys, be
     # find_layout lists the files that are hashed and read: it must refuse the index itself
     with pytest.raises(BasefuseError, match=r"shard '\.\./\.\./big\.bin' is not a file name inside"):
         find_layout(sharded)
-    fuse_bad(tmp_path, capsys, [bert[1][0], sharded], r"not a file name inside")
+    fuse_bad(tmp_path, cli, [bert[1][0], sharded], r"not a file name inside")
 
 
 def _write_model(folder: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -286,18 +274,18 @@ def test_csv_label_none_stays_a_class(tmp_path):
     assert load_task(str(path)).label_names == ["none", "some"]
 
 
-def test_same_source_folder_given_twice(tmp_path, capsys, bert):
+def test_same_source_folder_given_twice(tmp_path, cli, bert):
     ft0 = bert[1][0]
-    fuse_bad(tmp_path, capsys, [ft0, f"{ft0}/", bert[1][1]], r"are the same folder")
+    fuse_bad(tmp_path, cli, [ft0, f"{ft0}/", bert[1][1]], r"are the same folder")
 
 
-def test_same_source_content_given_twice(tmp_path, capsys, bert):
+def test_same_source_content_given_twice(tmp_path, cli, bert):
     copy = tmp_path / "copy-of-ft0"
     shutil.copytree(bert[1][0], copy)
-    fuse_bad(tmp_path, capsys, [bert[1][0], copy, bert[1][1]], r"hold identical weights \(same sha256\)")
+    fuse_bad(tmp_path, cli, [bert[1][0], copy, bert[1][1]], r"hold identical weights \(same sha256\)")
 
 
-def test_source_tensor_relabelled_to_integer_is_an_error(tmp_path, capsys, bert):
+def test_source_tensor_relabelled_to_integer_is_an_error(tmp_path, cli, bert):
     from safetensors.numpy import load_file, save_file
 
     base, srcs = bert
@@ -307,7 +295,7 @@ def test_source_tensor_relabelled_to_integer_is_an_error(tmp_path, capsys, bert)
     key = "bert.encoder.layer.0.attention.self.query.weight"
     tensors[key] = tensors[key].view(np.int32)   # the same bytes, labelled I32
     save_file(tensors, str(bad / "model.safetensors"), metadata={"format": "pt"})
-    fuse_bad(tmp_path, capsys, [srcs[0], bad, "--base", base],
+    fuse_bad(tmp_path, cli, [srcs[0], bad, "--base", base],
              r"tensor 'bert\.encoder\.layer\.0\.attention\.self\.query\.weight': dtype I32 in .*relabelled but F32")
 
 
@@ -387,7 +375,7 @@ def test_two_extractions_at_once_never_replace_the_folder_in_use(fake_model_whee
     assert not [p for p in b.parent.iterdir() if p.name.startswith(".")]   # no temporary folders left
 
 
-def test_legacy_format_bin_gets_a_message_saying_how_to_convert(tmp_path, capsys, bert):
+def test_legacy_format_bin_gets_a_message_saying_how_to_convert(tmp_path, cli, bert):
     import torch
     from safetensors.torch import load_file
 
@@ -396,5 +384,5 @@ def test_legacy_format_bin_gets_a_message_saying_how_to_convert(tmp_path, capsys
     shutil.copyfile(bert[1][1] / "config.json", legacy / "config.json")
     torch.save(load_file(str(bert[1][1] / "model.safetensors")), legacy / "pytorch_model.bin",
                _use_new_zipfile_serialization=False)
-    fuse_bad(tmp_path, capsys, [bert[1][0], legacy], r"pytorch_model\.bin: not in torch\.save's zip format "
+    fuse_bad(tmp_path, cli, [bert[1][0], legacy], r"pytorch_model\.bin: not in torch\.save's zip format "
                                                      r"\(a legacy torch\.save file.*safetensors")
