@@ -104,6 +104,16 @@ def main() -> int:
         if not where.startswith(str(scratch)):
             print(f"the scratch copy is not the one imported ({where}): check the environment", file=sys.stderr)
             return 2
+        # Baseline: unmutated, every named test must pass, or a "killed" would mean nothing.
+        files = sorted({t for m in chosen for t in m[4].split()})
+        base = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                               *[f"tests/{t}" for t in files]], cwd=ROOT, capture_output=True, text=True,
+                              env=dict(env, PYTHONPATH=os.pathsep.join([str(scratch), str(ROOT / "tests")]),
+                                       OMP_NUM_THREADS="1"))
+        if base.returncode != 0:
+            print("the unmutated tests fail, so no mutant can be judged:\n" + base.stdout[-2000:], file=sys.stderr)
+            return 2
+        print(f"baseline: {len(files)} test files pass unmutated", flush=True)
         results = []
         for name, rel, old, new, tests in chosen:
             t0 = time.perf_counter()
