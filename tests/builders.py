@@ -114,7 +114,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] =
 
 
 EXPERIMENT_HPARAMS = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 8, "max_length": 16, "eval_every": 10,
-                      "patience": 5}
+                      "patience": 5, "min_steps": 0}  # epochs alone set the length: jobs stay short
 
 
 def make_tiny_experiment(root: Path, **overrides) -> dict:

@@ -13,7 +13,7 @@ def test_minilm_trec_coarse_300_clearly_above_chance(tmp_path):
     from basefuse.finetuning.config import FinetuneConfig
 
     cfg = FinetuneConfig(max_train=300, max_epochs=5, learning_rate=2e-4, max_length=32, eval_every=10,
-                         max_eval=200)
+                         max_eval=200, min_steps=0)
     m = finetune("minilm", "trec_coarse", config=cfg, seed=0, out=tmp_path / "run", progress=False)
     assert m["n"]["train"] == 300 and m["n"]["test"] >= 500
     # 6 classes: uniform chance is 0.17 and the majority class about 0.23; seen here: about 0.85

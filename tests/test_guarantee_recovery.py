@@ -11,7 +11,8 @@ from basefuse.experiments.runner import run_experiment
 
 from builders import make_tiny_experiment
 
-FAST = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 5, "patience": 1}
+FAST = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 5, "patience": 1,
+        "min_steps": 0}
 
 
 class DiesAfterOutput:

@@ -12,7 +12,8 @@ from builders import encoded, tiny_classifier
 def final_weights(seed: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)  # the same initial weights every time: only `seed` differs
     model = tiny_classifier()
-    cfg = FinetuneConfig(learning_rate=0.05, batch_size=4, max_epochs=1, eval_every=1000, warmup_ratio=0.0)
+    cfg = FinetuneConfig(learning_rate=0.05, batch_size=4, max_epochs=1, eval_every=1000, warmup_ratio=0.0,
+                         min_steps=0)
     loop.train(model, encoded(32, 0), encoded(8, 1), encoded(8, 2), cfg, seed=seed, device=torch.device("cpu"))
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

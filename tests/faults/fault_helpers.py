@@ -23,7 +23,7 @@ from basefuse.experiments.runner import run_experiment  # noqa: E402
 
 # One epoch on 32 rows: results are meaningless but deterministic, and a job takes about a second.
 FAST = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 100,
-        "patience": 5}
+        "patience": 5, "min_steps": 0}
 RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay", "ablation")
 
 
