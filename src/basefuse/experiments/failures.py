@@ -10,6 +10,7 @@ went wrong in the last run is written to RUN/failures.json (replaced whole):
 """
 from __future__ import annotations
 
+import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,3 +69,18 @@ class Failures:
         path = Path(run_dir) / FAILURES
         write_json(path, {"failed": list(self.failed.values()), "skipped": list(self.skipped.values())})
         return path
+
+
+def read_failures(run_dir: str | Path) -> list[str]:
+    """For the report: one line per failed job (its error) and per job skipped because a job it needed failed."""
+    try:
+        data = json.loads((Path(run_dir) / FAILURES).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    rows = [r for r in data.get("failed", []) if isinstance(r, dict)]
+    out = [f"{r.get('label', r.get('key', '?'))}: {(str(r.get('error', '')).splitlines() or ['?'])[0]}" for r in rows]
+    skipped = [r for r in data.get("skipped", []) if isinstance(r, dict)]
+    out += [f"{r.get('label', r.get('key', '?'))}: skipped (a job it needs failed)" for r in skipped]
+    return out

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from basefuse.errors import BasefuseError
 from basefuse.io import atomic_output_dir, check_output_path, write_json
+from basefuse.experiments.failures import read_failures
 from basefuse.experiments.plan_record import read_plan
 from basefuse.reports import leakage, render
 from basefuse.reports.completeness import Completeness, completeness
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 RESULTS = "results.jsonl"
 CONFIG = "experiment.yaml"
 STORE = "store.jsonl"
-FAILURES = "failures.json"  # written by the runner (experiments/failures.py); absent in older runs
 MARKER = ".basefuse-report"  # lets a rerun replace a previous report, and nothing else
 
 
@@ -122,23 +122,6 @@ def _jsonl(path: Path) -> list[dict]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
-
-
-def read_failures(run_dir: Path) -> list[str]:
-    """One line per failed job (its error) and per job skipped because a job it needs failed."""
-    import json
-
-    try:
-        data = json.loads((run_dir / FAILURES).read_text(encoding="utf-8", errors="replace"))
-    except (OSError, json.JSONDecodeError):
-        return []
-    if not isinstance(data, dict):
-        return []
-    rows = [r for r in data.get("failed", []) if isinstance(r, dict)]
-    out = [f"{r.get('label', r.get('key', '?'))}: {(str(r.get('error', '')).splitlines() or ['?'])[0]}" for r in rows]
-    skipped = [r for r in data.get("skipped", []) if isinstance(r, dict)]
-    out += [f"{r.get('label', r.get('key', '?'))}: skipped (a job it needs failed)" for r in skipped]
-    return out
 
 
 def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None) -> Completeness | None:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-LEAKAGE_FILE = "leakage.json"  # written by basefuse.experiments.leakage at planning time
+from basefuse.experiments.leakage import LEAKAGE_FILE  # written at planning time
+
 HEADER = ["target", "base", "test texts", "seen by base", "share", "from source tasks"]
 
 
