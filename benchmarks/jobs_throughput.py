@@ -45,11 +45,11 @@ def main() -> None:
 
     plan = make_plan(load_experiment_config(args.config))
     store = JobStore(args.run_dir / "store.jsonl")
-    missing = [j for j in list(plan.source_jobs.values()) + list(plan.fuse_jobs.values())
+    missing = [j for j in list(plan.source_jobs().values()) + list(plan.fuse_jobs().values())
                if not output_complete(args.run_dir, j)]
     if missing:
         raise SystemExit(f"{len(missing)} source/fusion jobs are not done yet: run the experiment first")
-    pending = [j for j in plan.target_jobs.values() if j.key not in store]
+    pending = [j for j in plan.target_jobs().values() if j.key not in store]
     par, seq = pending[:args.jobs], pending[args.jobs:args.jobs + args.sequential_jobs]
     pool = ProcessPoolExecutor(args.workers)
     pool.start()  # worker start-up stays outside the timing

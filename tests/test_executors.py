@@ -42,7 +42,7 @@ def test_process_pool_matches_local(local_run):
         summary = run_experiment(cfg, root / "pool", executor=pool, progress=False)
     finally:
         pool.close()
-    assert summary.jobs_executed == len(make_plan(cfg).all_jobs())
+    assert summary.jobs_executed == len(make_plan(cfg).jobs)
     _check_same(cfg, want, _results(root / "pool"))
 
 
@@ -58,5 +58,5 @@ def test_ray_executor_matches_local(local_run):
         executor.close()
     finally:
         ray.shutdown()
-    assert summary.jobs_executed == len(make_plan(cfg).all_jobs())
+    assert summary.jobs_executed == len(make_plan(cfg).jobs)
     _check_same(cfg, want, _results(root / "ray"))

@@ -43,7 +43,7 @@ def test_run_resume_and_report(tiny):
     cfg = parse_experiment_config(data)
     run_dir = root / "run"
     plan = make_plan(cfg)
-    n_jobs = len(plan.all_jobs())
+    n_jobs = len(plan.jobs)
 
     crash = CrashAfter(8)
     with pytest.raises(KeyboardInterrupt):
@@ -117,11 +117,11 @@ def test_hub_base_is_pinned_to_the_fetched_snapshot(tiny, tmp_path, monkeypatch)
     cfg = parse_experiment_config(data | {"base_model": "some-org/tiny-bert"})
     plan = make_plan(cfg)
     local = make_plan(parse_experiment_config(data))
-    from_snapshot = [j for j in plan.all_jobs().values()
+    from_snapshot = [j for j in plan.jobs.values()
                      if isinstance(j.params.get("model"), dict) and j.params["model"].get("base") == str(snap)]
     assert from_snapshot and all(j.params["model"]["fingerprint"].startswith("sha256:") for j in from_snapshot)
     # same weights as the local base: the same job keys, so nothing is recomputed for a moved model
-    assert set(plan.all_jobs()) == set(local.all_jobs())
+    assert set(plan.jobs) == set(local.jobs)
 
 
 def test_hub_base_offline_fails_before_any_job(tiny, monkeypatch):
@@ -146,7 +146,7 @@ def test_resume_with_only_the_store_and_metrics_carried(tiny, tmp_path):
     cfg = parse_experiment_config(data)
     plan = make_plan(cfg)
     first = tmp_path / "first"
-    crash = CrashAfter(len(plan.source_jobs) + len(plan.fuse_jobs) + 5)
+    crash = CrashAfter(len(plan.source_jobs()) + len(plan.fuse_jobs()) + 5)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, first, executor=crash, progress=False)
 
@@ -160,6 +160,6 @@ def test_resume_with_only_the_store_and_metrics_carried(tiny, tmp_path):
 
     again = Counting()
     summary = run_experiment(cfg, moved, executor=again, progress=False)
-    n_jobs = len(plan.all_jobs())
+    n_jobs = len(plan.jobs)
     assert summary.jobs_reused == 5 and again.executed == n_jobs - 5
     assert len(summary.records) == len(plan.runs)

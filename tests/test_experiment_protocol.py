@@ -28,13 +28,13 @@ def plan_for(**over):
 
 def sources_of(plan, run):
     """The source task names whose models built the base of a run."""
-    key_to_task = {j.key: n for n, j in plan.source_jobs.items()}
+    key_to_task = {j.key: n for n, j in plan.source_jobs().items()}
     names = set()
-    for dep in plan.target_jobs[run.job_key].deps:
+    for dep in plan.target_jobs()[run.job_key].deps:
         if dep in key_to_task:
             names.add(key_to_task[dep])
         else:
-            names.update(key_to_task[k] for k in plan.fuse_jobs[dep].deps)
+            names.update(key_to_task[k] for k in plan.fuse_jobs()[dep].deps)
     return names
 
 
@@ -50,9 +50,9 @@ def test_no_target_is_ever_finetuned_from_its_own_source_model():
 def test_leakage_guard_catches_a_leaky_plan():
     plan = plan_for()
     run = next(r for r in plan.runs if r.condition == "fused" and r.source_family == "all")
-    leaky = plan.source_jobs[run.target].key
-    job = plan.target_jobs[run.job_key]
-    plan.target_jobs[run.job_key] = type(job)(job.kind, job.label, job.params, job.deps + (leaky,), job.key)
+    leaky = plan.source_jobs()[run.target].key
+    job = plan.target_jobs()[run.job_key]
+    plan.jobs[run.job_key] = type(job)(job.kind, job.label, job.params, job.deps + (leaky,), job.key)
     with pytest.raises(BasefuseError, match="leakage"):
         check_no_leakage(plan)
 
@@ -78,32 +78,32 @@ def test_counts_and_deduplication():
     plan = plan_for()
     # 6 targets x 2 seeds x (pretrained + 3 fused + 2 intertrained)
     assert len(plan.runs) == 6 * 2 * 6
-    assert len(plan.target_jobs) == len(plan.runs)  # every run is distinct work
-    assert len(plan.source_jobs) == 6
+    assert len(plan.target_jobs()) == len(plan.runs)  # every run is distinct work
+    assert len(plan.source_jobs()) == 6
     # fused(b) is the same model for every target outside b: fusions are shared, not repeated
     fused_b_outside = {r.job_key for r in plan.runs if r.condition == "fused" and r.source_family == "b"
                        and r.target.startswith("a")}
-    deps = {plan.target_jobs[k].deps for k in fused_b_outside}
+    deps = {plan.target_jobs()[k].deps for k in fused_b_outside}
     assert len(deps) == 1
     # distinct fusions: per family: 3 leave-one-out + 1 full; all: 6 leave-one-out
-    assert len(plan.fuse_jobs) == 2 * 4 + 6
+    assert len(plan.fuse_jobs()) == 2 * 4 + 6
 
 
 def test_keys_change_with_what_decides_the_output():
     a = plan_for()
     b = build_plan(cfg(), facts(), "base", "other-fingerprint")
-    assert set(a.target_jobs).isdisjoint(b.target_jobs)
+    assert set(a.target_jobs()).isdisjoint(b.target_jobs())
     c = plan_for(finetune={"learning_rate": 3e-4})
-    assert set(a.target_jobs).isdisjoint(c.target_jobs)
+    assert set(a.target_jobs()).isdisjoint(c.target_jobs())
     # sources follow source_finetune, which defaults to finetune; once set, target hparams leave them alone
     e = plan_for(source_finetune={}, finetune={"learning_rate": 3e-4})
     f = plan_for(source_finetune={})
-    assert a.source_jobs["a1"].key != c.source_jobs["a1"].key
-    assert e.source_jobs["a1"].key == f.source_jobs["a1"].key
+    assert a.source_jobs()["a1"].key != c.source_jobs()["a1"].key
+    assert e.source_jobs()["a1"].key == f.source_jobs()["a1"].key
     d = plan_for(seeds=[0, 1])
-    assert set(a.target_jobs) == set(d.target_jobs)  # same config, same keys
+    assert set(a.target_jobs()) == set(d.target_jobs())  # same config, same keys
     moved = build_plan(cfg(), facts(), "/elsewhere/base", "fp")  # same weights, another path
-    assert set(a.target_jobs) == set(moved.target_jobs) and set(a.fuse_jobs) == set(moved.fuse_jobs)
+    assert set(a.target_jobs()) == set(moved.target_jobs()) and set(a.fuse_jobs()) == set(moved.fuse_jobs())
 
 
 def test_family_bases_own_keeps_only_the_targets_family():
@@ -143,7 +143,7 @@ def test_single_source_left_needs_explicit_permission():
 def test_held_out_targets_are_never_sources():
     plan = build_plan(parse_experiment_config({"families": FAMILIES, "held_out": {"c": ["c1"]}, "targets": ["c1"]}),
                       facts(SIZES | {"c1": 10}), "base", "fp")
-    assert "c1" not in plan.source_jobs
+    assert "c1" not in plan.source_jobs()
     assert {r.target_family for r in plan.runs} == {"c"}
     all_run = next(r for r in plan.runs if r.source_family == "all")
     assert len(all_run.sources) == 6

@@ -18,7 +18,7 @@ def _facts(names) -> dict[str, TaskFacts]:
 def _target_hparams(finetune: dict) -> list[dict]:
     cfg = parse_experiment_config({"families": FAMILIES, "seeds": [0], "finetune": finetune})
     plan = build_plan(cfg, _facts(cfg.task_refs()), "base", "fp")
-    return [job.params["hparams"] for job in plan.target_jobs.values()]
+    return [job.params["hparams"] for job in plan.target_jobs().values()]
 
 
 def test_experiment_finetune_keys_take_every_new_hyperparameter_and_job_keys_change_with_them():
@@ -33,7 +33,7 @@ def test_experiment_finetune_keys_take_every_new_hyperparameter_and_job_keys_cha
 
 def _plan_keys(finetune: dict) -> set[str]:
     cfg = parse_experiment_config({"families": FAMILIES, "seeds": [0], "finetune": finetune})
-    return set(build_plan(cfg, _facts(cfg.task_refs()), "base", "fp").target_jobs)
+    return set(build_plan(cfg, _facts(cfg.task_refs()), "base", "fp").target_jobs())
 
 
 def test_demo_pins_the_training_length_it_was_timed_with():
@@ -50,8 +50,8 @@ def test_paper_cpu_config_parses_and_plans_every_task_as_target():
     names = list(c.task_refs())
     plan = build_plan(c, _facts(names), "base", "fp")
     # 9 tasks; each a target with 3 conditions (pretrained, fused over the other 8, intertrained) x 3 seeds
-    assert len(names) == 9 and len(plan.source_jobs) == 9
-    assert len(plan.fuse_jobs) == 9 and len(plan.target_jobs) == 9 * 3 * 3
+    assert len(names) == 9 and len(plan.source_jobs()) == 9
+    assert len(plan.fuse_jobs()) == 9 and len(plan.target_jobs()) == 9 * 3 * 3
     assert {r.target for r in plan.runs} == set(names) and len(c.seeds) >= 3
     for run in plan.runs:
         assert run.target not in run.sources

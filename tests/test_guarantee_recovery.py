@@ -47,7 +47,7 @@ class Recording:
 
 
 def test_finished_but_unrecorded_job_is_recovered_not_rerun(tmp_path):
-    data = make_tiny_experiment(tmp_path, conditions=["pretrained"], seeds=[0], finetune=FAST, source_finetune=FAST)
+    data = make_tiny_experiment(tmp_path, conditions=["pretrained"], seeds=[0, 1], finetune=FAST, source_finetune=FAST)
     cfg = parse_experiment_config(data)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

@@ -56,7 +56,7 @@ def test_no_target_is_finetuned_from_a_base_trained_on_it(case):
         raise AssertionError(f"a plan was refused for leakage: {e}") from None
     except BasefuseError:
         assume(False)  # a pool too small to fuse is a config error, not a finding
-    jobs = plan.all_jobs()
+    jobs = plan.jobs
     for run in plan.runs:
         base = set().union(*(trained_on(jobs, d) for d in jobs[run.job_key].deps))
         assert run.target not in base

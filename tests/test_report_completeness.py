@@ -28,10 +28,11 @@ def test_write_and_read_plan(tmp_path):
     plan = small_plan()
     write_plan(tmp_path, plan)
     data = read_plan(tmp_path)
-    # 1 target x 2 seeds x (pretrained + fused (all)) = 4 runs; jobs: 3 sources, 1 fusion, 4 target finetunes
+    # 1 target x 2 seeds x (pretrained + fused (all)) = 4 runs; jobs: 2 sources (x1's own is pruned: nothing
+    # uses it), 1 fusion, 4 target finetunes
     assert len(data["runs"]) == 4
     assert [r["job_key"] for r in data["runs"]] == [r.job_key for r in plan.runs]
-    assert sorted(j["stage"] for j in data["jobs"]).count("source finetunes") == 3
+    assert sum(j["kind"] == "finetune" and not j["deps"] for j in data["jobs"]) == 2 + 2  # sources, pretrained runs
     assert not list(tmp_path.glob("*.tmp"))
     assert read_plan(tmp_path / "nowhere") is None
 
@@ -53,7 +54,7 @@ def test_paper_plan_rebuilt_from_the_config():
     assert count(condition="fused", ablation="main") == 360 and count(ablation="n_models") == 72
     # every fusion of the plan finished in that run: its store holds them all
     stored = [json.loads(line) for line in (PARTIAL / "store.jsonl").read_text().splitlines()]
-    assert sum(j["stage"] == "fusions" for j in data["jobs"]) == sum(r["kind"] == "fuse" for r in stored) == 68
+    assert sum(j["kind"] == "fuse" for j in data["jobs"]) == sum(r["kind"] == "fuse" for r in stored) == 68
 
 
 def test_primary_unset_keeps_the_fingerprint_of_older_configs():

@@ -49,7 +49,7 @@ from basefuse.experiments.store import JobStore
 run = Path("runs/paper")
 plan = make_plan(load_experiment_config("/tmp/paper.yaml"))
 recs = write_results(run, records_from(plan, JobStore(run / "store.jsonl")))
-print("planned jobs", len(plan.all_jobs()), "target runs", len(plan.runs))
+print("planned jobs", len(plan.jobs), "target runs", len(plan.runs))
 PY
 timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"
 echo "total $(( $(date +%s) - t0 )) s" | tee -a "$OUT/log.txt"

@@ -47,7 +47,7 @@ def results(run_dir: Path) -> dict[tuple, tuple[float, float]]:
 
 def complete_keys(run_dir: Path, plan) -> set[str]:
     """Jobs whose output is complete on disk: a rerun must not run them again."""
-    return {k for k, job in plan.all_jobs().items() if output_complete(run_dir, job)}
+    return {k for k, job in plan.jobs.items() if output_complete(run_dir, job)}
 
 
 def rerun_and_check(tiny, clean, run_dir: Path) -> Counting:
@@ -59,12 +59,12 @@ def rerun_and_check(tiny, clean, run_dir: Path) -> Counting:
                              report=False)
     assert not summary.failures
     assert not set(counting.keys) & done_before, "a finished job was run again"
-    assert len(counting.keys) == len(set(counting.keys)) == len(plan.all_jobs()) - len(done_before)
+    assert len(counting.keys) == len(set(counting.keys)) == len(plan.jobs) - len(done_before)
     got = results(run_dir)
     assert set(got) == set(clean)
     for row, (acc, f1) in clean.items():
         assert got[row] == pytest.approx((acc, f1), abs=1e-9), row
-    assert sorted(stored_keys(run_dir)) == sorted(plan.all_jobs()), "a job is missing from the store or is in it twice"
+    assert sorted(stored_keys(run_dir)) == sorted(plan.jobs), "a job is missing from the store or is in it twice"
     assert leftovers(run_dir) == []
     return counting
 

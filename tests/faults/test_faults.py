@@ -36,7 +36,7 @@ def test_kill_9_local_executor_then_rerun(tiny, clean, tmp_path, point):
         if point == "mid source finetune":  # a job half-written: its temporary folder exists
             wait_for(lambda: store_lines(run) >= 1 and _temp_in_jobs(run)(), proc)
         else:
-            wait_for(lambda: store_lines(run) >= len(plan.source_jobs) + 1, proc)
+            wait_for(lambda: store_lines(run) >= len(plan.source_jobs()) + 1, proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:
@@ -143,11 +143,11 @@ def test_disk_full_during_a_job_fails_that_job_only_then_rerun_retries(tiny, cle
         run_and_print(config, run, force=False, executor="local", workers=1, device=None, dry_run=False)
     assert exit_info.value.exit_code == 1
     failures = json.loads((run / FAILURES).read_text())
-    second = list(plan.source_jobs.values())[1]
+    second = list(plan.source_jobs().values())[1]
     assert [f["key"] for f in failures["failed"]] == [second.key]
     assert "No space left on device" in failures["failed"][0]["error"]
-    fusion = next(iter(plan.fuse_jobs.values()))
-    fused_target = next(j for j in plan.target_jobs.values() if fusion.key in j.deps)
+    fusion = next(iter(plan.fuse_jobs().values()))
+    fused_target = next(j for j in plan.target_jobs().values() if fusion.key in j.deps)
     assert {s["key"] for s in failures["skipped"]} == {fusion.key, fused_target.key}
     skipped_target = next(s for s in failures["skipped"] if s["key"] == fused_target.key)
     assert [r["condition"] for r in skipped_target["runs"]] == ["fused"]

@@ -1,6 +1,7 @@
 """`basefuse experiment`: run (or resume) a pretrained vs fused vs intertrained comparison from a YAML config."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -24,8 +25,9 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         from basefuse.experiments.leakage import write_leakage
 
         typer.echo(f"leakage table: {write_leakage(out, plan.leakage)}")
-        for stage, jobs in plan.stages():
-            typer.echo(f"{stage}: {len(jobs)} jobs")
+        kinds = Counter(j.kind for j in plan.jobs.values())
+        typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+        typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
         return
     options = {"address": ray_address, "num_gpus_per_job": gpus_per_job} if executor == "ray" else {}

@@ -18,10 +18,10 @@ PLAN = "plan.json"
 
 
 def plan_dict(plan: Any) -> dict[str, Any]:
-    """The JSON form of a `protocol.Plan`: its runs (record fields and job key) and its jobs by stage."""
+    """The JSON form of a `protocol.Plan`: its runs (record fields and job key) and its job graph."""
     return {"runs": [r.record_fields() for r in plan.runs],
-            "jobs": [{"stage": stage, "kind": j.kind, "label": j.label, "key": j.key}
-                     for stage, jobs in plan.stages() for j in jobs]}
+            "jobs": [{"kind": j.kind, "label": j.label, "key": j.key, "deps": list(j.deps)}
+                     for j in plan.jobs.values()]}
 
 
 def write_plan(run_dir: str | Path, plan: Any) -> Path:

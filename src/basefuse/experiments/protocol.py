@@ -1,8 +1,9 @@
-"""The seed paper's comparison as a plan of jobs: pure, so it can be tested without running any.
+"""The seed paper's comparison as a graph of jobs: pure, so it can be tested without running any.
 
-Stages: (1) finetune the base once on every source task and save it; (2) fuse, per target,
-the source models of each family and of all families, always leaving out the target's own
-task; (3) finetune every base condition on every target for every seed and weight decay.
+The jobs: finetune the base once on every source task and save it; fuse, per target, the source
+models of each family and of all families, always leaving out the target's own task; finetune every
+base condition on every target for every seed and weight decay. Each job names the jobs it needs
+(`deps`); a job runs as soon as they are done, and jobs no report row needs are pruned.
 """
 from __future__ import annotations
 
@@ -51,20 +52,45 @@ class PlannedRun:
 
 @dataclass
 class Plan:
-    source_jobs: dict[str, Job] = field(default_factory=dict)  # by source task name
-    fuse_jobs: dict[str, Job] = field(default_factory=dict)  # by key
-    target_jobs: dict[str, Job] = field(default_factory=dict)  # by key
+    jobs: dict[str, Job] = field(default_factory=dict)  # by key; every job after the jobs it needs
+    sources: dict[str, str] = field(default_factory=dict)  # source task name -> key of its finetune from the base
     runs: list[PlannedRun] = field(default_factory=list)
     provenance: dict[str, frozenset[str]] = field(default_factory=dict)  # by key: tasks trained into its output
     leakage: dict[str, Any] = field(default_factory=dict)  # the overlap table, written to RUN/leakage.json
 
-    def stages(self) -> list[tuple[str, list[Job]]]:
-        return [("source finetunes", list(self.source_jobs.values())),
-                ("fusions", list(self.fuse_jobs.values())),
-                ("target finetunes", list(self.target_jobs.values()))]
+    def add(self, job: Job) -> Job:
+        """Add a job once (the same key is the same work, whoever asks for it)."""
+        missing = [d for d in job.deps if d not in self.jobs]
+        if missing:
+            raise ValueError(f"job {job.label!r} needs jobs not in the plan yet: {missing}")
+        return self.jobs.setdefault(job.key, job)
 
-    def all_jobs(self) -> dict[str, Job]:
-        return {j.key: j for _, jobs in self.stages() for j in jobs}
+    # ---- views (derived from `jobs`, `sources` and `runs`) ----
+    def source_jobs(self) -> dict[str, Job]:
+        """Source task name -> its finetune from the base."""
+        return {n: self.jobs[k] for n, k in self.sources.items()}
+
+    def fuse_jobs(self) -> dict[str, Job]:
+        return {k: j for k, j in self.jobs.items() if j.kind == "fuse"}
+
+    def target_keys(self) -> list[str]:
+        """The jobs that are report rows, each once, in plan order."""
+        return list(dict.fromkeys(r.job_key for r in self.runs))
+
+    def target_jobs(self) -> dict[str, Job]:
+        return {k: self.jobs[k] for k in self.target_keys()}
+
+    def prune(self) -> None:
+        """Drop every job no report row needs, directly or through other jobs (e.g. a source nothing fuses)."""
+        needed: set[str] = set()
+        stack = self.target_keys()
+        while stack:
+            key = stack.pop()
+            if key not in needed:
+                needed.add(key)
+                stack.extend(self.jobs[key].deps)
+        self.jobs = {k: j for k, j in self.jobs.items() if k in needed}
+        self.sources = {n: k for n, k in self.sources.items() if k in needed}
 
 
 def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
@@ -81,26 +107,25 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
     base = {"base": base_ref, "fingerprint": base_fingerprint}
     targets = cfg.target_names()
 
-    # Stage 1: one saved finetune per source task.
+    # One saved finetune per source task.
     src_hp = cfg.source_hparams.model_dump(mode="json")
     for name in cfg.source_names():
         fam = cfg.family_of(name)
         params = {"model": base, "task": _task_params(refs[name], fam) | {"fingerprint": facts[name].fingerprint_source},
                   "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
                   "save": True}
-        plan.source_jobs[name] = make_job("finetune", f"source {name}", params)
+        plan.sources[name] = plan.add(make_job("finetune", f"source {name}", params)).key
 
     def model_from(sources: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
         """A base built from source models: the model itself for one, a fusion for several."""
         sources = sorted(sources)
         if len(sources) == 1:
-            job = plan.source_jobs[sources[0]]
-            return {"job": job.key, "kind": "finetune"}, (job.key,)
-        deps = [plan.source_jobs[s] for s in sources]
-        params = {"sources": [{"job": d.key, "kind": "finetune"} for d in deps], "base": base,
+            key = plan.sources[sources[0]]
+            return {"job": key, "kind": "finetune"}, (key,)
+        deps = [plan.sources[s] for s in sources]
+        params = {"sources": [{"job": d, "kind": "finetune"} for d in deps], "base": base,
                   "method": cfg.fusion.method, "method_params": dict(cfg.fusion.params)}
-        job = make_job("fuse", f"fuse {'+'.join(sources)}", params, tuple(d.key for d in deps))
-        plan.fuse_jobs.setdefault(job.key, job)
+        job = plan.add(make_job("fuse", f"fuse {'+'.join(sources)}", params, tuple(deps)))
         return {"job": job.key, "kind": "fuse"}, (job.key,)
 
     def add_target(target: str, model: dict[str, str], deps: tuple[str, ...], seed: int, wd: float,
@@ -110,8 +135,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model else {}),
                   "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
                   "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
-        job = make_job("finetune", f"{run['condition']} -> {target} (seed {seed}, wd {wd:g})", params, deps)
-        plan.target_jobs.setdefault(job.key, job)
+        job = plan.add(make_job("finetune", f"{run['condition']} -> {target} (seed {seed}, wd {wd:g})", params,
+                                deps))
         plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
                                     weight_decay=wd, **run))
 
@@ -147,8 +172,9 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                     for seed in cfg.n_models.seeds or cfg.seeds[:1]:
                         add_target(target, model, deps, seed, cfg.weight_decays[0], condition="fused",
                                    source_family="all", sources=subset, n_fused=k, ablation="n_models")
+    plan.prune()
     plan.provenance = check_no_leakage(plan, contents)
-    plan.leakage = overlap_table(plan.all_jobs(), _target_runs(plan), contents, plan.provenance,
+    plan.leakage = overlap_table(plan.jobs, _target_runs(plan), contents, plan.provenance,
                                  cfg.leakage.max_test_overlap)
     check_overlap(plan.leakage)
     return plan
@@ -211,4 +237,4 @@ def _target_runs(plan: Plan) -> list[TargetRun]:
 def check_no_leakage(plan: Plan, contents: dict[str, TaskContent] | None = None) -> dict[str, frozenset[str]]:
     """No target is finetuned from a base whose provenance, through any depth, holds the target's task or
     its content: a hard invariant. Returns every job's provenance."""
-    return check_provenance(plan.all_jobs(), _target_runs(plan), contents)
+    return check_provenance(plan.jobs, _target_runs(plan), contents)

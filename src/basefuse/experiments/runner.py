@@ -137,6 +137,17 @@ def append_results(run_dir: Path, records: list[RunRecord]) -> None:
                                 f"and rerun (finished jobs are kept)") from None
 
 
+def _levels(plan: Plan) -> list[list[Job]]:
+    """Jobs grouped by depth in the graph: each level needs only jobs of earlier levels."""
+    depth: dict[str, int] = {}
+    for key, job in plan.jobs.items():  # every job comes after the jobs it needs
+        depth[key] = 1 + max((depth[d] for d in job.deps), default=-1)
+    levels: list[list[Job]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for key, job in plan.jobs.items():
+        levels[depth[key]].append(job)
+    return levels
+
+
 def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,
                    on_done: Any, on_failed: Any, failures: Failures) -> None:
     """Run the jobs of one stage that are not done yet; record each as soon as it finishes or fails.
@@ -195,7 +206,7 @@ def _run_owned(cfg: ExperimentConfig, run_dir: Path, *, executor: Executor, devi
     if store.skipped_lines:
         print(f"basefuse: warning: {store.path}: skipped {store.skipped_lines} unreadable line(s) (not UTF-8 "
               f"JSON, e.g. half-written in a crash); their jobs are recovered or run again", file=sys.stderr)
-    n_total = sum(len(jobs) for _, jobs in plan.stages())
+    n_total = len(plan.jobs)
     counts = {"executed": 0, "reused": 0}
     failures = Failures()
 
@@ -225,8 +236,8 @@ def _run_owned(cfg: ExperimentConfig, run_dir: Path, *, executor: Executor, devi
             failures.write(run_dir)
 
         try:
-            for stage, jobs in plan.stages():
-                bar.stage(stage, len(jobs))
+            for depth, jobs in enumerate(_levels(plan)):
+                bar.stage(f"level {depth}", len(jobs))
                 _execute_stage(jobs, run_dir, store, executor, device, on_done, on_failed, failures)
         finally:
             try:
