@@ -47,23 +47,31 @@ def test_paper_plan_rebuilt_from_the_config():
     data = rebuild_planned_runs(PARTIAL / "experiment.yaml")
     runs = data["runs"]
     # main grid: 9 targets x 5 seeds x 2 weight decays x (1 pretrained + 4 fused + 3 intertrained) = 720;
-    # number of models: 9 targets x k = 1..8 (8 sources left) x 1 subset x the first seed = 72
-    assert len(runs) == 792
+    # number of models, nested: 9 targets x k = 2..8 (8 sources left) x 1 order x all 5 seeds = 315
+    assert len(runs) == 720 + 315
     count = lambda **kw: sum(all(r[k] == v for k, v in kw.items()) for r in runs)  # noqa: E731
     assert count(condition="pretrained") == 90 and count(condition="intertrained") == 270
-    assert count(condition="fused", ablation="main") == 360 and count(ablation="n_models") == 72
-    # every fusion of the plan finished in that run: its store holds them all
+    assert count(condition="fused", ablation="main") == 360 and count(ablation="n_models") == 315
+
+
+def test_the_partial_runs_plan_is_the_one_it_ran():
+    # plan.json of the partial run was rebuilt by the planner it ran with (commit 1ab9e7c): 792 runs
+    # (number of models then: 9 targets x k = 1..8 x the first seed = 72), and every fusion of that plan
+    # finished in that run: its store holds them all
+    data = read_plan(PARTIAL)
+    assert len(data["runs"]) == 720 + 72
     stored = [json.loads(line) for line in (PARTIAL / "store.jsonl").read_text().splitlines()]
     assert sum(j["kind"] == "fuse" for j in data["jobs"]) == sum(r["kind"] == "fuse" for r in stored) == 68
 
 
 def test_primary_unset_keeps_the_fingerprint_of_older_configs():
-    import hashlib
-
+    # The values the code of commit 1ab9e7c gave (before primary's default, cold_fusion, fusion lists and the
+    # nested n_models keys existed): a run directory made then must be resumable without --force.
     data = {"families": {"a": ["x1", "x2", "x3"]}}
     cfg = parse_experiment_config(data)
-    dumped = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("primary", "leakage")}
-    assert cfg.fingerprint() == hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.fingerprint() == "46b087b4c4e94d22"
+    assert parse_experiment_config(data | {"fusion": {"method": "ties", "params": {"density": 0.5}},
+                                           "n_models": {"enabled": True}}).fingerprint() == "1ba48df3c4a4e485"
     assert parse_experiment_config(data | {"primary": ["fused (all)", "pretrained"]}).fingerprint() != cfg.fingerprint()
 
 
@@ -103,7 +111,6 @@ def test_report_of_the_partial_run_says_partial(tmp_path, capsys):
     assert "│ all │ 792 │ 95 │ 697 │ 53 │" in out
     md = (tmp_path / "r" / "report.md").read_text()
     assert "| intertrained | 270 | 0 | 270 | 51 |" in md
-    assert "rebuilt from experiment.yaml" in md
 
 
 def test_report_without_a_plan_says_so(tmp_path):

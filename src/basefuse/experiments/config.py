@@ -40,21 +40,71 @@ class Budgets(BaseModel):
 
 
 class NModelsAblation(BaseModel):
-    """Fused from k = 1..K random source subsets: does fusing more models help?"""
+    """Does fusing more models help? Nested subsets: the k models are the first k of a random order of the pool,
+    so a curve over k adds one model at a time instead of comparing unrelated draws."""
 
     model_config = _STRICT
 
     enabled: bool = False
-    max_k: int | None = Field(None, ge=1)
-    subsets: int = Field(1, ge=1, description="random subsets per k")
-    seeds: list[Seed] | None = Field(None, description="target seeds to run (default: the first seed)")
+    min_k: int = Field(2, ge=1, description="smallest subset (1 would be intertraining on a random source)")
+    max_k: int | None = Field(None, ge=1, description="largest subset (default: the whole pool)")
+    subsets: int = Field(1, ge=1, description="random orders of the pool, each giving one nested chain of subsets")
+    seeds: list[Seed] | None = Field(None, description="target seeds to run (default: every seed of the config)")
+    within_family: bool = Field(False, description="draw from the target's own family (default: every source)")
+
+    @model_validator(mode="after")
+    def _k_range(self) -> "NModelsAblation":
+        if self.max_k is not None and self.max_k < self.min_k:
+            raise ValueError(f"max_k ({self.max_k}) is below min_k ({self.min_k})")
+        return self
 
 
 class FusionSettings(BaseModel):
+    """One fusion method. The first listed is the `fused` condition; each further one is `fused[NAME]`."""
+
     model_config = _STRICT
 
     method: str = "average"
     params: dict[str, float | int | str] = {}
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                             description="its condition name fused[NAME] (default: the method)")
+
+    def check(self, where: str) -> None:
+        from basefuse.fusion.methods import check_params, get_method
+
+        if self.method == "weighted":
+            raise ValueError(f"{where}: method 'weighted' needs per-source weights, which experiments do not "
+                             "set: use average, task-arithmetic, ties or dare")
+        try:  # fail now, not after every source finetune has run
+            check_params(get_method(self.method), dict(self.params))
+        except BasefuseError as e:
+            raise ValueError(f"{where}: {e}") from None
+
+
+class ColdFusionSettings(BaseModel):
+    """ColD Fusion (Don-Yehiya et al., 2023): each iteration finetunes the contributors from the shared model of
+    the previous one (iteration 0 is the base) and fuses them into the next shared model."""
+
+    model_config = _STRICT
+
+    iterations: int = Field(ge=1, le=100)
+    contributors: Literal["all"] | Annotated[int, Field(ge=1)] = Field(
+        "all", description="contributors per iteration: all of the chain's sources, or k drawn anew each iteration")
+    seed: Seed = Field(0, description="seed of the contributor draws")
+    evaluate: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="iterations whose shared model targets are finetuned from (default: every one)")
+    fusion: FusionSettings = FusionSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> "ColdFusionSettings":
+        bad = [t for t in self.evaluate or [] if t > self.iterations]
+        if bad:
+            raise ValueError(f"evaluate lists iteration(s) {bad} beyond iterations={self.iterations}")
+        self.fusion.check("cold_fusion.fusion")
+        return self
+
+    def evaluated(self) -> list[int]:
+        return sorted(set(self.evaluate)) if self.evaluate else list(range(1, self.iterations + 1))
 
 
 class LeakageSettings(BaseModel):
@@ -89,7 +139,9 @@ class ExperimentConfig(BaseModel):
     finetune: FinetuneConfig = FinetuneConfig()
     source_finetune: FinetuneConfig | None = None
     budgets: Budgets = Budgets()
-    fusion: FusionSettings = FusionSettings()
+    fusion: FusionSettings | list[FusionSettings] = Field(
+        FusionSettings(), description="a fusion method, or a list of them compared side by side")
+    cold_fusion: ColdFusionSettings | None = None
     n_models: NModelsAblation = NModelsAblation()
     primary: tuple[str, str] | None = Field(
         None, description="the report's primary comparison, fixed before the data: two base labels, e.g. "
@@ -130,21 +182,27 @@ class ExperimentConfig(BaseModel):
                     specs[data] = ref.name
         if not self.families:
             raise ValueError("families is empty: list at least one family of source tasks")
-        from basefuse.fusion.methods import check_params, get_method
-
-        if self.fusion.method == "weighted":
-            raise ValueError("fusion.method 'weighted' needs per-source weights, which experiments do not set: "
-                             "use average, task-arithmetic, ties or dare")
-        try:  # fail now, not after every source finetune has run
-            check_params(get_method(self.fusion.method), dict(self.fusion.params))
-        except BasefuseError as e:
-            raise ValueError(f"fusion: {e}") from None
+        fusions = self.fusions()
+        for i, f in enumerate(fusions):
+            f.check("fusion" if isinstance(self.fusion, FusionSettings) else f"fusion.{i}")
+        names = [c for c, _ in self.fusion_conditions()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fusion: two methods share a condition name ({', '.join(names)}): give each a "
+                             "distinct `name`")
         for t in self.targets or []:
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
         return self
 
     # ---- derived views -------------------------------------------------------------------
+    def fusions(self) -> list[FusionSettings]:
+        return list(self.fusion) if isinstance(self.fusion, list) else [self.fusion]
+
+    def fusion_conditions(self) -> list[tuple[str, FusionSettings]]:
+        """(condition name, method) per fusion: the first is `fused`, each further one `fused[NAME]`."""
+        fusions = self.fusions()
+        return [("fused", fusions[0])] + [(f"fused[{f.name or f.method}]", f) for f in fusions[1:]]
+
     @property
     def source_hparams(self) -> FinetuneConfig:
         return self.source_finetune or self.finetune
@@ -170,10 +228,22 @@ class ExperimentConfig(BaseModel):
         """Identifies the config's content, so a run directory is never mixed with another config's."""
         # `primary` only when set and `leakage` only when not at its default, so configs written before these keys
         # existed keep their fingerprint (neither decides any job's output).
+        # Likewise keys added later (`cold_fusion`, a fusion's `name`, n_models' `min_k` and `within_family`) count
+        # only when set away from their defaults.
         skip = {"primary"} if self.primary is None else set()
         if self.leakage == LeakageSettings():
             skip.add("leakage")
-        blob = json.dumps(self.model_dump(mode="json", exclude=skip or None), sort_keys=True).encode()
+        data = self.model_dump(mode="json", exclude=skip or None)
+        if data.get("cold_fusion") is None:
+            data.pop("cold_fusion", None)
+        for f in data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]:
+            if f.get("name") is None:
+                f.pop("name", None)
+        defaults = NModelsAblation()
+        for k in ("min_k", "within_family"):
+            if data["n_models"].get(k) == getattr(defaults, k):
+                data["n_models"].pop(k)
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

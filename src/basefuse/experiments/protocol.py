@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from basefuse.errors import BasefuseError
-from basefuse.experiments.config import ExperimentConfig, TaskRef
+from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
 from basefuse.experiments.leakage import (TargetRun, TaskContent, check_distinct_content, check_overlap,
                                           check_provenance, overlap_table)
@@ -42,12 +42,17 @@ class PlannedRun:
     weight_decay: float
     ablation: str = "main"
     n_fused: int | None = None
+    method: str | None = None  # the fusion method of a fused or ColD base
+    iteration: int | None = None  # the ColD Fusion iteration whose shared model is the base
+    order: int | None = None  # the number-of-models ablation: which random order of the pool
 
     def record_fields(self) -> dict[str, Any]:
+        extra = {k: v for k, v in (("method", self.method), ("iteration", self.iteration), ("order", self.order))
+                 if v is not None}
         return {"target": self.target, "target_family": self.target_family, "condition": self.condition,
                 "source_family": self.source_family, "sources": list(self.sources), "n_fused": self.n_fused,
                 "seed": self.seed, "weight_decay": self.weight_decay, "ablation": self.ablation,
-                "job_key": self.job_key}
+                "job_key": self.job_key} | extra
 
 
 @dataclass
@@ -116,17 +121,36 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                   "save": True}
         plan.sources[name] = plan.add(make_job("finetune", f"source {name}", params)).key
 
-    def model_from(sources: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    def finetuned(name: str, start: dict[str, str] | None, label: str) -> str:
+        """A saved finetune on source task `name` from the base (start None) or from a job's model."""
+        if start is None:
+            return plan.sources[name]
+        params = {"model": start, "task": _task_params(refs[name], cfg.family_of(name))
+                  | {"fingerprint": facts[name].fingerprint_source},
+                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
+                  "save": True}
+        return plan.add(make_job("finetune", label, params, (start["job"],))).key
+
+    def fused(parts: list[tuple[str, str]], method: FusionSettings, start: dict[str, str] | None = None,
+              label: str = "") -> dict[str, str]:
+        """A fusion of finetunes (name, key), relative to the base or to the model `start` they began from."""
+        parts = sorted(parts)
+        params = {"sources": [{"job": k, "kind": "finetune"} for _, k in parts], "base": start or base,
+                  "method": method.method, "method_params": dict(method.params)}
+        deps = tuple(k for _, k in parts) + ((start["job"],) if start else ())
+        label = label or f"fuse {'+'.join(n for n, _ in parts)}"
+        if method.method != "average":
+            label += f" [{method.name or method.method}]"
+        job = plan.add(make_job("fuse", label, params, deps))
+        return {"job": job.key, "kind": "fuse"}
+
+    def model_from(sources: list[str], method: FusionSettings) -> tuple[dict[str, str], tuple[str, ...]]:
         """A base built from source models: the model itself for one, a fusion for several."""
-        sources = sorted(sources)
         if len(sources) == 1:
             key = plan.sources[sources[0]]
             return {"job": key, "kind": "finetune"}, (key,)
-        deps = [plan.sources[s] for s in sources]
-        params = {"sources": [{"job": d, "kind": "finetune"} for d in deps], "base": base,
-                  "method": cfg.fusion.method, "method_params": dict(cfg.fusion.params)}
-        job = plan.add(make_job("fuse", f"fuse {'+'.join(sources)}", params, tuple(deps)))
-        return {"job": job.key, "kind": "fuse"}, (job.key,)
+        model = fused([(s, plan.sources[s]) for s in sources], method)
+        return model, (model["job"],)
 
     def add_target(target: str, model: dict[str, str], deps: tuple[str, ...], seed: int, wd: float,
                    **run: Any) -> None:
@@ -135,14 +159,15 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model else {}),
                   "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
                   "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
-        job = plan.add(make_job("finetune", f"{run['condition']} -> {target} (seed {seed}, wd {wd:g})", params,
-                                deps))
+        name = run["condition"] + (f"@{run['iteration']}" if run.get("iteration") else "")
+        job = plan.add(make_job("finetune", f"{name} -> {target} (seed {seed}, wd {wd:g})", params, deps))
         plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
                                     weight_decay=wd, **run))
 
     for target in targets:
         for group, pool in _source_groups(cfg, target):
             _check_pool(cfg, target, group, pool)
+    chains = _cold_chains(cfg, targets, fused, finetuned, base) if cfg.cold_fusion else {}
     # Seed-major order: the first results of a long run already cover every target and condition.
     for wd in cfg.weight_decays:
         for seed in cfg.seeds:
@@ -152,26 +177,34 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                                source_family=None, sources=())
                 for group, pool in _source_groups(cfg, target):
                     if _fuses(cfg, group):
-                        model, deps = model_from(pool)
-                        add_target(target, model, deps, seed, wd, condition="fused", source_family=group,
-                                   sources=tuple(sorted(pool)), n_fused=len(pool))
+                        for condition, method in cfg.fusion_conditions():
+                            model, deps = model_from(pool, method)
+                            add_target(target, model, deps, seed, wd, condition=condition, source_family=group,
+                                       sources=tuple(sorted(pool)), n_fused=len(pool), method=method.method)
                     if "intertrained" in cfg.conditions and group != "all":
                         for src in _intertrain_sources(cfg, pool, facts):
-                            model, deps = model_from([src])
+                            model, deps = model_from([src], cfg.fusions()[0])
                             add_target(target, model, deps, seed, wd, condition="intertrained",
                                        source_family=group, sources=(src,), n_fused=1)
-    for target in targets:
-        if cfg.n_models.enabled:
-            pool = sorted(s for s in cfg.source_names() if s != target)
-            max_k = min(cfg.n_models.max_k or len(pool), len(pool))
-            for k in range(1, max_k + 1):
-                subsets = {tuple(sorted(random.Random(f"{target}|{k}|{i}").sample(pool, k)))
-                           for i in range(cfg.n_models.subsets)}
-                for subset in sorted(subsets):
-                    model, deps = model_from(list(subset))
-                    for seed in cfg.n_models.seeds or cfg.seeds[:1]:
-                        add_target(target, model, deps, seed, cfg.weight_decays[0], condition="fused",
-                                   source_family="all", sources=subset, n_fused=k, ablation="n_models")
+                for it in chains.get(target, []):
+                    add_target(target, it.model, (it.model["job"],), seed, wd, condition="cold",
+                               source_family=COLD_GROUP, sources=it.sources, n_fused=it.n_contributors,
+                               iteration=it.iteration, method=cfg.cold_fusion.fusion.method)
+    if cfg.n_models.enabled:
+        condition, method = cfg.fusion_conditions()[0]
+        for target in targets:
+            group, pool = _n_models_pool(cfg, target)
+            for order in range(cfg.n_models.subsets):
+                ranked = sorted(pool)
+                random.Random(f"{target}|order|{order}").shuffle(ranked)
+                max_k = min(cfg.n_models.max_k or len(ranked), len(ranked))
+                for k in range(cfg.n_models.min_k, max_k + 1):
+                    subset = tuple(sorted(ranked[:k]))
+                    model, deps = model_from(list(subset), method)
+                    for seed in cfg.n_models.seeds or cfg.seeds:
+                        add_target(target, model, deps, seed, cfg.weight_decays[0], condition=condition,
+                                   source_family=group, sources=subset, n_fused=k, ablation="n_models",
+                                   method=method.method, order=order)
     plan.prune()
     plan.provenance = check_no_leakage(plan, contents)
     plan.leakage = overlap_table(plan.jobs, _target_runs(plan), contents, plan.provenance,
@@ -221,13 +254,88 @@ def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str,
     return [max(pool, key=lambda s: (facts[s].train_size, s))]
 
 
+def _n_models_pool(cfg: ExperimentConfig, target: str) -> tuple[str, list[str]]:
+    """The sources a number-of-models subset is drawn from: every other source, or the target's family's."""
+    if cfg.n_models.within_family:
+        fam = cfg.family_of(target)
+        return fam, [s for s in cfg.source_names(fam) if s != target]
+    return "all", [s for s in cfg.source_names() if s != target]
+
+
+#: The source family of ColD Fusion rows: a target's chain leaves out its whole family.
+COLD_GROUP = "other families"
+
+
+@dataclass(frozen=True)
+class ColdIteration:
+    """The shared model after one ColD Fusion iteration of one chain."""
+
+    iteration: int
+    model: dict[str, str]  # reference to the fusion job
+    sources: tuple[str, ...]  # every task that contributed up to this iteration
+    n_contributors: int  # contributors of this iteration
+
+
+def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Any, finetuned: Any,
+                 base: dict[str, str]) -> dict[str, list[ColdIteration]]:
+    """One ColD chain per family of targets, over every source outside that family (a held-out family's chain
+    is over all sources); returns, per target, the evaluated iterations of its chain.
+
+    Iteration t finetunes each contributor from the shared model of t-1 (t = 1: the base, so its finetunes are
+    the plain source finetunes) and fuses them, relative to that model, into the shared model of t.
+    """
+    cold = cfg.cold_fusion
+    assert cold is not None
+    by_pool: dict[tuple[str, ...], list[ColdIteration]] = {}
+    out: dict[str, list[ColdIteration]] = {}
+    for target in targets:
+        fam = cfg.family_of(target)
+        pool = tuple(sorted(s for s in cfg.source_names() if cfg.family_of(s) != fam))
+        if not pool:
+            raise BasefuseError(f"cold_fusion: target {target!r}: every source is in its family {fam!r}, so its "
+                                "chain would have no contributors; add a family of sources")
+        if pool not in by_pool:
+            by_pool[pool] = _cold_chain(cfg, pool, fused, finetuned, base)
+        out[target] = [it for it in by_pool[pool] if it.iteration in cold.evaluated()]
+    return out
+
+
+def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Any, finetuned: Any,
+                base: dict[str, str]) -> list[ColdIteration]:
+    cold = cfg.cold_fusion
+    assert cold is not None
+    k = len(pool) if cold.contributors == "all" else cold.contributors
+    if k > len(pool):
+        raise BasefuseError(f"cold_fusion.contributors is {k}, but a chain has only {len(pool)} sources "
+                            f"({', '.join(pool)}): lower it or use 'all'")
+    if k < 2 and not cfg.allow_single_source_fusion:
+        raise BasefuseError(f"cold_fusion: a chain over {', '.join(pool)} has 1 contributor per iteration; fusing "
+                            "one model is intertraining: add sources or set allow_single_source_fusion: true")
+    chain: list[ColdIteration] = []
+    start: dict[str, str] | None = None  # iteration 0: the base
+    seen: set[str] = set()
+    tag = "+".join(pool)
+    for t in range(1, cold.iterations + 1):
+        who = list(pool) if k == len(pool) else sorted(random.Random(f"{cold.seed}|{tag}|{t}").sample(pool, k))
+        parts = [(n, finetuned(n, start, f"cold it{t} contributor {n} (chain {tag})")) for n in who]
+        seen.update(who)
+        if len(parts) == 1:
+            model = {"job": parts[0][1], "kind": "finetune"}
+        else:
+            model = fused(parts, cold.fusion, start, f"cold it{t} fuse {'+'.join(who)}")
+        chain.append(ColdIteration(t, model, tuple(sorted(seen)), len(who)))
+        start = model
+    return chain
+
+
 def _base_label(r: PlannedRun) -> str:
     """The base as the leakage table names it; a number-of-models subset by its sources (many share 'all')."""
     if r.source_family is None:
         return r.condition
+    name = r.condition + (f"@{r.iteration}" if r.iteration else "")
     if r.ablation == "n_models":
-        return f"{r.condition} ({r.n_fused} models: {'+'.join(r.sources)})"
-    return f"{r.condition} ({r.source_family})"
+        return f"{name} ({r.n_fused} models: {'+'.join(r.sources)})"
+    return f"{name} ({r.source_family})"
 
 
 def _target_runs(plan: Plan) -> list[TargetRun]:
