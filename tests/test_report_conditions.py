@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from basefuse.errors import BasefuseError
-from basefuse.experiments.records import RunRecord
+from basefuse.experiments.records import RunRecord, condition_name
 from basefuse.reports import plots, stats
 from basefuse.reports.build import build_report
 from basefuse.reports.completeness import completeness
@@ -77,6 +77,8 @@ def test_labels_old_and_new_rows():
     assert RunRecord(**old, condition="intertrained", source_family="reviews").base_label == "intertrained (reviews)"
     assert RunRecord(**old, condition="fused[ties]", source_family="all", method="ties").base_label == \
         "fused[ties] (all)"
+    # the planner names a base's condition with this rule: the default method (average) is plain "fused"
+    assert [condition_name("fused", m) for m in (None, "average", "ties")] == ["fused", "fused", "fused[ties]"]
     cold = RunRecord(**old, condition="cold", source_family="other families", iteration=3, method="average")
     assert (cold.base_label, cold.chain_label) == ("cold@3 (other families)", "cold (other families)")
 
@@ -95,6 +97,10 @@ def test_any_condition_loads_and_a_broken_row_is_named(tmp_path):
     lines[5]["iteration"] = 0  # ColD iterations count from 1
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     with pytest.raises(BasefuseError, match=r"results.jsonl:6: field 'iteration' is invalid"):
+        read_results(run / "results.jsonl")
+    lines[5]["iteration"], lines[6]["condition"] = 1, " "
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with pytest.raises(BasefuseError, match=r"results.jsonl:7: field 'condition' is empty"):
         read_results(run / "results.jsonl")
 
 

@@ -22,11 +22,9 @@ def condition_name(kind: str, method: str | None = None) -> str:
 
 
 def condition_rank(condition: str) -> tuple:
-    """Sort key: the kinds in CONDITION_ORDER (the default method before the named ones), then the rest by name."""
+    """Sort key: the kinds in CONDITION_ORDER ("fused" sorts before "fused[ties]" by name), then the rest by name."""
     kind = condition_kind(condition)
-    if kind in CONDITION_ORDER:
-        return (CONDITION_ORDER.index(kind), condition != kind, condition)
-    return (len(CONDITION_ORDER), False, condition)
+    return (CONDITION_ORDER.index(kind) if kind in CONDITION_ORDER else len(CONDITION_ORDER), condition)
 
 
 def base_label(condition: str, source_family: str | None = None, iteration: int | None = None) -> str:

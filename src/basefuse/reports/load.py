@@ -63,7 +63,7 @@ def read_results(path: str | Path) -> tuple[list[RunRecord], list[str]]:
             _check(record, where)
             # One job can back several rows (e.g. a family's fusion that equals "all"), so a row is a job
             # *and* the role it plays.
-            identity = (record.job_key, record.condition, record.source_family, record.iteration, record.ablation)
+            identity = (record.job_key, record.condition, record.source_family, record.ablation)
             if record.job_key and identity in position:
                 records[position[identity]] = record
                 continue
