@@ -282,3 +282,14 @@ def test_completeness_counts_new_conditions_and_iterations():
     # plan.json rows written before `iteration` existed still match records without it
     old = [{k: v for k, v in p.items() if k != "iteration"} for p in planned[:3]]
     assert completeness(old, done[:2], plan_source="plan.json").finished == {"fused[ties]": 1, "distilled": 1}
+
+
+def test_cold_without_iteration_one_says_why_there_is_no_one_shot_comparison():
+    from basefuse.reports.render import cold_tables
+
+    acc = {k: v for k, v in ACC.items() if k[2] != 1}  # targets evaluated on iteration 2 only
+    (chain,) = summarize(records(acc), n_boot=100).cold
+    assert list(chain.iterations) == [2] and chain.first_vs_one_shot is None
+    (table,) = cold_tables(summarize(records(acc), n_boot=100))
+    assert [r[:2] for r in table.rows] == [["2", "+5.00"]]
+    assert "No comparison with one-shot fusion: iteration 1 and fused (all) share no" in table.note

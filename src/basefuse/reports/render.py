@@ -208,15 +208,17 @@ def n_models_table(summary: Summary) -> TableModel:
 def cold_tables(summary: Summary) -> list[TableModel]:
     """Per ColD Fusion chain: the gain over pretrained per iteration, and iteration 1 beside one-shot fusion."""
     tables = []
-    for chain in summary.cold:
+    for chain in (c for c in summary.cold if c.iterations):
         rows = [[str(t), *comparison_cells(c)] for t, c in chain.iterations.items()]
+        missing = ("" if chain.first_vs_one_shot else f" No comparison with one-shot fusion: iteration 1 and "
+                   f"{chain.one_shot} share no (target, seed) cell with pretrained.")
         tables.append(TableModel(
             f"ColD Fusion — gain over pretrained per iteration, {chain.label} (points, weight decay "
             f"{summary.weight_decay:g})", ["iteration", *COMPARISON_HEADER], rows,
             "Iteration t: targets finetuned from the shared model after t rounds of finetuning every contributor "
             "from the previous shared model and fusing them (Don-Yehiya et al. 2023). The rows of the "
             "gain-over-pretrained table, paired per target and seed; each iteration is over the targets it has "
-            "(see n)."))
+            "(see n)." + missing))
         if chain.first_vs_one_shot is None:
             continue
         first, shot, diff = chain.first_gain, chain.one_shot_gain, chain.first_vs_one_shot

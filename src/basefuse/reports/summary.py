@@ -251,9 +251,9 @@ def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float],
               seed: int) -> list[NModelsPoint]:
     """One point per (condition, number of models): fusion methods are separate curves, never pooled."""
     rows = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
+    conditions = sorted({r.condition for r in rows}, key=condition_rank)
     points = []
-    for i, (cond, k) in enumerate(sorted({(r.condition, r.n_fused) for r in rows},
-                                         key=lambda ck: (condition_rank(ck[0]), ck[1]))):
+    for cond, k in sorted({(r.condition, r.n_fused) for r in rows}, key=lambda ck: (condition_rank(ck[0]), ck[1])):
         gains: dict[str, list[float]] = defaultdict(list)
         subsets: dict[str, set] = defaultdict(set)
         for r in rows:
@@ -263,7 +263,8 @@ def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float],
                 subsets[r.target].add(tuple(r.sources))
         if gains:
             sizes = [len(s) for s in subsets.values()]
-            points.append(NModelsPoint(k, compare(f"{cond} ({k} models)", PRETRAINED, gains, seed=seed + i,
+            points.append(NModelsPoint(k, compare(f"{cond} ({k} models)", PRETRAINED, gains,
+                                                  seed=seed + k + 100 * conditions.index(cond),
                                                   kind="models fused"),
                                        (min(sizes), max(sizes)), sum(map(len, gains.values())), cond))
     return points
