@@ -71,7 +71,7 @@ def summary():
 # ---- records and loading -------------------------------------------------------------------
 
 def test_labels_old_and_new_rows():
-    old = dict(target="t1", target_family="A", seed=0, accuracy=0.5, macro_f1=0.5)  # a row written before the new fields
+    old = dict(target="t1", target_family="A", seed=0, accuracy=0.5, macro_f1=0.5)  # no iteration, no method
     assert RunRecord(**old, condition="pretrained").base_label == "pretrained"
     assert RunRecord(**old, condition="fused", source_family="all").base_label == "fused (all)"
     assert RunRecord(**old, condition="intertrained", source_family="reviews").base_label == "intertrained (reviews)"
@@ -80,7 +80,7 @@ def test_labels_old_and_new_rows():
     # the planner names a base's condition with this rule: the default method (average) is plain "fused"
     assert [condition_name("fused", m) for m in (None, "average", "ties")] == ["fused", "fused", "fused[ties]"]
     cold = RunRecord(**old, condition="cold", source_family="other families", iteration=3, method="average")
-    assert (cold.base_label, cold.chain_label) == ("cold@3 (other families)", "cold (other families)")
+    assert cold.base_label == "cold@3 (other families)"
 
 
 def test_any_condition_loads_and_a_broken_row_is_named(tmp_path):
@@ -130,6 +130,7 @@ def test_new_conditions_are_rows_of_every_table(summary):
     assert ties.est.p == pytest.approx(2 / 8) and distilled.est.p == pytest.approx(2 / 8)
     assert (ties.est.n_targets, ties.est.seeds) == (3, (2, 2))
     assert ties.est.p_holm is not None and not ties.primary
+    assert (summary.primary_comparison.a, summary.primary_comparison.b) == ("fused (all)", "pretrained")
     assert {s.label for s in summary.spread} >= {"fused[ties] (all)", "distilled (all)"}
     assert {s.label for s in summary.seed_std} >= {"fused[ties] (all)", "distilled (all)"}
     # fused vs intertrained: every fusion method over all sources; ties per seed t1 4, 6; t2 3, 3; t3 -4, -2

@@ -69,8 +69,3 @@ class RunRecord(BaseModel):
     def base_label(self) -> str:
         """Row label in the report tables, e.g. "fused (reviews)", "cold@3 (other families)" or "pretrained"."""
         return base_label(self.condition, self.source_family, self.iteration)
-
-    @property
-    def chain_label(self) -> str:
-        """The label without the iteration: one ColD Fusion chain, e.g. "cold (other families)"."""
-        return base_label(self.condition, self.source_family)

@@ -3,8 +3,8 @@
 A planned run and a finished record are the same cell when they agree on target, condition,
 source family, ColD Fusion iteration, seed, weight decay, ablation and number of models fused
 (and, in the number-of-models ablation, on the subset). Conditions are open names: a condition
-the report has never heard of is counted like any other. Job keys are not compared, so a plan rebuilt from
-`experiment.yaml` without the task data still matches.
+the report has never heard of is counted like any other. Job keys are not compared, so a plan
+rebuilt from `experiment.yaml` without the task data still matches.
 """
 from __future__ import annotations
 

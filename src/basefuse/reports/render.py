@@ -228,7 +228,8 @@ def cold_tables(summary: Summary) -> list[TableModel]:
             f"ColD Fusion iteration 1 next to one-shot fusion ({chain.one_shot}), same targets and seeds (points)",
             ["comparison", *COMPARISON_HEADER], described + [[diff.name, *comparison_cells(diff)]],
             "Both gains over the (target, seed) cells that iteration 1, the one-shot fusion and pretrained all "
-            "have; they are shown for reading (each is tested in the gain table); the difference is tested, "
+            "have; they are shown for reading (each base's gain over all its cells is tested in the gain table); "
+            "the difference is tested, "
             "Holm-adjusted with the other secondary rows."))
     return tables
 

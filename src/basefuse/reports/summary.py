@@ -369,7 +369,8 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
                       _table1(acc, labels, families, targets, target_family), primary, vs_pre, vs_inter,
                       [_spread(c) for c in vs_pre], wd_rows, seed_rows,
                       _n_models(records, pre_all, seed=seed + 600),
-                      _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre, seed=seed + 700), len(records),
+                      _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre, seed=seed + 700),
+                      len(records),
                       sum(1 for r in records if r.condition != PRETRAINED
                           and (r.target, r.seed, r.weight_decay) not in pre_all), n_boot, seed)
     _holm_adjust(summary)
