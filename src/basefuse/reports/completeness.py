@@ -1,9 +1,10 @@
 """What was planned against what finished: the first table of every report (pure).
 
 A planned run and a finished record are the same cell when they agree on target, condition,
-source family, seed, weight decay, ablation and number of models fused (and, in the
-number-of-models ablation, on the subset). Job keys are not compared, so a plan rebuilt from
-`experiment.yaml` without the task data still matches.
+source family, ColD Fusion iteration, seed, weight decay, ablation and number of models fused
+(and, in the number-of-models ablation, on the subset). Conditions are open names: a condition
+the report has never heard of is counted like any other. Job keys are not compared, so a plan
+rebuilt from `experiment.yaml` without the task data still matches.
 """
 from __future__ import annotations
 
@@ -12,20 +13,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from basefuse.experiments.records import RunRecord
+from basefuse.experiments.records import RunRecord, base_label
 
 
 def cell(fields: Mapping[str, Any]) -> tuple:
     ablation = fields.get("ablation", "main")
-    return (fields["target"], fields["condition"], fields.get("source_family"), int(fields["seed"]),
-            float(fields.get("weight_decay", 0.0)), ablation, fields.get("n_fused"),
+    return (fields["target"], fields["condition"], fields.get("source_family"), fields.get("iteration"),
+            int(fields["seed"]), float(fields.get("weight_decay", 0.0)), ablation, fields.get("n_fused"),
             tuple(fields.get("sources") or ()) if ablation != "main" else ())
 
 
 def group_of(fields: Mapping[str, Any]) -> str:
-    """A table row: the condition, with the number-of-models ablation apart."""
+    """A table row: the condition (a ColD Fusion iteration apart, e.g. "cold@2"), with the number-of-models
+    ablation apart."""
     ablation = fields.get("ablation", "main")
-    return fields["condition"] if ablation == "main" else f"{fields['condition']} ({ablation} ablation)"
+    condition = base_label(fields["condition"], None, fields.get("iteration"))
+    return condition if ablation == "main" else f"{condition} ({ablation} ablation)"
 
 
 @dataclass

@@ -122,27 +122,29 @@ def plot_weight_decay(summary: Summary, path: Path) -> bool:
 
 
 def plot_n_models(summary: Summary, path: Path) -> bool:
-    """Mean gain against the number of models fused: a 95% band once every k has >= 3 subsets per target,
-    else the points with their n."""
-    pts = summary.n_models
-    if not pts:
+    """Mean gain against the number of models fused, one curve per fusion condition: a 95% band once every k
+    has >= 3 subsets per target, else the points with their n."""
+    if not summary.n_models:
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ns = [p.n_fused for p in pts]
-    means = [p.gain.est.mean for p in pts]
-    band = all(p.subsets[0] >= 3 and p.gain.est.interval for p in pts)
-    if band:
-        ax.plot(ns, means, marker="o", label="fused (random subsets)")
-        ax.fill_between(ns, [p.gain.est.interval[0] for p in pts], [p.gain.est.interval[1] for p in pts],
-                        alpha=0.25, label="95% CI over targets")
-    else:
-        ax.plot(ns, means, "o", label="mean over targets (no band: < 3 subsets per k)")
-    for p in pts:
-        ax.annotate(f"n={p.gain.est.n_targets}", (p.n_fused, p.gain.est.mean), xytext=(4, 4),
-                    textcoords="offset points", fontsize="x-small")
+    curves: dict[str, list] = {}
+    for p in summary.n_models:
+        curves.setdefault(p.condition, []).append(p)
+    for cond, pts in curves.items():
+        ns = [p.n_fused for p in pts]
+        means = [p.gain.est.mean for p in pts]
+        if all(p.subsets[0] >= 3 and p.gain.est.interval for p in pts):
+            (line,) = ax.plot(ns, means, marker="o", label=f"{cond} (random subsets)")
+            ax.fill_between(ns, [p.gain.est.interval[0] for p in pts], [p.gain.est.interval[1] for p in pts],
+                            alpha=0.25, color=line.get_color(), label=f"{cond}: 95% CI over targets")
+        else:
+            ax.plot(ns, means, "o", label=f"{cond}: mean over targets (no band: < 3 subsets per k)")
+        for p in pts:
+            ax.annotate(f"n={p.gain.est.n_targets}", (p.n_fused, p.gain.est.mean), xytext=(4, 4),
+                        textcoords="offset points", fontsize="x-small")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(ns)
+    ax.set_xticks(sorted({p.n_fused for p in summary.n_models}))
     ax.set_xlabel("number of source models fused")
     ax.set_ylabel("gain over pretrained (points)")
     ax.legend(fontsize="small")
@@ -152,7 +154,42 @@ def plot_n_models(summary: Summary, path: Path) -> bool:
     return True
 
 
+def plot_cold_iterations(summary: Summary, path: Path) -> bool:
+    """Gain over pretrained against the ColD Fusion iteration, per chain, with 95% t-intervals and n; the
+    one-shot fusion's gain over the same targets and seeds as iteration 1 is drawn as a line to compare."""
+    chains = [c for c in summary.cold if c.iterations]
+    if not chains:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, chain in enumerate(chains):
+        its = list(chain.iterations)
+        xs = [t + 0.05 * (i - (len(chains) - 1) / 2) for t in its]
+        ests = [chain.iterations[t].est for t in its]
+        lo = [e.mean - (e.interval[0] if e.interval else e.mean) for e in ests]
+        hi = [(e.interval[1] if e.interval else e.mean) - e.mean for e in ests]
+        bars = ax.errorbar(xs, [e.mean for e in ests], yerr=[lo, hi], marker="o", capsize=3, label=chain.label)
+        for x, e in zip(xs, ests):
+            ax.annotate(f"n={e.n_targets}", (x, e.mean), xytext=(4, 4), textcoords="offset points",
+                        fontsize="x-small")
+        if chain.one_shot_gain is not None:
+            e = chain.one_shot_gain.est
+            ax.axhline(e.mean, linestyle="--", linewidth=1, color=bars.lines[0].get_color(),
+                       label=f"{chain.one_shot}, same targets as iteration 1 ({_n(e)})")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(sorted({t for c in chains for t in c.iterations}))
+    ax.set_xlabel("ColD Fusion iteration")
+    ax.set_ylabel("gain over pretrained (points)")
+    ax.set_title("ColD Fusion: gain over pretrained per iteration (95% CI over targets)", fontsize="small")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 FIGURES = (("gains_per_target.png", "Gain over pretrained per target", plot_target_gains),
            ("seed_std.png", "Seed sensitivity", plot_seed_std),
            ("weight_decay.png", "Weight decay", plot_weight_decay),
-           ("gain_vs_n_models.png", "Gain vs number of models fused", plot_n_models))
+           ("gain_vs_n_models.png", "Gain vs number of models fused", plot_n_models),
+           ("cold_iterations.png", "ColD Fusion: gain vs iteration", plot_cold_iterations))

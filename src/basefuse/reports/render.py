@@ -196,12 +196,42 @@ def seed_std_table(summary: Summary) -> TableModel:
 
 
 def n_models_table(summary: Summary) -> TableModel:
-    rows = [[str(p.n_fused), *comparison_cells(p.gain)[:5],
+    rows = [[p.condition, str(p.n_fused), *comparison_cells(p.gain)[:5],
              str(p.subsets[0]) if p.subsets[0] == p.subsets[1] else f"{p.subsets[0]}–{p.subsets[1]}", str(p.n_runs)]
             for p in summary.n_models]
-    return TableModel("Number of models fused: gain over pretrained", ["models fused", *COMPARISON_HEADER[:5],
-                                                                        "subsets per target", "runs"], rows,
-                      "Random subsets of the sources (leave-one-out); per target the mean over subsets and seeds.")
+    return TableModel("Number of models fused: gain over pretrained",
+                      ["base", "models fused", *COMPARISON_HEADER[:5], "subsets per target", "runs"], rows,
+                      "Random subsets of the sources (leave-one-out); per target the mean over subsets and seeds; "
+                      "each fusion method is its own curve.")
+
+
+def cold_tables(summary: Summary) -> list[TableModel]:
+    """Per ColD Fusion chain: the gain over pretrained per iteration, and iteration 1 beside one-shot fusion."""
+    tables = []
+    for chain in (c for c in summary.cold if c.iterations):
+        rows = [[str(t), *comparison_cells(c)] for t, c in chain.iterations.items()]
+        missing = ("" if chain.first_vs_one_shot else f" No comparison with one-shot fusion: iteration 1 and "
+                   f"{chain.one_shot} share no (target, seed) cell with pretrained.")
+        tables.append(TableModel(
+            f"ColD Fusion — gain over pretrained per iteration, {chain.label} (points, weight decay "
+            f"{summary.weight_decay:g})", ["iteration", *COMPARISON_HEADER], rows,
+            "Iteration t: targets finetuned from the shared model after t rounds of finetuning every contributor "
+            "from the previous shared model and fusing them (Don-Yehiya et al. 2023). The rows of the "
+            "gain-over-pretrained table, paired per target and seed; each iteration is over the targets it has "
+            "(see n)." + missing))
+        if chain.first_vs_one_shot is None:
+            continue
+        first, shot, diff = chain.first_gain, chain.one_shot_gain, chain.first_vs_one_shot
+        described = [[f"{c.a} vs pretrained", _gain(c.est.mean), interval_text(c.est.interval, c.est.n_targets),
+                      n_text(c.est), "–", "–", "–"] for c in (first, shot)]
+        tables.append(TableModel(
+            f"ColD Fusion iteration 1 next to one-shot fusion ({chain.one_shot}), same targets and seeds (points)",
+            ["comparison", *COMPARISON_HEADER], described + [[diff.name, *comparison_cells(diff)]],
+            "Both gains over the (target, seed) cells that iteration 1, the one-shot fusion and pretrained all "
+            "have; they are shown for reading (each base's gain over all its cells is tested in the gain table); "
+            "the difference is tested, "
+            "Holm-adjusted with the other secondary rows."))
+    return tables
 
 
 def all_tables(summary: Summary, comp: Completeness | None = None) -> list[TableModel]:
@@ -217,6 +247,7 @@ def all_tables(summary: Summary, comp: Completeness | None = None) -> list[Table
         tables.append(seed_std_table(summary))
     if summary.n_models:
         tables.append(n_models_table(summary))
+    tables += cold_tables(summary)
     return tables
 
 
@@ -226,7 +257,13 @@ def headline(summary: Summary, comp: Completeness | None = None) -> str:
     a, b = summary.primary
     c = summary.primary_comparison
     if c is None or c.est is None:
-        return f"{prefix}Primary comparison {a} vs {b}: no paired runs, nothing to conclude."
+        text = f"{prefix}Primary comparison {a} vs {b}: no paired runs, nothing to conclude."
+        missing = [lab for lab in (a, b) if lab not in summary.labels]
+        if missing:
+            text += (f" The runs have no {' and no '.join(repr(m) for m in missing)} rows (bases with rows: "
+                     f"{', '.join(summary.labels)}); the primary comparison is fixed before the data, so no other "
+                     "base takes its place (name one with `primary` in the config).")
+        return text
     e = c.est
     text = (f"{prefix}Primary comparison (fixed before the data), {a} vs {b}: {_gain(e.mean)} points, 95% CI "
             f"{interval_text(e.interval, e.n_targets)} ({n_text(e)}), sign-flip p = {_p(e.p)}: {c.verdict}.")

@@ -5,8 +5,13 @@ weight decay); two bases are compared on the (target, seed) cells both have. Sev
 one label in one cell (e.g. intertraining from each source) are averaged first. Each target then
 contributes its mean over seeds, and `stats` turns the per-target means into an interval, a
 p-value and a verdict. The primary comparison is fixed before the data (`fused (all)` vs
-`pretrained`, or the config's `primary`); every other comparison is secondary and its p-value is
-Holm-adjusted over all of them.
+`pretrained`, or the config's `primary`; never replaced by another when it has no runs); every
+other comparison is secondary and its p-value is Holm-adjusted over all of them.
+
+Conditions are an open vocabulary: every base label with runs is a row of every table it belongs
+in (`fused[ties] (all)` beside `fused (all)`, a kind this module has never heard of after the
+known ones). ColD Fusion rows (`iteration` set) also get a table per chain: the gain per iteration,
+and iteration 1 next to one-shot fusion on the same targets and seeds.
 """
 from __future__ import annotations
 
@@ -17,11 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from basefuse.experiments.records import CONDITIONS, RunRecord
+from basefuse.experiments.records import PRETRAINED, RunRecord, base_label, condition_kind, condition_rank
 from basefuse.reports import stats
 from basefuse.reports.stats import Estimate
 
-PRETRAINED = "pretrained"
 DEFAULT_PRIMARY = ("fused (all)", PRETRAINED)
 
 SeedCells = dict[str, dict[int, float]]  # target -> seed -> value
@@ -91,6 +95,25 @@ class NModelsPoint:
     gain: Comparison
     subsets: tuple[int, int]  # fewest and most distinct subsets per target
     n_runs: int
+    condition: str = "fused"  # one curve per fusion condition (e.g. fused, fused[ties])
+
+
+@dataclass
+class ColdChain:
+    """One ColD Fusion chain (a condition and source family, e.g. "cold (other families)").
+
+    `iterations` holds the gain over pretrained of each iteration's shared model: the very rows of
+    `Summary.vs_pretrained` (so they are tested once). `first_gain` and `one_shot_gain` are the gains
+    of iteration 1 and of one-shot fusion restricted to the (target, seed) cells both have, shown for
+    reading; `first_vs_one_shot` is their paired difference, a secondary comparison.
+    """
+
+    label: str
+    iterations: dict[int, Comparison]
+    one_shot: str  # the one-shot fusion it is set beside, e.g. "fused (all)"
+    first_gain: Comparison | None = None
+    one_shot_gain: Comparison | None = None
+    first_vs_one_shot: Comparison | None = None
 
 
 @dataclass
@@ -111,6 +134,7 @@ class Summary:
     weight_decay_rows: list[WeightDecayRow]
     seed_std: list[SeedStdRow]
     n_models: list[NModelsPoint]
+    cold: list[ColdChain]
     n_records: int
     unpaired: int
     n_boot: int
@@ -127,13 +151,14 @@ class Summary:
         rows += [w.difference for w in self.weight_decay_rows if w.difference]
         rows += [s.difference for s in self.seed_std if s.difference]
         rows += [p.gain for p in self.n_models]
+        rows += [c.first_vs_one_shot for c in self.cold if c.first_vs_one_shot]
         return rows
 
 
-def label_order(label: str, condition: str, source_family: str | None) -> tuple:
-    """pretrained first, then fused, then intertrained; per family alphabetically, "all" last."""
-    rank = CONDITIONS.index(condition) if condition in CONDITIONS else len(CONDITIONS)
-    return (rank, source_family == "all", source_family or "", label)
+def label_order(label: str, condition: str, source_family: str | None, iteration: int | None = None) -> tuple:
+    """Conditions in the records' display order (unknown ones last, by name); per condition the families
+    alphabetically with "all" last, then the iterations in numeric order."""
+    return (condition_rank(condition), source_family == "all", source_family or "", iteration or 0, label)
 
 
 def seed_cells(records: Sequence[RunRecord]) -> dict[str, SeedCells]:
@@ -224,22 +249,57 @@ def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, n_boot: int, seed
 
 def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float], float], *,
               seed: int) -> list[NModelsPoint]:
+    """One point per (condition, number of models): fusion methods are separate curves, never pooled."""
     rows = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
+    conditions = sorted({r.condition for r in rows}, key=condition_rank)
     points = []
-    for k in sorted({r.n_fused for r in rows}):
+    for cond, k in sorted({(r.condition, r.n_fused) for r in rows}, key=lambda ck: (condition_rank(ck[0]), ck[1])):
         gains: dict[str, list[float]] = defaultdict(list)
         subsets: dict[str, set] = defaultdict(set)
         for r in rows:
             p = pre.get((r.target, r.seed, r.weight_decay))
-            if r.n_fused == k and p is not None:
+            if r.condition == cond and r.n_fused == k and p is not None:
                 gains[r.target].append(100 * r.accuracy - p)
                 subsets[r.target].add(tuple(r.sources))
         if gains:
             sizes = [len(s) for s in subsets.values()]
-            points.append(NModelsPoint(k, compare(f"fused ({k} models)", PRETRAINED, gains, seed=seed + k,
+            points.append(NModelsPoint(k, compare(f"{cond} ({k} models)", PRETRAINED, gains,
+                                                  seed=seed + k + 100 * conditions.index(cond),
                                                   kind="models fused"),
-                                       (min(sizes), max(sizes)), sum(map(len, gains.values()))))
+                                       (min(sizes), max(sizes)), sum(map(len, gains.values())), cond))
     return points
+
+
+def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre: Sequence[Comparison], *,
+                 seed: int) -> list[ColdChain]:
+    """Per ColD Fusion chain: its vs-pretrained rows by iteration, and iteration 1 next to the one-shot
+    fusion of the same method over all sources (`cold[ties]` beside `fused[ties] (all)`)."""
+    by_label = {c.a: c for c in vs_pre}
+    chains: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    for r in main:
+        if r.iteration is not None:
+            chains[(r.condition, r.source_family)].add(r.iteration)
+    out = []
+    for i, ((cond, fam), its) in enumerate(sorted(chains.items(), key=lambda kv: (condition_rank(kv[0][0]),
+                                                                                   kv[0][1] or ""))):
+        rows = {t: by_label[lab] for t in sorted(its) if (lab := base_label(cond, fam, t)) in by_label}
+        one_shot = base_label("fused" + cond[len(condition_kind(cond)):], "all")
+        chain = ColdChain(base_label(cond, fam), rows, one_shot)
+        first, pre, shot = (acc.get(base_label(cond, fam, 1), {}), acc.get(PRETRAINED, {}), acc.get(one_shot, {}))
+        # the cells all three bases have: the two gains and their difference are over the same targets and seeds
+        cells = {t: s for t in first if (s := set(first[t]) & set(pre.get(t, {})) & set(shot.get(t, {})))}
+        if cells:
+            only = lambda c: {t: {s: c[t][s] for s in seeds} for t, seeds in cells.items()}  # noqa: E731
+            first1, pre1, shot1 = only(first), only(pre), only(shot)
+            name1 = base_label(cond, fam, 1)
+            chain.first_gain = compare(name1, PRETRAINED, paired_differences(first1, pre1), seed=seed + 3 * i,
+                                       kind="ColD vs one-shot")
+            chain.one_shot_gain = compare(one_shot, PRETRAINED, paired_differences(shot1, pre1),
+                                          seed=seed + 3 * i + 1, kind="ColD vs one-shot")
+            chain.first_vs_one_shot = compare(name1, one_shot, paired_differences(first1, shot1),
+                                              seed=seed + 3 * i + 2, kind="ColD vs one-shot")
+        out.append(chain)
+    return out
 
 
 def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None,
@@ -259,7 +319,8 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
         if r.target_family not in families:
             families.append(r.target_family)
     targets = sorted(target_family, key=lambda t: (families.index(target_family[t]), t))
-    meta = {r.base_label: (r.condition, r.source_family if r.condition != PRETRAINED else None) for r in main}
+    meta = {r.base_label: (r.condition, r.source_family if r.condition != PRETRAINED else None, r.iteration)
+            for r in main}
     labels = sorted(meta, key=lambda lab: label_order(lab, *meta[lab]))
     others = [lab for lab in labels if lab != PRETRAINED]
 
@@ -276,7 +337,10 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
     for lab in others:
         if meta[lab][0] != "intertrained":
             continue
-        for fused in (f"fused ({meta[lab][1]})", "fused (all)"):
+        # every fusion method's base over the intertrained source's family, then over all sources
+        fusions = [f for f in others if condition_kind(meta[f][0]) == "fused"]
+        for fused in sorted((f for f in fusions if meta[f][1] in (meta[lab][1], "all")),
+                            key=lambda f: (meta[f][1] == "all", condition_rank(meta[f][0]))):
             if fused in acc and not any(c.a == fused and c.b == lab for c in vs_inter):
                 c = vs(fused, lab, acc, "fused vs intertrained", 100 + len(vs_inter))
                 if c.est is not None:
@@ -304,7 +368,9 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
     summary = Summary(wd, wds, families, targets, target_family, labels,
                       _table1(acc, labels, families, targets, target_family), primary, vs_pre, vs_inter,
                       [_spread(c) for c in vs_pre], wd_rows, seed_rows,
-                      _n_models(records, pre_all, seed=seed + 600), len(records),
+                      _n_models(records, pre_all, seed=seed + 600),
+                      _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre, seed=seed + 700),
+                      len(records),
                       sum(1 for r in records if r.condition != PRETRAINED
                           and (r.target, r.seed, r.weight_decay) not in pre_all), n_boot, seed)
     _holm_adjust(summary)
