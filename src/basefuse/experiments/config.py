@@ -60,7 +60,7 @@ class NModelsAblation(BaseModel):
 
 
 class FusionSettings(BaseModel):
-    """One fusion method. The first listed is the `fused` condition; each further one is `fused[NAME]`."""
+    """One fusion method; its condition is `fused` for plain averaging, else `fused[NAME]` (NAME: its name or method)."""
 
     model_config = _STRICT
 
@@ -68,6 +68,11 @@ class FusionSettings(BaseModel):
     params: dict[str, float | int | str] = {}
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                              description="its condition name fused[NAME] (default: the method)")
+
+    def condition(self, kind: str = "fused") -> str:
+        from basefuse.experiments.records import condition_name
+
+        return condition_name(kind, self.name or self.method)
 
     def check(self, where: str) -> None:
         from basefuse.fusion.methods import check_params, get_method
@@ -199,9 +204,12 @@ class ExperimentConfig(BaseModel):
         return list(self.fusion) if isinstance(self.fusion, list) else [self.fusion]
 
     def fusion_conditions(self) -> list[tuple[str, FusionSettings]]:
-        """(condition name, method) per fusion: the first is `fused`, each further one `fused[NAME]`."""
-        fusions = self.fusions()
-        return [("fused", fusions[0])] + [(f"fused[{f.name or f.method}]", f) for f in fusions[1:]]
+        """(condition name, method) per fusion method, e.g. ("fused", average), ("fused[ties]", ties)."""
+        return [(f.condition(), f) for f in self.fusions()]
+
+    def primary_comparison(self) -> tuple[str, str]:
+        """The report's primary comparison: `primary`, else the first fusion method over all sources vs pretrained."""
+        return self.primary or (f"{self.fusions()[0].condition()} (all)", "pretrained")
 
     @property
     def source_hparams(self) -> FinetuneConfig:

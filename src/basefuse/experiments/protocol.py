@@ -14,6 +14,7 @@ from typing import Any
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
+from basefuse.experiments.records import base_label
 from basefuse.experiments.leakage import (TargetRun, TaskContent, check_distinct_content, check_overlap,
                                           check_provenance, overlap_table)
 
@@ -159,7 +160,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model else {}),
                   "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
                   "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
-        name = run["condition"] + (f"@{run['iteration']}" if run.get("iteration") else "")
+        name = base_label(run["condition"], None, run.get("iteration"))
         job = plan.add(make_job("finetune", f"{name} -> {target} (seed {seed}, wd {wd:g})", params, deps))
         plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
                                     weight_decay=wd, **run))
@@ -187,7 +188,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                             add_target(target, model, deps, seed, wd, condition="intertrained",
                                        source_family=group, sources=(src,), n_fused=1)
                 for it in chains.get(target, []):
-                    add_target(target, it.model, (it.model["job"],), seed, wd, condition="cold",
+                    add_target(target, it.model, (it.model["job"],), seed, wd,
+                               condition=cfg.cold_fusion.fusion.condition("cold"),
                                source_family=COLD_GROUP, sources=it.sources, n_fused=it.n_contributors,
                                iteration=it.iteration, method=cfg.cold_fusion.fusion.method)
     if cfg.n_models.enabled:
@@ -330,12 +332,9 @@ def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Any, finetu
 
 def _base_label(r: PlannedRun) -> str:
     """The base as the leakage table names it; a number-of-models subset by its sources (many share 'all')."""
-    if r.source_family is None:
-        return r.condition
-    name = r.condition + (f"@{r.iteration}" if r.iteration else "")
     if r.ablation == "n_models":
-        return f"{name} ({r.n_fused} models: {'+'.join(r.sources)})"
-    return f"{name} ({r.source_family})"
+        return f"{r.condition} ({r.n_fused} models: {'+'.join(r.sources)})"
+    return base_label(r.condition, r.source_family, r.iteration)
 
 
 def _target_runs(plan: Plan) -> list[TargetRun]:

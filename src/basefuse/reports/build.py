@@ -91,10 +91,23 @@ def _load(run_dir: Path, warn, filters, stats_options):
     cfg = _read_config(run_dir)
     if stats_options.get("weight_decay") is None:
         stats_options["weight_decay"] = _first_configured_weight_decay(cfg, records)
-    primary = cfg.get("primary")
-    if stats_options.get("primary") is None and isinstance(primary, list) and len(primary) == 2:
-        stats_options["primary"] = tuple(map(str, primary))
+    if stats_options.get("primary") is None:
+        stats_options["primary"] = _configured_primary(cfg)
     return summarize(records, **stats_options), records, excluded, warnings
+
+
+def _configured_primary(cfg: dict) -> tuple[str, str] | None:
+    """The config's primary comparison (its `primary`, else its first fusion method over all sources vs
+    pretrained); None, i.e. the default, when experiment.yaml is missing or no longer parses."""
+    from basefuse.experiments.config import parse_experiment_config
+
+    if not cfg:
+        return None
+    try:
+        return parse_experiment_config(cfg).primary_comparison()
+    except BasefuseError:
+        primary = cfg.get("primary")
+        return tuple(map(str, primary)) if isinstance(primary, list) and len(primary) == 2 else None
 
 
 def _first_configured_weight_decay(cfg: dict, records: list) -> float | None:
