@@ -38,8 +38,14 @@ def configs(draw):
         "family_bases": draw(st.sampled_from(["every", "own"])),
         "intertrained": draw(st.sampled_from(["largest", "each"])),
         "allow_single_source_fusion": draw(st.booleans()),
-        "n_models": {"enabled": draw(st.booleans()), "subsets": draw(st.integers(1, 2))},
+        "n_models": {"enabled": draw(st.booleans()), "subsets": draw(st.integers(1, 2)),
+                     "min_k": draw(st.integers(1, 2)), "within_family": draw(st.booleans())},
+        "fusion": draw(st.sampled_from([{"method": "average"},
+                                        [{"method": "average"}, {"method": "ties", "params": {"density": 0.5}}]])),
     }
+    if draw(st.booleans()):  # ColD Fusion chains, one per family of targets
+        data["cold_fusion"] = {"iterations": draw(st.integers(1, 3)),
+                               "contributors": draw(st.sampled_from(["all", 1, 2])), "seed": draw(st.integers(0, 3))}
     sizes = {n: draw(st.integers(10, 50)) for n in names}
     return data, sizes
 
