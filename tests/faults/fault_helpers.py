@@ -24,7 +24,7 @@ from basefuse.experiments.runner import run_experiment  # noqa: E402
 # One epoch on 32 rows: results are meaningless but deterministic, and a job takes about a second.
 FAST = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 100,
         "patience": 5, "min_steps": 0}
-RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay", "ablation")
+RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay", "ablation", "iteration")
 
 
 def fast_config(root: Path) -> dict:
@@ -40,7 +40,7 @@ def fast_config(root: Path) -> dict:
 def results(run_dir: Path) -> dict[tuple, tuple[float, float]]:
     """results.jsonl by report row; a row written twice would be lost in the dict, so count them too."""
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    out = {tuple(r[k] for k in RUN_FIELDS): (r["accuracy"], r["macro_f1"]) for r in rows}
+    out = {tuple(r.get(k) for k in RUN_FIELDS): (r["accuracy"], r["macro_f1"]) for r in rows}
     assert len(out) == len(rows), "a report row is written twice"
     return out
 
