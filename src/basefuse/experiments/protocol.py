@@ -113,24 +113,18 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
     base = {"base": base_ref, "fingerprint": base_fingerprint}
     targets = cfg.target_names()
 
-    # One saved finetune per source task.
     src_hp = cfg.source_hparams.model_dump(mode="json")
-    for name in cfg.source_names():
-        fam = cfg.family_of(name)
-        params = {"model": base, "task": _task_params(refs[name], fam) | {"fingerprint": facts[name].fingerprint_source},
-                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
-                  "save": True}
-        plan.sources[name] = plan.add(make_job("finetune", f"source {name}", params)).key
 
     def finetuned(name: str, start: dict[str, str] | None, label: str) -> str:
         """A saved finetune on source task `name` from the base (start None) or from a job's model."""
-        if start is None:
-            return plan.sources[name]
-        params = {"model": start, "task": _task_params(refs[name], cfg.family_of(name))
+        params = {"model": start or base, "task": _task_params(refs[name], cfg.family_of(name))
                   | {"fingerprint": facts[name].fingerprint_source},
                   "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
                   "save": True}
-        return plan.add(make_job("finetune", label, params, (start["job"],))).key
+        return plan.add(make_job("finetune", label, params, (start["job"],) if start else ())).key
+
+    for name in cfg.source_names():  # one saved finetune per source task (pruned if nothing uses it)
+        plan.sources[name] = finetuned(name, None, f"source {name}")
 
     def fused(parts: list[tuple[str, str]], method: FusionSettings, start: dict[str, str] | None = None,
               label: str = "") -> dict[str, str]:
