@@ -24,6 +24,14 @@ def _n(est) -> str:
     return f"n = {est.n_targets} targets, {lo if lo == hi else f'{lo}–{hi}'} seed{'s' if hi != 1 else ''}"
 
 
+
+def _save(fig, path: Path) -> bool:
+    """Lay out, write and close a figure (closed, so a long report does not keep every figure in memory)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return True
+
 def plot_target_gains(summary: Summary, path: Path) -> bool:
     """One panel per base: each seed's gain per target (dots), the target's mean (bar), and the mean over
     targets with its 95% t-interval (band)."""
@@ -57,10 +65,7 @@ def plot_target_gains(summary: Summary, path: Path) -> bool:
     axes[-1, 0].set_xlabel("target task")
     fig.suptitle(f"Gain over pretrained per target, weight decay {summary.weight_decay:g}: dots = seeds, bar = "
                  "target mean, red = mean over targets and 95% CI", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_seed_std(summary: Summary, path: Path) -> bool:
@@ -83,10 +88,7 @@ def plot_seed_std(summary: Summary, path: Path) -> bool:
     ax.set_xlabel("base (n = targets with >= 2 shared seeds)")
     ax.set_title("Seed sensitivity vs pretrained over the same targets (95% bootstrap CI)", fontsize="small")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_weight_decay(summary: Summary, path: Path) -> bool:
@@ -115,10 +117,7 @@ def plot_weight_decay(summary: Summary, path: Path) -> bool:
     ax.set_ylabel("gain over pretrained (points)")
     ax.set_title("Weight decay: gain at each weight decay (95% CI over targets)", fontsize="small")
     ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_n_models(summary: Summary, path: Path) -> bool:
@@ -148,10 +147,7 @@ def plot_n_models(summary: Summary, path: Path) -> bool:
     ax.set_xlabel("number of source models fused")
     ax.set_ylabel("gain over pretrained (points)")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 def plot_cold_iterations(summary: Summary, path: Path) -> bool:
@@ -182,10 +178,7 @@ def plot_cold_iterations(summary: Summary, path: Path) -> bool:
     ax.set_ylabel("gain over pretrained (points)")
     ax.set_title("ColD Fusion: gain over pretrained per iteration (95% CI over targets)", fontsize="small")
     ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return _save(fig, path)
 
 
 FIGURES = (("gains_per_target.png", "Gain over pretrained per target", plot_target_gains),
