@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from basefuse.errors import BasefuseError
+from basefuse.experiments.records import CONFIG_CONDITIONS
 from basefuse.finetuning.config import FinetuneConfig
 
 _STRICT = ConfigDict(extra="forbid")
@@ -132,7 +133,7 @@ class ExperimentConfig(BaseModel):
     held_out: dict[str, list[TaskRef | str]] = Field(
         default_factory=dict, description="target-only tasks by family (never used as sources)")
     targets: list[str] | None = Field(None, min_length=1, description="target task names (default: every task)")
-    conditions: list[Literal["pretrained", "fused", "intertrained"]] = ["pretrained", "fused", "intertrained"]
+    conditions: list[Literal[CONFIG_CONDITIONS]] = list(CONFIG_CONDITIONS)  # type: ignore[valid-type]
     fused_groups: list[Literal["family", "all"]] = ["family", "all"]
     intertrained: Literal["largest", "each"] = "largest"
     family_bases: Literal["every", "own"] = Field(

@@ -10,6 +10,9 @@ PRETRAINED = "pretrained"
 #: here is still a valid record and is shown after these, sorted by name.
 CONDITION_ORDER = (PRETRAINED, "fused", "intertrained", "cold")
 
+#: The kinds a config lists under `conditions` (ColD Fusion rows come from its `cold_fusion` key instead).
+CONFIG_CONDITIONS = (PRETRAINED, "fused", "intertrained")
+
 
 def condition_kind(condition: str) -> str:
     """The kind of a condition: "fused[ties]" -> "fused"."""
