@@ -250,18 +250,19 @@ class _Scheduler:
 
 
 def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Iterable[str] | None = None,
-             device: str | None = None, progress: bool = False) -> JobsOutcome:
+             device: str | None = None, progress: bool = False, schedule: Schedule = "graph") -> JobsOutcome:
     """Run the jobs of `plan` in `run_dir` that are not done yet (with `only`: those keys and the jobs they
     need), each as soon as the jobs it needs are done; record each in the store and rewrite results.jsonl.
 
     For scripts and benchmarks that run part of a plan; `run_experiment` is the whole run. Holds the run
-    directory's lock meanwhile. Never closes `executor`.
+    directory's lock meanwhile. Never closes `executor`. `schedule="barriers"`: one depth at a time (for
+    benchmarks only).
     """
     run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
     run_dir.mkdir(parents=True, exist_ok=True)
     with own_run_dir(run_dir):
         remove_leftovers(run_dir)
-        return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress)
+        return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule)
 
 
 def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[str] | None = None,
