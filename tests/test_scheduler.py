@@ -193,3 +193,21 @@ def test_runner_does_not_close_an_executor_it_was_given(tmp_path):
     ex = VirtualClock(tmp_path, workers=2)
     run_jobs(make_plan(), tmp_path, ex)
     assert ex.end and not ex.closed
+
+
+def test_results_are_rewritten_at_most_every_few_seconds_and_at_the_end(tmp_path):
+    from basefuse.experiments.results import ResultsWriter
+    from basefuse.experiments.store import JobStore
+
+    plan = make_plan()
+    store = JobStore(tmp_path / "store.jsonl")
+    run = plan.runs[0]
+    store.append(run.job_key, "finetune", "x", {"accuracy": 0.25, "macro_f1": 0.5, "wall_s": 1.0})
+    results = tmp_path / "results.jsonl"
+    ResultsWriter(tmp_path, plan, store, every_s=3600).changed()
+    assert not results.exists()  # the last rewrite (its start) is too recent
+    ResultsWriter(tmp_path, plan, store, every_s=0).changed()
+    assert [json.loads(line)["accuracy"] for line in results.read_text().splitlines()] == [0.25]
+    results.unlink()
+    ResultsWriter(tmp_path, plan, store, every_s=3600).write()
+    assert results_rows(tmp_path) == [(run.target, run.condition, run.seed, 0.25, 0.5)]
