@@ -211,3 +211,13 @@ def test_results_are_rewritten_at_most_every_few_seconds_and_at_the_end(tmp_path
     results.unlink()
     ResultsWriter(tmp_path, plan, store, every_s=3600).write()
     assert results_rows(tmp_path) == [(run.target, run.condition, run.seed, 0.25, 0.5)]
+
+
+def test_derive_results_rewrites_results_from_plan_and_store(tmp_path):
+    from basefuse.experiments.runner import derive_results
+
+    plan = make_plan()
+    run_jobs(plan, tmp_path, VirtualClock(tmp_path, workers=2, crash_after=None))
+    (tmp_path / "results.jsonl").write_text("")  # e.g. a run killed before its last rewrite
+    derive_results(plan, tmp_path)
+    assert results_rows(tmp_path) == expected_results(plan, tmp_path) and len(results_rows(tmp_path)) == 6

@@ -24,7 +24,7 @@ from basefuse.experiments.leakage import LEAKAGE_FILE, task_content, write_leaka
 from basefuse.experiments.plan_record import write_plan
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
-from basefuse.experiments.results import ResultsWriter, records_from, write_results  # noqa: F401 (API)
+from basefuse.experiments.results import RESULTS, ResultsWriter, records_from, write_results  # noqa: F401
 from basefuse.experiments.rundir import LOCK_NAME, own_run_dir, remove_leftovers
 from basefuse.experiments.store import JobStore
 from basefuse.io import write_json, write_text_atomic
@@ -263,6 +263,15 @@ def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Itera
     with own_run_dir(run_dir):
         remove_leftovers(run_dir)
         return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule)
+
+
+def derive_results(plan: Plan, run_dir: str | Path) -> Path:
+    """Rewrite RUN/results.jsonl from the plan and the store now, e.g. after a run was killed by SIGKILL (it is
+    otherwise rewritten by the run itself). Holds the run directory's lock meanwhile."""
+    run_dir = Path(run_dir).resolve()
+    with own_run_dir(run_dir):
+        ResultsWriter(run_dir, plan, JobStore(run_dir / "store.jsonl")).write()
+    return run_dir / RESULTS
 
 
 def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[str] | None = None,
