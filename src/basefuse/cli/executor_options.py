@@ -8,7 +8,7 @@ import typer
 ExecutorName = Annotated[str, typer.Option("--executor", help="local (in-process; with --workers > 1, processes), "
                                            "process (N processes), or ray.")]
 Workers = Annotated[int, typer.Option("--workers", help="Jobs in flight at once (process/ray); e.g. 8 on one GPU.")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads per job (default: all cores for "
+Threads = Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads per job (default: all cores for "
                                                 "local, cores // workers for process; CPUs each job reserves on "
                                                 "ray, default 1).")]
 Device = Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: cuda when available); "
