@@ -106,7 +106,7 @@ def run_basefuse(args: argparse.Namespace) -> dict:
                          max_length=args.max_length, warmup_ratio=0.06, eval_every=10**9,
                          max_grad_norm=args.max_grad_norm or None, bf16=True)
     t0 = time.perf_counter()
-    m = finetune(model, task, config=cfg, seed=args.seed, device=args.device, progress=False)
+    m = finetune(model, task, config=cfg, seed=args.seed, device=args.device, progress=False, threads=args.threads)
     wall = time.perf_counter() - t0
     return {"samples_per_s": m["train_samples_per_s"], "train_s": m["train_seconds"], "wall_s": wall,
             "cpu_ms_per_sample": 1000 * m["train_cpu_seconds"] / (m["steps"] and args.epochs * m["n"]["train"]),
@@ -129,7 +129,7 @@ def run_trainer(args: argparse.Namespace) -> dict:
     hf_logging.disable_progress_bar()
     model_path, task = setup(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch.set_num_threads(int(os.environ.get("BASEFUSE_THREADS") or os.cpu_count() or 1))  # as basefuse does
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)  # as basefuse does
     t0 = time.perf_counter()
     set_seed(args.seed)
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -180,7 +180,8 @@ def worker_cmd(args: argparse.Namespace, which: str) -> list[str]:
            "--max-length", str(args.max_length), "--lr", str(args.lr), "--seed", str(args.seed),
            "--max-grad-norm", str(args.max_grad_norm),
            "--workdir", args.workdir]
-    return cmd + (["--device", args.device] if args.device else [])
+    return cmd + (["--device", args.device] if args.device else []) + (["--threads", str(args.threads)]
+                                                                        if args.threads else [])
 
 
 def table(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
@@ -250,8 +251,6 @@ def main(argv: list[str] | None = None) -> int:
         args.workdir = args.workdir or work
         results: dict[str, list[dict]] = {"basefuse": [], "trainer": []}
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
-        if args.threads:
-            env["BASEFUSE_THREADS"] = str(args.threads)
         for rep in range(args.repeats):
             for which in ("basefuse", "trainer") if rep % 2 == 0 else ("trainer", "basefuse"):
                 proc = subprocess.run(worker_cmd(args, which), capture_output=True, text=True, env=env)

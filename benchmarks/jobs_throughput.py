@@ -12,24 +12,25 @@ It times `--jobs` pending jobs with the process executor and `--workers` process
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import time
 from pathlib import Path
 
 from basefuse.executors import LocalExecutor, ProcessPoolExecutor
 from basefuse.experiments.config import load_experiment_config
-from basefuse.experiments.jobs import execute_job, output_complete
-from basefuse.experiments.runner import make_plan
+from basefuse.experiments.jobs import output_complete
+from basefuse.experiments.runner import make_plan, run_jobs
 from basefuse.experiments.store import JobStore
 
 
-def timed(executor, jobs, run_dir: Path, store: JobStore, device: str | None) -> float:
-    fn = functools.partial(execute_job, run_dir=str(run_dir), device=device)
+def timed(executor, plan, jobs, run_dir: Path, device: str | None) -> float:
+    """Run `jobs` through the experiment's own scheduler (recorded in the store, results.jsonl rewritten)."""
     t0 = time.perf_counter()
-    for i, result in executor.map(fn, [j.to_dict() for j in jobs]):
-        store.append(jobs[i].key, jobs[i].kind, jobs[i].label, result)
-    return time.perf_counter() - t0
+    outcome = run_jobs(plan, run_dir, executor, only=[j.key for j in jobs], device=device)
+    seconds = time.perf_counter() - t0
+    if outcome.failures:
+        raise SystemExit(f"{len(outcome.failures.failed)} job(s) failed: see {run_dir / 'failures.json'}")
+    return seconds
 
 
 def main() -> None:
@@ -51,11 +52,11 @@ def main() -> None:
         raise SystemExit(f"{len(missing)} source/fusion jobs are not done yet: run the experiment first")
     pending = [j for j in plan.target_jobs().values() if j.key not in store]
     par, seq = pending[:args.jobs], pending[args.jobs:args.jobs + args.sequential_jobs]
-    pool = ProcessPoolExecutor(args.workers)
-    pool.start()  # worker start-up stays outside the timing
-    t_par = timed(pool, par, args.run_dir, store, args.device)
-    pool.close()
-    t_seq = timed(LocalExecutor(), seq, args.run_dir, store, args.device)
+    with ProcessPoolExecutor(args.workers) as pool:
+        pool.start()  # worker start-up stays outside the timing
+        t_par = timed(pool, plan, par, args.run_dir, args.device)
+    with LocalExecutor() as local:
+        t_seq = timed(local, plan, seq, args.run_dir, args.device)
     rows = {"parallel": {"workers": args.workers, "jobs": len(par), "seconds": round(t_par, 1),
                          "jobs_per_min": round(60 * len(par) / t_par, 1)},
             "sequential": {"workers": 1, "jobs": len(seq), "seconds": round(t_seq, 1),

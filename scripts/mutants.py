@@ -37,7 +37,7 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     ("base body-shape check disabled", "checkpoints/align.py", "if info.shape != shapes[key]:", "if False:", "test_guarantee_base_shape.py"),
     ("CI level 0.95 -> 0.90", "reports/stats.py", "LEVEL = 0.95", "LEVEL = 0.90", "test_guarantee_stats.py"),
     ("verdict ignores the interval", "reports/stats.py", "return BETTER if lo > 0 else WORSE if hi < 0 else INCONCLUSIVE", "return BETTER if est.mean > 0 else WORSE", "test_guarantee_stats.py"),
-    ("recovery of an unrecorded job raises", "experiments/runner.py", "store.append(job.key, job.kind, job.label, _summarise(job, read_result(run_dir, job)))", 'raise RuntimeError("mutant")', "test_guarantee_recovery.py"),
+    ("recovery of an unrecorded job raises", "experiments/runner.py", "self.store.append(key, job.kind, job.label, recovered_result(self.run_dir, job))", 'raise RuntimeError("mutant")', "test_guarantee_recovery.py"),
     ("sha256 cache ignores size/mtime/inode", "checkpoints/hashing.py", "if hit and hit[:3] == _stamp(path):", "if hit:", "test_guarantee_hash_cache.py"),
     # -- more maths -----------------------------------------------------------------------------
     ("weights not normalised", "fusion/methods.py", "return w / w.sum()", "return w", "test_fusion_reference.py"),

@@ -167,16 +167,16 @@ class CountingExecutor(LocalExecutor):
     """Runs jobs in this process like LocalExecutor and remembers the keys it ran (resume tests count them)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.keys: list[str] = []
 
     @property
     def executed(self) -> int:
         return len(self.keys)
 
-    def map(self, fn, jobs):
-        for i, job in enumerate(jobs):
-            self.keys.append(job["key"])
-            yield i, fn(job)
+    def submit(self, fn, job):
+        self.keys.append(job["key"])
+        return super().submit(fn, job)
 
 
 def user_cache() -> Path:

@@ -26,15 +26,15 @@ class CrashAfter(LocalExecutor):
     """Runs jobs in-process, then dies like a killed process after `n` of them."""
 
     def __init__(self, n: int) -> None:
+        super().__init__()
         self.n = n
         self.executed = 0
 
-    def map(self, fn, jobs):
-        for i, job in enumerate(jobs):
-            if self.executed == self.n:
-                raise KeyboardInterrupt("simulated crash")
-            self.executed += 1
-            yield i, fn(job)
+    def wait(self):
+        if self.executed == self.n:
+            raise KeyboardInterrupt("simulated crash")
+        self.executed += 1
+        return super().wait()
 
 
 @pytest.mark.slow

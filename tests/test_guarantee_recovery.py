@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from basefuse.executors import Resources
 from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import run_experiment
 
@@ -20,13 +21,14 @@ class DiesAfterOutput:
 
     workers = 1
 
-    def map(self, fn, jobs):
-        fn(jobs[0])
-        raise KeyboardInterrupt("killed between the job's output and the store")
-        yield  # pragma: no cover  (a generator, like the real executors)
+    def submit(self, fn, job):
+        self.job = (fn, job)
+        return 0
 
-    def close(self):
-        pass
+    def wait(self):
+        fn, job = self.job
+        fn(job, Resources(threads=1))
+        raise KeyboardInterrupt("killed between the job's output and the store")
 
 
 class Recording:
@@ -37,13 +39,12 @@ class Recording:
     def __init__(self) -> None:
         self.executed: list[str] = []
 
-    def map(self, fn, jobs):
-        for i, job in enumerate(jobs):
-            self.executed.append(job["key"])
-            yield i, {"ok": True, "result": {"accuracy": 0.5, "macro_f1": 0.5, "wall_s": 0.0}}  # attempt_job's shape
+    def submit(self, fn, job):
+        self.executed.append(job["key"])
+        return job["key"]
 
-    def close(self):
-        pass
+    def wait(self):
+        return [(self.executed[-1], {"ok": True, "result": {"accuracy": 0.5, "macro_f1": 0.5, "wall_s": 0.0}})]
 
 
 def test_finished_but_unrecorded_job_is_recovered_not_rerun(tmp_path):

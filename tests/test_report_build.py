@@ -159,13 +159,7 @@ def test_out_must_not_clobber(tmp_path, cli):
     assert sorted(p.name for p in run.iterdir()) == ["experiment.yaml", "results.jsonl"]
 
 
-def test_duplicate_job_keys_keep_the_last(tmp_path):
-    rows = fixture_rows()
-    rerun = dict(rows[0], accuracy=0.99)  # pretrained t1 seed 0 rerun after a resume
-    run = write_run(tmp_path, rows + [rerun], config=False)
-    paths = build_report(run, n_boot=200)
-    assert len(json.loads(paths.json.read_text())) == len(rows)
-    assert paths.summary.table1["pretrained"]["A"] == pytest.approx(((99 + 62) / 2 + 70) / 2)
+def test_missing_run_dir_is_an_error(tmp_path):
     with pytest.raises(BasefuseError):
         build_report(tmp_path / "missing")
 

@@ -40,15 +40,13 @@ cp runs/paper/store.jsonl "$OUT/store_after_experiment.jsonl"
 timeout -k 10 60 python3 benchmarks/jobs_throughput.py /tmp/paper.yaml runs/paper --jobs "$((2 * WORKERS))" \
   --sequential-jobs 4 --workers "$WORKERS" --device cuda --json "$OUT/throughput.json" 2>&1 | tail -12 \
   | tee -a "$OUT/log.txt"
-# results.jsonl is append-only; rebuild it whole from the store, then the report.
+# results.jsonl is derived from the plan and the store: rewrite it now (a killed run or benchmark may not
+# have), then the report.
 timeout 60 python3 - <<'PY' 2>&1 | tail -5 | tee -a "$OUT/log.txt"
-from pathlib import Path
 from basefuse.experiments.config import load_experiment_config
-from basefuse.experiments.runner import make_plan, records_from, write_results
-from basefuse.experiments.store import JobStore
-run = Path("runs/paper")
+from basefuse.experiments.runner import derive_results, make_plan
 plan = make_plan(load_experiment_config("/tmp/paper.yaml"))
-recs = write_results(run, records_from(plan, JobStore(run / "store.jsonl")))
+derive_results(plan, "runs/paper")
 print("planned jobs", len(plan.jobs), "target runs", len(plan.runs))
 PY
 timeout 60 python3 -m basefuse report runs/paper 2>&1 | tail -30 | tee -a "$OUT/log.txt"

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli.executor_options import Device, ExecutorName, GpusPerJob, RayAddress, Threads, Workers
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
@@ -14,9 +16,12 @@ def register(app: typer.Typer) -> None:
                                                          "5 seeds, weight-decay ablation; for a GPU or a long run."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/demo or "
                                                                       "runs/paper)."),
-        executor: str = typer.Option("local", help="local, process or ray."),
-        workers: int = typer.Option(1, help="Parallel jobs (process/ray executors)."),
-        device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+        executor: ExecutorName = "local",
+        workers: Workers = 1,
+        threads: Threads = None,
+        device: Device = None,
+        ray_address: RayAddress = None,
+        gpus_per_job: GpusPerJob = 0.0,
         force: bool = typer.Option(False, "--force", help="Reuse a run directory made by a different config."),
     ) -> None:
         """Run the built-in experiment end to end: source finetunes, fusion, target finetunes, report.
@@ -28,4 +33,5 @@ def register(app: typer.Typer) -> None:
 
         name = "paper" if full else "demo"
         run_and_print(builtin_config_path(name), out or Path("runs") / name, force=force, executor=executor,
-                      workers=workers, device=device, dry_run=False)
+                      workers=workers, device=device, dry_run=False, ray_address=ray_address,
+                      gpus_per_job=gpus_per_job, threads=threads)

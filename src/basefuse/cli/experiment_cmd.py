@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from basefuse.cli.executor_options import Device, ExecutorName, GpusPerJob, RayAddress, Threads, Workers
+
 if TYPE_CHECKING:
     from basefuse.experiments.failures import Failures
 
 
 def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
                   device: Optional[str], dry_run: bool, ray_address: Optional[str] = None,
-                  gpus_per_job: float = 0.0) -> None:
+                  gpus_per_job: float = 0.0, threads: Optional[int] = None) -> None:
     """Shared by `experiment` and `demo`: run, then print Table 1 and where the report is."""
     from basefuse.executors import make_executor
     from basefuse.experiments.config import load_experiment_config
@@ -30,9 +32,8 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
         return
-    options = {"address": ray_address, "num_gpus_per_job": gpus_per_job} if executor == "ray" else {}
-    ex = make_executor(executor, workers, **options)
-    summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
+    with make_executor(executor, workers, threads=threads, address=ray_address, gpus_per_job=gpus_per_job) as ex:
+        summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
     failures = summary.failures
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
@@ -63,11 +64,12 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="YAML experiment config (see configs/demo.yaml)."),
         out: Path = typer.Option(Path("runs/experiment"), "--out", "-o", help="Run directory (resumable)."),
         force: bool = typer.Option(False, "--force", help="Reuse a run directory made by a different config."),
-        executor: str = typer.Option("local", help="local (in-process; with --workers > 1, processes), process (N processes), or ray."),
-        workers: int = typer.Option(1, help="Parallel jobs (process/ray executors); e.g. 8 on one GPU."),
-        device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
-        ray_address: Optional[str] = typer.Option(None, help="Ray cluster address for --executor ray."),
-        gpus_per_job: float = typer.Option(0.0, help="GPUs each job reserves on Ray, e.g. 0.125 for 8 per GPU."),
+        executor: ExecutorName = "local",
+        workers: Workers = 1,
+        threads: Threads = None,
+        device: Device = None,
+        ray_address: RayAddress = None,
+        gpus_per_job: GpusPerJob = 0.0,
         dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, write OUT/leakage.json and "
                                      "print how many jobs the plan has."),
     ) -> None:
@@ -76,4 +78,4 @@ def register(app: typer.Typer) -> None:
         A run killed at any point and started again redoes no finished job.
         """
         run_and_print(config, out, force=force, executor=executor, workers=workers, device=device,
-                      dry_run=dry_run, ray_address=ray_address, gpus_per_job=gpus_per_job)
+                      dry_run=dry_run, ray_address=ray_address, gpus_per_job=gpus_per_job, threads=threads)

@@ -5,22 +5,23 @@ their inputs from and write their outputs to the run directory.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Hashable
 from typing import Any
 
 from basefuse.errors import BasefuseError
-from basefuse.executors.base import JobFn
+from basefuse.executors.base import ExecutorBase, JobFn, Resources
 
 
-def _call(fn: JobFn, job: dict[str, Any], threads: int) -> dict[str, Any]:
-    # ray.remote takes only plain functions (the job function is often a functools.partial), and a
-    # finetune would otherwise use every core of the node, not the CPUs Ray reserved for the task
-    os.environ["BASEFUSE_THREADS"] = str(threads)
-    return fn(job)
+def _call(fn: JobFn, job: dict[str, Any], resources: Resources) -> dict[str, Any]:
+    # ray.remote takes only plain functions (the job function is often a functools.partial); Ray itself
+    # makes the GPUs it reserved for the task the visible ones, so no GPU index is assigned here
+    return fn(job, resources)
 
 
-class RayExecutor:
+class RayExecutor(ExecutorBase):
+    """Each job reserves `num_cpus_per_job` CPUs (its torch threads) and `num_gpus_per_job` GPUs (e.g. 0.125:
+    eight jobs share a GPU); at most `workers` jobs are in flight (default: the cluster's CPUs per job)."""
+
     def __init__(self, workers: int = 0, address: str | None = None, num_gpus_per_job: float = 0.0,
                  num_cpus_per_job: float = 1.0) -> None:
         try:
@@ -28,37 +29,28 @@ class RayExecutor:
         except ImportError:
             raise BasefuseError("the ray executor needs Ray: pip install 'basefuse[ray]'") from None
         self._ray = ray
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        self.workers = workers or int(ray.available_resources().get("CPU", 1))
-        self._options = {"num_gpus": num_gpus_per_job, "num_cpus": num_cpus_per_job}
+        self.workers = workers or max(1, int(ray.available_resources().get("CPU", 1) // max(num_cpus_per_job, 1)))
+        self._remote = ray.remote(_call).options(num_gpus=num_gpus_per_job, num_cpus=num_cpus_per_job)
+        self.resources = Resources(threads=max(1, int(num_cpus_per_job)))
+        self._pending: list[Any] = []
 
-    def map(self, fn: JobFn, jobs: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
-        """At most `workers` tasks in flight: a new one is sent as each finishes."""
-        ray = self._ray
-        remote = ray.remote(_call).options(**self._options)
-        fn_ref = ray.put(fn)
-        threads = max(1, int(self._options["num_cpus"]))
-        queue = iter(enumerate(jobs))
-        pending: dict[Any, int] = {}
+    def submit(self, fn: JobFn, job: dict[str, Any]) -> Hashable:
+        ref = self._remote.remote(fn, job, self.resources)
+        self._pending.append(ref)
+        return ref
 
-        def submit_next() -> None:
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending[remote.remote(fn_ref, nxt[1], threads)] = nxt[0]
-
-        for _ in range(max(1, self.workers)):
-            submit_next()
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    i = pending.pop(ref)
-                    submit_next()
-                    yield i, ray.get(ref)
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
+    def wait(self) -> list[tuple[Hashable, dict[str, Any]]]:
+        if not self._pending:
+            raise RuntimeError("wait() with no job submitted")
+        done, self._pending = self._ray.wait(self._pending, num_returns=1)
+        return [(ref, self._ray.get(ref)) for ref in done]
 
     def close(self) -> None:
-        pass
+        for ref in self._pending:
+            self._ray.cancel(ref)
+        self._pending = []
+        if self._owns_ray:  # only a cluster connection this executor opened
+            self._ray.shutdown()

@@ -17,20 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from basefuse.errors import BasefuseError
+from basefuse.executors.base import Resources
 from basefuse.io import write_json
 
 FAILURES = "failures.json"
 
 
-def attempt_job(job: dict[str, Any], run_dir: str, device: str | None = None) -> dict[str, Any]:
-    """Run one job and report how it went, instead of raising (module-level: executors ship it).
-
-    Returns {"ok": True, "result": ...} or {"ok": False, "error": one line, "traceback": ...}.
+def attempt_job(job: dict[str, Any], resources: Resources, run_dir: str, device: str | None = None) -> dict[str, Any]:
+    """Run one job with the executor's `resources` and report how it went, instead of raising (module-level:
+    executors ship it). Returns {"ok": True, "result": ...} or {"ok": False, "error": one line, "traceback": ...}.
     """
     from basefuse.experiments.jobs import execute_job
 
     try:
-        return {"ok": True, "result": execute_job(job, run_dir=run_dir, device=device)}
+        return {"ok": True, "result": execute_job(job, run_dir=run_dir, device=resources.device(device),
+                                                  threads=resources.threads)}
     except Exception as e:  # noqa: BLE001 - any job error is that job's failure; Ctrl-C still stops the run
         return {"ok": False, "error": describe(e), "traceback": traceback.format_exc()}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,71 +49,33 @@ def make_job(kind: JobKind, label: str, params: dict[str, Any], deps: tuple[str,
     return Job(kind=kind, label=label, params=params, deps=tuple(deps), key=job_key(kind, params))
 
 
-# ---- where outputs live ------------------------------------------------------------------
+# ---- the kinds of job: how each runs, where its output and model are, what the store keeps -----
 
 def job_dir(run_dir: Path, key: str) -> Path:
     return Path(run_dir) / "jobs" / key
 
 
-def model_path_of(run_dir: Path, ref: dict[str, str]) -> str:
-    """Resolve a model reference of a job: the base model, a saved finetune, or a fused model."""
-    if "base" in ref:
-        return ref["base"]
-    if ref.get("kind") == "fuse":
-        return str(job_dir(run_dir, ref["job"]))
-    return str(job_dir(run_dir, ref["job"]) / "model")
+def _run_finetune(params: dict[str, Any], out: Path, run_dir: Path, device: str | None,
+                  threads: int | None) -> dict[str, Any]:
+    from basefuse.data.api import load_task
+    from basefuse.finetuning.api import finetune
+    from basefuse.finetuning.config import FinetuneConfig
+
+    t = params["task"]
+    task = load_task(t["spec"], max_train=params.get("max_train"), text_col=t["text_col"],
+                     label_col=t["label_col"], pair_col=t.get("pair_col"), family=t.get("family"))
+    return finetune(model_path_of(run_dir, params["model"]), task, config=FinetuneConfig(**params["hparams"]),
+                    seed=params["seed"], out=out, save=bool(params.get("save")), device=device, threads=threads,
+                    progress=False, force=True)
 
 
-def output_complete(run_dir: Path, job: Job) -> bool:
-    """A job's output folder only exists once it was renamed into place whole."""
-    d = job_dir(run_dir, job.key)
-    if job.kind == "fuse":
-        return (d / "fusion.json").exists()
-    if not (d / "metrics.json").exists():
-        return False
-    return not job.params.get("save") or (d / "model" / "config.json").exists()
+def _run_fuse(params: dict[str, Any], out: Path, run_dir: Path, device: str | None,
+              threads: int | None) -> dict[str, Any]:
+    from basefuse.fusion.api import fuse
 
-
-def read_result(run_dir: Path, job: Job) -> dict[str, Any]:
-    d = job_dir(run_dir, job.key)
-    name = "fusion.json" if job.kind == "fuse" else "metrics.json"
-    return json.loads((d / name).read_text(encoding="utf-8"))
-
-
-# ---- execution (runs in whatever process the executor chooses) ----------------------------
-
-def execute_job(job: dict[str, Any], run_dir: str, device: str | None = None) -> dict[str, Any]:
-    """Run one job from its data description and return a small summary of its result.
-
-    Module-level and argument-only so that process pools and Ray can ship it.
-    """
-    run_dir_p = Path(run_dir)
-    kind, params, key = job["kind"], job["params"], job["key"]
-    out = job_dir(run_dir_p, key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "fuse":
-        from basefuse.fusion.api import fuse
-
-        sources = [model_path_of(run_dir_p, ref) for ref in params["sources"]]
-        manifest = fuse(sources, out, base=model_path_of(run_dir_p, params["base"]),
-                        method=params["method"], force=True, progress=False,
-                        **params.get("method_params", {}))
-        return {"n_sources": len(sources), "method": params["method"],
-                "n_dropped": len(manifest["dropped_keys"])}
-    if kind == "finetune":
-        from basefuse.data.api import load_task
-        from basefuse.finetuning.api import finetune
-        from basefuse.finetuning.config import FinetuneConfig
-
-        t = params["task"]
-        task = load_task(t["spec"], max_train=params.get("max_train"), text_col=t["text_col"],
-                         label_col=t["label_col"], pair_col=t.get("pair_col"), family=t.get("family"))
-        metrics = finetune(model_path_of(run_dir_p, params["model"]), task,
-                           config=FinetuneConfig(**params["hparams"]), seed=params["seed"],
-                           out=out, save=bool(params.get("save")), device=device, progress=False,
-                           force=True)
-        return summarise_metrics(metrics)
-    raise ValueError(f"unknown job kind {kind!r}")
+    return fuse([model_path_of(run_dir, ref) for ref in params["sources"]], out,
+                base=model_path_of(run_dir, params["base"]), method=params["method"], force=True, progress=False,
+                **params.get("method_params", {}))
 
 
 def summarise_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -120,3 +83,70 @@ def summarise_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
     return {"accuracy": float(test["accuracy"]), "macro_f1": float(test["macro_f1"]),
             "wall_s": metrics.get("wall_time_s", metrics.get("wall_s"))}
+
+
+def _summarise_fusion(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {"n_sources": len(manifest.get("sources", [])), "method": manifest.get("method"),
+            "n_dropped": len(manifest.get("dropped_keys", []))}
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Everything the runner needs to know of one kind of job; nothing else asks a job its kind."""
+
+    run: Callable[..., dict[str, Any]]  # (params, out, run_dir, device, threads) -> its output's record
+    record_file: str  # written last into the output folder: the output is complete once it is there
+    model_dir: str  # where the job's model is inside its folder ("" = the folder itself)
+    summarise: Callable[[dict[str, Any]], dict[str, Any]]  # output's record -> the small result the store keeps
+
+    def complete(self, out: Path, params: dict[str, Any]) -> bool:
+        """An output folder only exists once it was renamed into place whole; a saved model must be in it."""
+        if not (out / self.record_file).exists():
+            return False
+        return not params.get("save") or (out / self.model_dir / "config.json").exists()
+
+
+KINDS: dict[str, KindSpec] = {
+    "finetune": KindSpec(run=_run_finetune, record_file="metrics.json", model_dir="model",
+                         summarise=summarise_metrics),
+    "fuse": KindSpec(run=_run_fuse, record_file="fusion.json", model_dir="", summarise=_summarise_fusion),
+}
+
+
+def model_path_of(run_dir: Path, ref: dict[str, str]) -> str:
+    """Resolve a model reference of a job: the base model, or the model a job made."""
+    if "base" in ref:
+        return ref["base"]
+    out = job_dir(run_dir, ref["job"])
+    sub = KINDS[ref.get("kind", "finetune")].model_dir
+    return str(out / sub) if sub else str(out)
+
+
+def output_complete(run_dir: Path, job: Job) -> bool:
+    return KINDS[job.kind].complete(job_dir(run_dir, job.key), job.params)
+
+
+def read_result(run_dir: Path, job: Job) -> dict[str, Any]:
+    """The job's output record (metrics.json, fusion.json), as it wrote it."""
+    return json.loads((job_dir(run_dir, job.key) / KINDS[job.kind].record_file).read_text(encoding="utf-8"))
+
+
+def recovered_result(run_dir: Path, job: Job) -> dict[str, Any]:
+    """The store's result of a job that finished but was not recorded (a crash between the two)."""
+    return KINDS[job.kind].summarise(read_result(run_dir, job)) | {"recovered": True}
+
+
+# ---- execution (runs in whatever process the executor chooses) ----------------------------
+
+def execute_job(job: dict[str, Any], run_dir: str, device: str | None = None,
+                threads: int | None = None) -> dict[str, Any]:
+    """Run one job from its data description and return the small summary the store keeps.
+
+    Module-level and argument-only so that process pools and Ray can ship it.
+    """
+    kind = KINDS.get(job["kind"])
+    if kind is None:
+        raise ValueError(f"unknown job kind {job['kind']!r}")
+    out = job_dir(Path(run_dir), job["key"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return kind.summarise(kind.run(job["params"], out, Path(run_dir), device, threads))

@@ -29,9 +29,10 @@ class JobProgress:
         if self._progress is not None:
             self._progress.__exit__(*exc)
 
-    def stage(self, name: str, n: int) -> None:
+    def counts(self, done: int, running: int, waiting: int) -> None:
+        """How many jobs are finished (done, reused, failed or skipped), running now, and waiting."""
         if self._progress is not None:
-            self._progress.update(self._task, description=f"{name} ({n})")
+            self._progress.update(self._task, description=f"jobs: {done} done, {running} running, {waiting} waiting")
 
     def advance(self, job: Job, result: dict[str, Any] | None, reused: bool) -> None:
         if self._progress is None:

@@ -57,8 +57,8 @@ def read_run_dir(run_dir: Path, *, writes_inside: bool) -> Iterator[None]:
     """Read a run directory without racing its writer.
 
     Holds a shared lock, so no experiment starts on the folder meanwhile. While an experiment
-    runs, reading its results so far is fine (results.jsonl is appended line by line and
-    replaced whole), but writing inside the folder (RUN/report) would race the run's own report.
+    runs, reading its results so far is fine (results.jsonl is only ever replaced whole), but
+    writing inside the folder (RUN/report) would race the run's own report.
     """
     path = Path(run_dir) / LOCK_NAME
     try:

@@ -1,13 +1,17 @@
-"""Run an experiment end to end: plan, execute what is not done yet, write results and the report."""
+"""Run an experiment end to end: plan, schedule what is not done yet on an executor, write results and the report."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import heapq
 import json
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -15,14 +19,15 @@ from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
 from basefuse.experiments.failures import Failures, attempt_job
-from basefuse.experiments.jobs import Job, output_complete, read_result, summarise_metrics
+from basefuse.experiments.jobs import Job, output_complete, recovered_result
 from basefuse.experiments.leakage import LEAKAGE_FILE, task_content, write_leakage
 from basefuse.experiments.plan_record import write_plan
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
+from basefuse.experiments.results import RESULTS, ResultsWriter, records_from, write_results  # noqa: F401
 from basefuse.experiments.rundir import LOCK_NAME, own_run_dir, remove_leftovers
 from basefuse.experiments.store import JobStore
-from basefuse.io import append_jsonl, write_json, write_text_atomic
+from basefuse.io import write_json, write_text_atomic
 
 
 @dataclass
@@ -107,151 +112,228 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     return build_plan(cfg, gather_task_facts(cfg), base, base_fingerprint(base))
 
 
-def _record(run: PlannedRun, result: dict[str, Any]) -> RunRecord:
-    return RunRecord(**run.record_fields(), accuracy=result["accuracy"], macro_f1=result["macro_f1"])
+Schedule = Literal["graph", "barriers"]
 
 
-def records_from(plan: Plan, store: JobStore) -> list[RunRecord]:
-    out = []
-    for run in plan.runs:
-        result = store.get(run.job_key)
-        if result is not None and "accuracy" in result:
-            out.append(_record(run, result))
-    return out
+@dataclass
+class JobsOutcome:
+    """What one `run_jobs` call did."""
+
+    executed: int = 0  # jobs run (finished or failed)
+    reused: int = 0  # jobs found done (recorded, or recovered from their complete output)
+    failures: Failures = field(default_factory=Failures)  # failed and skipped jobs (also RUN/failures.json)
 
 
-def write_results(run_dir: Path, records: list[RunRecord]) -> Path:
-    """Rewrite results.jsonl whole (it is derived from the store), atomically."""
-    path = run_dir / "results.jsonl"
-    write_text_atomic(path, "".join(r.model_dump_json() + "\n" for r in records))
-    return path
-
-
-def append_results(run_dir: Path, records: list[RunRecord]) -> None:
-    """Append finished rows as they come (fsync'd), so a killed run still leaves its results readable."""
-    if records:
-        try:
-            append_jsonl(run_dir / "results.jsonl", [r.model_dump(mode="json") for r in records])
-        except OSError as e:
-            raise BasefuseError(f"cannot append to {run_dir / 'results.jsonl'}: {e.strerror or e}; free space "
-                                f"and rerun (finished jobs are kept)") from None
-
-
-def _levels(plan: Plan) -> list[list[Job]]:
-    """Jobs grouped by depth in the graph: each level needs only jobs of earlier levels."""
+def _depths(plan: Plan) -> dict[str, int]:
+    """Each job's depth in the graph: the old schedule ran one depth after the other."""
     depth: dict[str, int] = {}
     for key, job in plan.jobs.items():  # every job comes after the jobs it needs
         depth[key] = 1 + max((depth[d] for d in job.deps), default=-1)
-    levels: list[list[Job]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-    for key, job in plan.jobs.items():
-        levels[depth[key]].append(job)
-    return levels
+    return depth
 
 
-def _execute_stage(jobs: list[Job], run_dir: Path, store: JobStore, executor: Executor, device: str | None,
-                   on_done: Any, on_failed: Any, failures: Failures) -> None:
-    """Run the jobs of one stage that are not done yet; record each as soon as it finishes or fails.
+def _needed(plan: Plan, only: Iterable[str] | None) -> list[str]:
+    """The jobs to run, in plan order: `only` and every job they need (all of the plan by default)."""
+    if only is None:
+        return list(plan.jobs)
+    unknown = [k for k in only if k not in plan.jobs]
+    if unknown:
+        raise BasefuseError(f"job {unknown[0]!r} is not in the plan: pass keys of plan.jobs")
+    needed: set[str] = set()
+    stack = list(only)
+    while stack:
+        key = stack.pop()
+        if key not in needed:
+            needed.add(key)
+            stack.extend(plan.jobs[key].deps)
+    return [k for k in plan.jobs if k in needed]
 
-    A job whose inputs failed is skipped; a failed job does not stop the others.
+
+class _Scheduler:
+    """Hands each job to the executor as soon as the jobs it needs are done.
+
+    At most `executor.workers` jobs are in flight; ready jobs go in plan order (with `barriers`, only
+    those of the lowest depth not finished yet: the old schedule, kept to measure against). Each
+    finished job is recorded in the store at once; a failed job's dependents, through any depth, are
+    skipped while the other jobs go on.
     """
-    todo = []
-    for job in jobs:
-        blocked = failures.blocking(job.deps)
-        if blocked:
-            on_failed(job, None, blocked)
-        elif job.key in store and output_complete(run_dir, job):
-            on_done(job, reused=True)
-        elif output_complete(run_dir, job):
-            # Finished but not recorded (a crash between the two): recover it from its output.
-            store.append(job.key, job.kind, job.label, _summarise(job, read_result(run_dir, job)))
-            on_done(job, reused=True)
-        else:
-            todo.append(job)
-    fn = functools.partial(attempt_job, run_dir=str(run_dir), device=device)
-    for i, outcome in executor.map(fn, [j.to_dict() for j in todo]):
+
+    def __init__(self, plan: Plan, keys: list[str], run_dir: Path, store: JobStore, executor: Executor,
+                 device: str | None, bar: Any, results: ResultsWriter, outcome: JobsOutcome,
+                 barriers: bool) -> None:
+        self.plan, self.keys, self.run_dir, self.store, self.executor = plan, keys, run_dir, store, executor
+        self.bar, self.results, self.outcome = bar, results, outcome
+        self.fn = functools.partial(attempt_job, run_dir=str(run_dir), device=device)
+        self.index = {k: i for i, k in enumerate(keys)}
+        depths = _depths(plan)
+        self.level = {k: depths[k] if barriers else 0 for k in keys}
+        self.unfinished = Counter(self.level.values())  # per level, jobs not finished, failed or skipped
+        self.current = 0  # the lowest level with unfinished jobs
+        self.missing: dict[str, int] = {}  # waiting job -> how many of its deps are not done yet
+        self.dependents: dict[str, list[str]] = {k: [] for k in keys}
+        self.ready: list[tuple[int, int]] = []  # heap of (level, plan index)
+        self.in_flight: dict[Hashable, Job] = {}
+        self.finished = 0
+        self.runs_of: dict[str, list[PlannedRun]] = {}
+        for run in plan.runs:
+            self.runs_of.setdefault(run.job_key, []).append(run)
+
+    def run(self) -> None:
+        done = set()
+        for key in self.keys:
+            job = self.plan.jobs[key]
+            if output_complete(self.run_dir, job):
+                if key not in self.store:  # finished but not recorded (a crash between the two): recover it
+                    self.store.append(key, job.kind, job.label, recovered_result(self.run_dir, job))
+                done.add(key)
+                self._finish(job)
+                self.outcome.reused += 1
+                self.bar.advance(job, self.store.get(key), reused=True)
+        for key in self.keys:
+            if key not in done:
+                deps = [d for d in self.plan.jobs[key].deps if d not in done]
+                self.missing[key] = len(deps)
+                for d in deps:
+                    self.dependents[d].append(key)
+                if not deps:
+                    heapq.heappush(self.ready, (self.level[key], self.index[key]))
+        while True:
+            self._submit_ready()
+            if not self.in_flight:
+                break
+            for handle, outcome in self.executor.wait():
+                self._collect(self.in_flight.pop(handle), outcome)
+        assert self.finished == len(self.keys), "the scheduler stopped with jobs left"
+
+    def _submit_ready(self) -> None:
+        while self.ready and len(self.in_flight) < self.executor.workers and self.ready[0][0] <= self.current:
+            job = self.plan.jobs[self.keys[heapq.heappop(self.ready)[1]]]
+            self.in_flight[self.executor.submit(self.fn, job.to_dict())] = job
+        self._show()
+
+    def _collect(self, job: Job, outcome: dict[str, Any]) -> None:
+        self.outcome.executed += 1
         if outcome["ok"]:
-            store.append(todo[i].key, todo[i].kind, todo[i].label, outcome["result"])
-            on_done(todo[i], reused=False)
-        else:
-            on_failed(todo[i], outcome, [])
+            self.store.append(job.key, job.kind, job.label, outcome["result"])
+            self._finish(job)
+            self.bar.advance(job, outcome["result"], reused=False)
+            self.results.changed()
+            for d in self.dependents[job.key]:
+                self.missing[d] -= 1
+                if self.missing[d] == 0:
+                    heapq.heappush(self.ready, (self.level[d], self.index[d]))
+            return
+        failures = self.outcome.failures
+        failures.add_failed(job, outcome, self._rows(job))
+        self._finish(job)
+        self.bar.fail(job, outcome["error"])
+        for key in self.keys[self.index[job.key] + 1:]:  # dependents come after in plan order
+            blocked = failures.blocking(self.plan.jobs[key].deps)
+            if self.missing.get(key, 0) > 0 and blocked and key not in failures.skipped:
+                failures.add_skipped(self.plan.jobs[key], blocked, self._rows(self.plan.jobs[key]))
+                self._finish(self.plan.jobs[key])
+                self.bar.fail(self.plan.jobs[key], None)
+        failures.write(self.run_dir)
+
+    def _finish(self, job: Job) -> None:
+        self.finished += 1
+        self.unfinished[self.level[job.key]] -= 1
+        while self.unfinished[self.current] == 0 and self.current < max(self.unfinished, default=0):
+            self.current += 1
+
+    def _rows(self, job: Job) -> list[dict[str, Any]]:
+        return [r.record_fields() for r in self.runs_of.get(job.key, [])]
+
+    def _show(self) -> None:
+        running = len(self.in_flight)
+        self.bar.counts(done=self.finished, running=running, waiting=len(self.keys) - self.finished - running)
 
 
-def _summarise(job: Job, result: dict[str, Any]) -> dict[str, Any]:
-    if job.kind == "fuse":
-        return {"method": result.get("method"), "recovered": True}
-    return summarise_metrics(result) | {"recovered": True}
+def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Iterable[str] | None = None,
+             device: str | None = None, progress: bool = False, schedule: Schedule = "graph") -> JobsOutcome:
+    """Run the jobs of `plan` in `run_dir` that are not done yet (with `only`: those keys and the jobs they
+    need), each as soon as the jobs it needs are done; record each in the store and rewrite results.jsonl.
 
-
-def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *, executor: Executor | None = None,
-                   device: str | None = None, force: bool = False, progress: bool = True,
-                   report: bool = True) -> RunSummary:
-    """Run (or resume) an experiment in `run_dir`; finished jobs are never redone."""
-    cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
+    For scripts and benchmarks that run part of a plan; `run_experiment` is the whole run. Holds the run
+    directory's lock meanwhile. Never closes `executor`. `schedule="barriers"`: one depth at a time (for
+    benchmarks only).
+    """
     run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
-    _make_run_dir(run_dir, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
     with own_run_dir(run_dir):
-        remove_leftovers(run_dir)  # what dead runs left: we own the folder, nobody else writes there
-        _prepare_run_dir(cfg, run_dir, force)
-        return _run_owned(cfg, run_dir, executor=executor or LocalExecutor(), device=device, progress=progress,
-                          report=report)
+        remove_leftovers(run_dir)
+        return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule)
 
 
-def _run_owned(cfg: ExperimentConfig, run_dir: Path, *, executor: Executor, device: str | None, progress: bool,
-               report: bool) -> RunSummary:
-    t0 = time.perf_counter()
-    plan = make_plan(cfg)
-    write_plan(run_dir, plan)
-    write_leakage(run_dir, plan.leakage)
+def derive_results(plan: Plan, run_dir: str | Path) -> Path:
+    """Rewrite RUN/results.jsonl from the plan and the store now, e.g. after a run was killed by SIGKILL (it is
+    otherwise rewritten by the run itself). Holds the run directory's lock meanwhile."""
+    run_dir = Path(run_dir).resolve()
+    with own_run_dir(run_dir):
+        ResultsWriter(run_dir, plan, JobStore(run_dir / "store.jsonl")).write()
+    return run_dir / RESULTS
+
+
+def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[str] | None = None,
+               device: str | None, progress: bool, schedule: Schedule = "graph") -> JobsOutcome:
+    """Schedule the jobs on the executor in a run directory this process owns."""
+    if schedule not in ("graph", "barriers"):
+        raise ValueError(f"unknown schedule {schedule!r}: graph or barriers")
     store = JobStore(run_dir / "store.jsonl")
     if store.skipped_lines:
         print(f"basefuse: warning: {store.path}: skipped {store.skipped_lines} unreadable line(s) (not UTF-8 "
               f"JSON, e.g. half-written in a crash); their jobs are recovered or run again", file=sys.stderr)
-    n_total = len(plan.jobs)
-    counts = {"executed": 0, "reused": 0}
-    failures = Failures()
+    keys = _needed(plan, only)
+    outcome = JobsOutcome()
+    results = ResultsWriter(run_dir, plan, store)
 
     from basefuse.experiments.progress import JobProgress
 
-    with JobProgress(n_total, enabled=progress) as bar:
-        runs_of: dict[str, list[PlannedRun]] = {}
-        for run in plan.runs:
-            runs_of.setdefault(run.job_key, []).append(run)
-
-        def on_done(job: Job, reused: bool) -> None:
-            counts["reused" if reused else "executed"] += 1
-            result = store.get(job.key)
-            bar.advance(job, result, reused)
-            if not reused and job.key in runs_of:
-                append_results(run_dir, [_record(r, result) for r in runs_of[job.key]])
-
-        def on_failed(job: Job, outcome: dict[str, Any] | None, blocked: list[str]) -> None:
-            """`outcome` of a job that ran and failed, or None for one skipped because `blocked` failed."""
-            rows = [r.record_fields() for r in runs_of.get(job.key, [])]
-            if outcome is None:
-                failures.add_skipped(job, blocked, rows)
-            else:
-                counts["executed"] += 1
-                failures.add_failed(job, outcome, rows)
-            bar.fail(job, None if outcome is None else outcome["error"])
-            failures.write(run_dir)
-
+    with JobProgress(len(keys), enabled=progress) as bar:
         try:
-            for depth, jobs in enumerate(_levels(plan)):
-                bar.stage(f"level {depth}", len(jobs))
-                _execute_stage(jobs, run_dir, store, executor, device, on_done, on_failed, failures)
+            _Scheduler(plan, keys, run_dir, store, executor, device, bar, results, outcome,
+                       barriers=schedule == "barriers").run()
         finally:
+            results.write()  # at the end, whatever ended the run
             try:
-                write_results(run_dir, records_from(plan, store))
-                failures.write(run_dir)
-            except OSError as e:  # e.g. a full disk: the store is the record, results.jsonl is derived from it
-                print(f"basefuse: warning: cannot rewrite results in {run_dir}: {e.strerror or e}; "
-                      f"the next run rewrites them", file=sys.stderr)
-            executor.close()
+                outcome.failures.write(run_dir)
+            except OSError as e:
+                print(f"basefuse: warning: cannot write {run_dir / 'failures.json'}: {e.strerror or e}",
+                      file=sys.stderr)
+    return outcome
 
-    records = records_from(plan, store)
-    summary = RunSummary(run_dir=run_dir, jobs_total=n_total, jobs_executed=counts["executed"],
-                         jobs_reused=counts["reused"], wall_s=time.perf_counter() - t0, records=records,
-                         failures=failures)
+
+def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *, executor: Executor | None = None,
+                   device: str | None = None, force: bool = False, progress: bool = True,
+                   report: bool = True, schedule: Schedule = "graph") -> RunSummary:
+    """Run (or resume) an experiment in `run_dir`; finished jobs are never redone.
+
+    `executor`: where jobs run (default: one by one in this process); it is not closed here, whoever
+    created it closes it. `schedule="barriers"` runs the graph one depth at a time (for benchmarks only).
+    """
+    cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
+    run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
+    _make_run_dir(run_dir, force)
+    with own_run_dir(run_dir), contextlib.ExitStack() as stack:
+        remove_leftovers(run_dir)  # what dead runs left: we own the folder, nobody else writes there
+        _prepare_run_dir(cfg, run_dir, force)
+        if executor is None:
+            executor = stack.enter_context(LocalExecutor())
+        return _run_owned(cfg, run_dir, executor=executor, device=device, progress=progress, report=report,
+                          schedule=schedule)
+
+
+def _run_owned(cfg: ExperimentConfig, run_dir: Path, *, executor: Executor, device: str | None, progress: bool,
+               report: bool, schedule: Schedule) -> RunSummary:
+    t0 = time.perf_counter()
+    plan = make_plan(cfg)
+    write_plan(run_dir, plan)
+    write_leakage(run_dir, plan.leakage)
+    outcome = _run_graph(plan, run_dir, executor, device=device, progress=progress, schedule=schedule)
+    records = records_from(plan, JobStore(run_dir / "store.jsonl"))
+    summary = RunSummary(run_dir=run_dir, jobs_total=len(plan.jobs), jobs_executed=outcome.executed,
+                         jobs_reused=outcome.reused, wall_s=time.perf_counter() - t0, records=records,
+                         failures=outcome.failures)
     if report and records and "pretrained" in cfg.conditions:  # gains are measured against pretrained
         from basefuse.reports.build import build_report
 

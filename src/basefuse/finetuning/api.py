@@ -217,14 +217,14 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
 # ---------------------------------------------------------------- the API
 
 @contextlib.contextmanager
-def _torch_threads(device: "torch.device") -> Iterator[None]:
-    """Use every core on CPU for this call only (or $BASEFUSE_THREADS, set by executors that run several
-    finetunes at once); restore the caller's setting afterwards."""
+def _torch_threads(device: "torch.device", threads: int | None) -> Iterator[None]:
+    """Use `threads` (default: every core) on CPU for this call only (executors that run several finetunes
+    at once pass each its share); restore the caller's setting afterwards."""
     import torch
 
     before = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(int(os.environ.get("BASEFUSE_THREADS") or os.cpu_count() or 1))
+        torch.set_num_threads(threads or os.cpu_count() or 1)
     try:
         yield
     finally:
@@ -240,8 +240,10 @@ def _capped(split: Any, cap: int | None) -> Any:
 
 def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = None, seed: int = 0,
              out: str | Path | None = None, save: bool = False, device: str | None = None,
-             progress: bool = True, force: bool = False) -> dict:
+             progress: bool = True, force: bool = False, threads: int | None = None) -> dict:
     """Finetune `model` on `task` with one seed; return (and write to `out/metrics.json`) the metrics.
+
+    `threads`: CPU threads for torch on CPU (default: every core).
 
     Same seed, same machine, CPU -> same metrics. With `save`, `out/model/` holds the finetuned model
     in safetensors + its tokenizer, loadable with `AutoModelForSequenceClassification.from_pretrained`.
@@ -270,7 +272,7 @@ def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = No
 
     out_ctx = atomic_output_dir(out, force=force, protected=protected) if out is not None \
         else contextlib.nullcontext(None)
-    with out_ctx as tmp, _torch_threads(dev):
+    with out_ctx as tmp, _torch_threads(dev, threads):
         cuda_devices = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda_devices):  # leave the caller's RNG state as it was
             torch.manual_seed(seed)

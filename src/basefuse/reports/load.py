@@ -31,15 +31,13 @@ def read_results(path: str | Path) -> tuple[list[RunRecord], list[str]]:
 
     A line that is not valid JSON (typically a half-written last line after a crash) is
     skipped with a warning; a JSON object that is not a valid record is an error, because
-    silently dropping real results would bias the report. Records sharing a non-empty
-    `job_key` and role are deduplicated, keeping the last (a job rerun after a resume).
+    silently dropping real results would bias the report.
     """
     path = Path(path)
     if not path.is_file():
         raise BasefuseError(f"{path} not found: run `basefuse experiment` first or pass the run directory")
     warnings: list[str] = []
     records: list[RunRecord] = []
-    position: dict[tuple, int] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -61,13 +59,5 @@ def read_results(path: str | Path) -> tuple[list[RunRecord], list[str]]:
                 what = "missing" if err["type"] == "missing" else f"invalid ({err['msg']})"
                 raise BasefuseError(f"{where}: field '{field}' is {what}; fix or remove that line") from None
             _check(record, where)
-            # One job can back several rows (e.g. a family's fusion that equals "all"), so a row is a job
-            # *and* the role it plays.
-            identity = (record.job_key, record.condition, record.source_family, record.ablation)
-            if record.job_key and identity in position:
-                records[position[identity]] = record
-                continue
-            if record.job_key:
-                position[identity] = len(records)
             records.append(record)
     return records, warnings
