@@ -13,20 +13,27 @@ from builders import make_tiny_experiment
 
 pytestmark = pytest.mark.slow  # whole tiny experiments, on three executors
 
-RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay")
+RUN_FIELDS = ("target", "condition", "source_family", "seed", "weight_decay", "iteration")
 
 
 def _results(run_dir) -> dict[tuple, float]:
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    return {tuple(r[k] for k in RUN_FIELDS): r["accuracy"] for r in rows}
+    return {tuple(r.get(k) for k in RUN_FIELDS): r["accuracy"] for r in rows}
 
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
+    """Two fusion methods side by side and a 2-iteration ColD Fusion chain (over family y, x1's family left out)."""
     root = tmp_path_factory.mktemp("exec")
-    cfg = parse_experiment_config(make_tiny_experiment(root))
-    run_experiment(cfg, root / "local", executor=LocalExecutor(), progress=False)
-    return root, cfg, _results(root / "local")
+    cfg = parse_experiment_config(make_tiny_experiment(
+        root, fused_groups=["all"], cold_fusion={"iterations": 2},
+        fusion=[{"method": "average"}, {"method": "ties", "params": {"density": 0.5}}]))
+    with LocalExecutor() as local:
+        run_experiment(cfg, root / "local", executor=local, progress=False)
+    got = _results(root / "local")
+    assert {(k[1], k[5]) for k in got} == {("pretrained", None), ("fused", None), ("fused[ties]", None),
+                                           ("intertrained", None), ("cold", 1), ("cold", 2)}
+    return root, cfg, got
 
 
 def _check_same(cfg, want: dict, got: dict) -> None:
@@ -37,11 +44,8 @@ def _check_same(cfg, want: dict, got: dict) -> None:
 
 def test_process_pool_matches_local(local_run):
     root, cfg, want = local_run
-    pool = ProcessPoolExecutor(2)
-    try:
+    with ProcessPoolExecutor(2) as pool:
         summary = run_experiment(cfg, root / "pool", executor=pool, progress=False)
-    finally:
-        pool.close()
     assert summary.jobs_executed == len(make_plan(cfg).jobs)
     _check_same(cfg, want, _results(root / "pool"))
 
@@ -53,9 +57,8 @@ def test_ray_executor_matches_local(local_run):
     root, cfg, want = local_run
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        executor = RayExecutor(workers=2)
-        summary = run_experiment(cfg, root / "ray", executor=executor, progress=False)
-        executor.close()
+        with RayExecutor(workers=2) as executor:
+            summary = run_experiment(cfg, root / "ray", executor=executor, progress=False)
     finally:
         ray.shutdown()
     assert summary.jobs_executed == len(make_plan(cfg).jobs)
