@@ -37,6 +37,24 @@ def fast_config(root: Path) -> dict:
                    "source_finetune": FAST, "finetune": FAST}
 
 
+def prepared(root: Path, data: dict, name: str = "tiny") -> tuple:
+    """(root, config dict, config YAML path, plan): what the fault tests need of an experiment."""
+    import yaml
+
+    from basefuse.experiments.runner import make_plan
+
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return root, data, path, make_plan(parse_experiment_config(data))
+
+
+def clean_results(prepared_run: tuple) -> dict:
+    """The results of an undisturbed run: what every disturbed run must end with."""
+    root, data, _, _ = prepared_run
+    run_experiment(parse_experiment_config(data), root / "clean", progress=False, report=False)
+    return results(root / "clean")
+
+
 def results(run_dir: Path) -> dict[tuple, tuple[float, float]]:
     """results.jsonl by report row; a row written twice would be lost in the dict, so count them too."""
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]

@@ -6,13 +6,11 @@ import os
 import signal
 
 import pytest
-import yaml
 
-from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.jobs import output_complete
-from basefuse.experiments.runner import make_plan, run_experiment
 
-from fault_helpers import fast_config, kill_group, rerun_and_check, results, start_cli, stored_keys, wait_for
+from fault_helpers import (clean_results, fast_config, kill_group, prepared, rerun_and_check, start_cli, stored_keys,
+                           wait_for)
 
 pytestmark = pytest.mark.slow  # a real tiny experiment, twice
 
@@ -21,17 +19,12 @@ pytestmark = pytest.mark.slow  # a real tiny experiment, twice
 def cold_tiny(tmp_path_factory):
     """x1 as target; its chain is over y1, y2 (the family x left out), 2 iterations; plus pretrained and fused."""
     root = tmp_path_factory.mktemp("cold")
-    data = fast_config(root) | {"cold_fusion": {"iterations": 2}}
-    path = root / "cold.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return root, data, path, make_plan(parse_experiment_config(data))
+    return prepared(root, fast_config(root) | {"cold_fusion": {"iterations": 2}}, "cold")
 
 
 @pytest.fixture(scope="module")
 def cold_clean(cold_tiny):
-    root, data, _, _ = cold_tiny
-    run_experiment(parse_experiment_config(data), root / "clean", progress=False, report=False)
-    return results(root / "clean")
+    return clean_results(cold_tiny)
 
 
 def test_kill_9_mid_cold_iteration_then_rerun(cold_tiny, cold_clean, tmp_path):
