@@ -14,7 +14,8 @@ from basefuse import io
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import load_experiment_config, parse_experiment_config
 from basefuse.experiments.rundir import own_run_dir, read_run_dir, remove_leftovers
-from basefuse.experiments.runner import run_experiment, write_results
+from basefuse.experiments.results import write_results
+from basefuse.experiments.runner import run_experiment
 from basefuse.experiments.store import JobStore
 
 MINIMAL = {"families": {"a": ["t1", "t2"]}}  # valid config; a refused run never gets as far as loading tasks

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from basefuse.errors import BasefuseError
-from basefuse.experiments.records import CONFIG_CONDITIONS
+from basefuse.experiments.records import CONFIG_CONDITIONS, condition_name
 from basefuse.finetuning.config import FinetuneConfig
 
 _STRICT = ConfigDict(extra="forbid")
@@ -71,8 +71,6 @@ class FusionSettings(BaseModel):
                              description="its condition name fused[NAME] (default: the method)")
 
     def condition(self, kind: str = "fused") -> str:
-        from basefuse.experiments.records import condition_name
-
         return condition_name(kind, self.name or self.method)
 
     def check(self, where: str) -> None:

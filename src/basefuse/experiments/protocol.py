@@ -8,6 +8,7 @@ base condition on every target for every seed and weight decay. Each job names t
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +163,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
     for target in targets:
         for group, pool in _source_groups(cfg, target):
             _check_pool(cfg, target, group, pool)
-    chains = _cold_chains(cfg, targets, fused, finetuned, base) if cfg.cold_fusion else {}
+    chains = _cold_chains(cfg, targets, fused, finetuned) if cfg.cold_fusion else {}
     # Seed-major order: the first results of a long run already cover every target and condition.
     for wd in cfg.weight_decays:
         for seed in cfg.seeds:
@@ -272,8 +273,14 @@ class ColdIteration:
     n_contributors: int  # contributors of this iteration
 
 
-def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Any, finetuned: Any,
-                 base: dict[str, str]) -> dict[str, list[ColdIteration]]:
+#: finetuned(task, start model or None for the base, label) -> job key
+Finetuned = Callable[[str, Any, str], str]
+#: fused([(task, finetune key)], method, start model or None for the base, label) -> model reference
+Fused = Callable[..., dict]
+
+
+def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Fused,
+                 finetuned: Finetuned) -> dict[str, list[ColdIteration]]:
     """One ColD chain per family of targets, over every source outside that family (a held-out family's chain
     is over all sources); returns, per target, the evaluated iterations of its chain.
 
@@ -291,13 +298,13 @@ def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Any, finetune
             raise BasefuseError(f"cold_fusion: target {target!r}: every source is in its family {fam!r}, so its "
                                 "chain would have no contributors; add a family of sources")
         if pool not in by_pool:
-            by_pool[pool] = _cold_chain(cfg, pool, fused, finetuned, base)
+            by_pool[pool] = _cold_chain(cfg, pool, fused, finetuned)
         out[target] = [it for it in by_pool[pool] if it.iteration in cold.evaluated()]
     return out
 
 
-def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Any, finetuned: Any,
-                base: dict[str, str]) -> list[ColdIteration]:
+def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Fused,
+               finetuned: Finetuned) -> list[ColdIteration]:
     cold = cfg.cold_fusion
     assert cold is not None
     k = len(pool) if cold.contributors == "all" else cold.contributors

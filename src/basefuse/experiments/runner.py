@@ -24,7 +24,7 @@ from basefuse.experiments.leakage import LEAKAGE_FILE, task_content, write_leaka
 from basefuse.experiments.plan_record import write_plan
 from basefuse.experiments.protocol import Plan, PlannedRun, TaskFacts, build_plan
 from basefuse.experiments.records import RunRecord
-from basefuse.experiments.results import RESULTS, ResultsWriter, records_from, write_results  # noqa: F401
+from basefuse.experiments.results import RESULTS, ResultsWriter, records_from
 from basefuse.experiments.rundir import LOCK_NAME, own_run_dir, remove_leftovers
 from basefuse.experiments.store import JobStore
 from basefuse.io import write_json, write_text_atomic
