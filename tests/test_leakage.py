@@ -103,9 +103,10 @@ def test_same_data_repro_of_issue_8_exits_2_with_one_line_on_dry_run(tmp_path, m
     table = json.loads((tmp_path / "RUN" / "leakage.json").read_text())
     assert {r["target"] for r in table["rows"]} == {"x1"} and all(r["overlap"] == 0 for r in table["rows"])
     from basefuse.experiments.config import load_experiment_config
-    from basefuse.experiments.runner import _prepare_run_dir
+    from basefuse.experiments.runner import _check_run_dir, _make_run_dir
 
-    _prepare_run_dir(load_experiment_config("ok.yaml"), tmp_path / "RUN", force=False)  # not "not a run"
+    _make_run_dir(tmp_path / "RUN", force=False)  # not "not a run"
+    _check_run_dir(load_experiment_config("ok.yaml"), tmp_path / "RUN", force=False)
 
 
 # ---- overlap by content ------------------------------------------------------------------------------

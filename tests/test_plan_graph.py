@@ -162,3 +162,22 @@ def test_sources_nothing_uses_are_not_planned():
     assert len(plan.jobs) == 1 + 2  # a2's finetune, pretrained -> a1, fused (a) -> a1
     pretrained_only = plan_of(targets=["a1"], conditions=["pretrained"])
     assert not pretrained_only.sources and len(pretrained_only.jobs) == 1
+
+
+def test_a_config_the_planner_refuses_ties_no_folder_to_it(tmp_path):
+    """Refused at planning (before any job): no experiment.yaml or run.json is left, so the fixed config may
+    use the same --out without --force."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from builders import make_tiny_experiment
+
+    from basefuse.experiments.runner import _check_run_dir, run_experiment
+
+    data = make_tiny_experiment(tmp_path, cold_fusion={"iterations": 1, "contributors": 5})  # y has 3 sources
+    run = tmp_path / "run"
+    with pytest.raises(BasefuseError, match="contributors is 5"):
+        run_experiment(parse_experiment_config(data), run, progress=False, report=False)
+    assert not (run / "run.json").exists() and not (run / "experiment.yaml").exists()
+    _check_run_dir(parse_experiment_config(data | {"cold_fusion": {"iterations": 1}}), run, force=False)

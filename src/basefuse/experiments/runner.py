@@ -56,28 +56,34 @@ def _make_run_dir(run_dir: Path, force: bool) -> None:
         raise BasefuseError(f"{run_dir} is not empty and is not a basefuse run: choose an empty or new folder")
 
 
-def _prepare_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
+def _check_run_dir(cfg: ExperimentConfig, run_dir: Path, force: bool) -> None:
     """A run directory belongs to one config: refuse to mix results of different ones."""
     meta_path = run_dir / "run.json"
-    if meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, OSError):
-            meta = None
-        if not isinstance(meta, dict) and not force:
-            raise BasefuseError(f"{meta_path} is corrupt (not a UTF-8 JSON object): pass --force to rewrite it "
-                                f"(finished jobs are still reused by content), or use another --out")
-        if isinstance(meta, dict) and meta.get("config_fingerprint") != cfg.fingerprint() and not force:
-            raise BasefuseError(
-                f"{run_dir} holds a run of a different config ({meta.get('config_name', '?')}): use another --out, "
-                f"or --force to switch this folder to the new config (finished jobs are still reused by content)")
+    if not meta_path.exists():
+        return
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, OSError):
+        meta = None
+    if not isinstance(meta, dict) and not force:
+        raise BasefuseError(f"{meta_path} is corrupt (not a UTF-8 JSON object): pass --force to rewrite it "
+                            f"(finished jobs are still reused by content), or use another --out")
+    if isinstance(meta, dict) and meta.get("config_fingerprint") != cfg.fingerprint() and not force:
+        raise BasefuseError(
+            f"{run_dir} holds a run of a different config ({meta.get('config_name', '?')}): use another --out, "
+            f"or --force to switch this folder to the new config (finished jobs are still reused by content)")
+
+
+def _write_run_meta(cfg: ExperimentConfig, run_dir: Path) -> None:
+    """experiment.yaml and run.json: written once the plan is made, so a config the planner refuses leaves
+    nothing that would tie the folder to it."""
     from basefuse import __version__
 
     try:
         write_text_atomic(run_dir / "experiment.yaml",
                           yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
-        write_json(meta_path, {"config_name": cfg.name, "config_fingerprint": cfg.fingerprint(),
-                               "basefuse_version": __version__})
+        write_json(run_dir / "run.json", {"config_name": cfg.name, "config_fingerprint": cfg.fingerprint(),
+                                          "basefuse_version": __version__})
     except OSError as e:
         raise BasefuseError(f"cannot write to the run directory {run_dir}: {e.strerror or e}; "
                             f"choose a writable folder with --out") from None
@@ -313,20 +319,21 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     """
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
     run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
+    t0 = time.perf_counter()
     _make_run_dir(run_dir, force)
     with own_run_dir(run_dir), contextlib.ExitStack() as stack:
         remove_leftovers(run_dir)  # what dead runs left: we own the folder, nobody else writes there
-        _prepare_run_dir(cfg, run_dir, force)
+        _check_run_dir(cfg, run_dir, force)
+        plan = make_plan(cfg)  # refuses leakage and impossible protocols before anything is written
+        _write_run_meta(cfg, run_dir)
         if executor is None:
             executor = stack.enter_context(LocalExecutor())
-        return _run_owned(cfg, run_dir, executor=executor, device=device, progress=progress, report=report,
-                          schedule=schedule)
+        return _run_owned(cfg, plan, run_dir, t0, executor=executor, device=device, progress=progress,
+                          report=report, schedule=schedule)
 
 
-def _run_owned(cfg: ExperimentConfig, run_dir: Path, *, executor: Executor, device: str | None, progress: bool,
-               report: bool, schedule: Schedule) -> RunSummary:
-    t0 = time.perf_counter()
-    plan = make_plan(cfg)
+def _run_owned(cfg: ExperimentConfig, plan: Plan, run_dir: Path, t0: float, *, executor: Executor,
+               device: str | None, progress: bool, report: bool, schedule: Schedule) -> RunSummary:
     write_plan(run_dir, plan)
     write_leakage(run_dir, plan.leakage)
     outcome = _run_graph(plan, run_dir, executor, device=device, progress=progress, schedule=schedule)
