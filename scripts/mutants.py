@@ -5,9 +5,19 @@
     python scripts/mutants.py --list
 
 Each mutant is applied alone to a scratch copy of `src/` (the working tree is never edited), the
-copy is put first on PYTHONPATH, and its tests run with a timeout. The table says killed (a test
-failed), survived (every test passed: a gap in the suite), timeout (counted as killed) or
-"snippet not found" (the source changed: update the snippet). Exit 1 if any survived or is not found.
+copy is put first on PYTHONPATH, and its tests run with a timeout. Every pytest run (the baseline
+too) gets its own empty HOME, XDG_CACHE_HOME and BASEFUSE_CACHE (the user's fetched wheels linked
+in read-only), so no other basefuse process can touch the cache the suite checks. The outcome is
+read from pytest's JUnit XML report, not from its exit status alone:
+
+    killed      pytest exited 1 and a named test failed (or errored in its fixtures): the test ids are shown
+    survived    every test passed: a gap in the suite
+    timeout     the tests ran past --timeout (counted as killed)
+    error       any other end (a collection error, a usage error, exit 1 with no failed test such as the
+                suite's own cache check): not a kill
+    snippet not found / snippet ambiguous   the source changed: update the snippet
+
+Exit 1 if any mutant survived, ended in an error or was not applied.
 
 A mutant is one line of MUTANTS: (name, file under src/basefuse, exact original snippet, replacement,
 test files). The original snippet must occur exactly once in the file.
@@ -21,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,27 +71,79 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
-def run_one(scratch: Path, name: str, rel: str, old: str, new: str, tests: str, timeout: float) -> str:
-    original = (SRC / "basefuse" / rel).read_text(encoding="utf-8")
-    if original.count(old) != 1:
-        return "snippet not found" if old not in original else "snippet ambiguous"
-    target = scratch / "basefuse" / rel
-    target.write_text(original.replace(old, new), encoding="utf-8")
+@dataclass(frozen=True)
+class Outcome:
+    """How one pytest run ended: `status` is killed, survived, timeout or error; `detail` says why."""
+
+    status: str
+    detail: str = ""
+
+
+def user_cache() -> Path:
+    """The cache basefuse would use for this user (the rule of `basefuse.io.cache_dir`)."""
+    if os.environ.get("BASEFUSE_CACHE"):
+        return Path(os.environ["BASEFUSE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "basefuse"
+
+
+def isolated_env(root: Path, scratch: Path, wheels: list[Path]) -> dict[str, str]:
+    """Environment of one pytest run: the scratch copy first on PYTHONPATH, and a HOME, XDG_CACHE_HOME and
+    BASEFUSE_CACHE of its own under `root` (fresh), holding links to the user's fetched wheels."""
+    home, xdg, cache = root / "home", root / "xdg-cache", root / "basefuse-cache"
+    for d in (home, xdg, cache / "wheels"):
+        d.mkdir(parents=True)
+    for whl in wheels:
+        (cache / "wheels" / whl.name).symlink_to(whl)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(scratch), str(ROOT / "tests")]),
+                HOME=str(home), XDG_CACHE_HOME=str(xdg), BASEFUSE_CACHE=str(cache),
+                OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+
+
+def failed_tests(report: Path) -> list[str]:
+    """Ids of the test cases the JUnit XML report marks failed or errored ([] if there is no report)."""
     try:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(scratch), str(ROOT / "tests")]),
-                   OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-               *[f"tests/{t}" for t in tests.split()]]
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    return [f"{case.get('classname')}::{case.get('name')}" for case in root.iter("testcase")
+            if case.find("failure") is not None or case.find("error") is not None]
+
+
+def judge(returncode: int, failed: list[str], output: str) -> Outcome:
+    """A kill needs pytest's "tests failed" exit and a failed test it names; any other end is an error."""
+    if returncode == 0:
+        return Outcome("survived")
+    if returncode == 1 and failed:
+        return Outcome("killed", ", ".join(f.rsplit(".", 1)[-1] for f in failed[:2]))
+    tail = (output.strip().splitlines() or ["?"])[-1]
+    why = "no failed test in the report" if returncode == 1 else f"pytest exit {returncode}"
+    return Outcome("error", f"{why}: {tail[:100]}")
+
+
+def run_pytest(files: list[str], scratch: Path, wheels: list[Path], timeout: float | None,
+               stop_first: bool = True) -> Outcome:
+    """Run the named test files against the scratch copy in a fresh isolated environment."""
+    with tempfile.TemporaryDirectory(prefix="basefuse-mutant-run-") as tmp:
+        env = isolated_env(Path(tmp), scratch, wheels)
+        report = Path(tmp) / "junit.xml"
+        cmd = [sys.executable, "-m", "pytest", *(["-x"] if stop_first else []), "-q", "-p", "no:cacheprovider",
+               "-o", "addopts=", f"--junitxml={report}", *[f"tests/{t}" for t in files]]
         try:
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return "timeout"
-        if proc.returncode == 0:
-            return "survived"
-        if proc.returncode == 1:
-            return "killed"
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["?"]
-        return f"error (pytest exit {proc.returncode}: {tail[0][:80]})"
+            return Outcome("timeout")
+        return judge(proc.returncode, failed_tests(report), proc.stdout + proc.stderr)
+
+
+def run_one(scratch: Path, wheels: list[Path], rel: str, old: str, new: str, tests: str,
+            timeout: float) -> Outcome:
+    original = (SRC / "basefuse" / rel).read_text(encoding="utf-8")
+    if original.count(old) != 1:
+        return Outcome("snippet not found" if old not in original else "snippet ambiguous")
+    target = scratch / "basefuse" / rel
+    target.write_text(original.replace(old, new), encoding="utf-8")
+    try:
+        return run_pytest(tests.split(), scratch, wheels, timeout)
     finally:
         target.write_text(original, encoding="utf-8")
 
@@ -95,6 +159,8 @@ def main() -> int:
         for m in chosen:
             print(f"{m[0]:48} {m[1]:26} {m[4]}")
         return 0
+    real_wheels = user_cache() / "wheels"
+    wheels = sorted(real_wheels.glob("*.whl")) if real_wheels.is_dir() else []
     with tempfile.TemporaryDirectory(prefix="basefuse-mutants-") as tmp:
         scratch = Path(tmp) / "src"
         shutil.copytree(SRC, scratch, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -106,23 +172,24 @@ def main() -> int:
             return 2
         # Baseline: unmutated, every named test must pass, or a "killed" would mean nothing.
         files = sorted({t for m in chosen for t in m[4].split()})
-        base = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                               *[f"tests/{t}" for t in files]], cwd=ROOT, capture_output=True, text=True,
-                              env=dict(env, PYTHONPATH=os.pathsep.join([str(scratch), str(ROOT / "tests")]),
-                                       OMP_NUM_THREADS="1"))
-        if base.returncode != 0:
-            print("the unmutated tests fail, so no mutant can be judged:\n" + base.stdout[-2000:], file=sys.stderr)
+        base = run_pytest(files, scratch, wheels, timeout=None, stop_first=False)
+        if base.status != "survived":
+            print(f"the unmutated tests do not pass ({base.status}: {base.detail}), so no mutant can be judged",
+                  file=sys.stderr)
             return 2
         print(f"baseline: {len(files)} test files pass unmutated", flush=True)
         results = []
         for name, rel, old, new, tests in chosen:
             t0 = time.perf_counter()
-            outcome = run_one(scratch, name, rel, old, new, tests, args.timeout)
-            results.append((name, rel, outcome, time.perf_counter() - t0))
-            print(f"{outcome:18} {time.perf_counter() - t0:6.1f} s  {name} ({rel})", flush=True)
-    bad = [r for r in results if r[2] not in ("killed", "timeout")]
-    print(f"\n{len(results)} mutants: {sum(r[2] == 'killed' for r in results)} killed, "
-          f"{sum(r[2] == 'timeout' for r in results)} timeout, {len(bad)} survived or not applied")
+            outcome = run_one(scratch, wheels, rel, old, new, tests, args.timeout)
+            results.append((name, rel, outcome))
+            detail = f"  [{outcome.detail}]" if outcome.detail else ""
+            print(f"{outcome.status:18} {time.perf_counter() - t0:6.1f} s  {name} ({rel}){detail}", flush=True)
+    count = {s: sum(r[2].status == s for r in results) for s in ("killed", "timeout", "survived", "error")}
+    bad = [r for r in results if r[2].status not in ("killed", "timeout")]
+    print(f"\n{len(results)} mutants: {count['killed']} killed, {count['timeout']} timeout, "
+          f"{count['survived']} survived, {count['error']} error, "
+          f"{len(bad) - count['survived'] - count['error']} not applied")
     return 1 if bad else 0
 
 
