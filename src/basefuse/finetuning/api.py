@@ -176,7 +176,7 @@ def _fresh_head(model: Any) -> None:
 
 
 def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: bool) -> tuple[Any, Any]:
-    """AutoTokenizer + AutoModelForSequenceClassification with a fresh k-way head.
+    """AutoTokenizer + AutoModelForSequenceClassification with a fresh k-way head, its weights in float32.
 
     A checkpoint with another head (an intertrained source model) loads too: its head is re-initialised.
     Body weights missing from the checkpoint are a real problem, so those still warn.
@@ -198,6 +198,9 @@ def load_model_and_tokenizer(path: str, label_names: list[str], *, progress: boo
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BasefuseError(f"cannot load a sequence-classification model from {path}: {first}") from e
+    # Weights in float32 whatever the checkpoint stores (transformers 5 keeps a bf16 file's dtype, e.g. a base
+    # fused with --dtype bfloat16): bf16 is only ever autocast, on a GPU that supports it.
+    model.float()
     _fresh_head(model)
     prefix = getattr(model, "base_model_prefix", "") + "."
     body_missing = sorted(key for key in info.get("missing_keys", ())
