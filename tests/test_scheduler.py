@@ -221,3 +221,63 @@ def test_derive_results_rewrites_results_from_plan_and_store(tmp_path):
     (tmp_path / "results.jsonl").write_text("")  # e.g. a run killed before its last rewrite
     derive_results(plan, tmp_path)
     assert results_rows(tmp_path) == expected_results(plan, tmp_path) and len(results_rows(tmp_path)) == 6
+
+
+# ---- issue 17: a job starts only after ALL of its dependencies end; a torn store line on resume -----------------
+
+JOIN_DURATIONS = {"fast": 1.0, "mid": 3.0, "slow": 5.0, "free": 1.0, "join": 1.0, "after": 1.0}
+
+
+def join_plan(dep_order: tuple[str, ...]) -> Plan:
+    """fast, mid and slow (1, 3, 5 time units) and an unrelated job; `join` needs all three (listed in
+    `dep_order`), `after` needs join."""
+    plan = Plan()
+    key = {n: plan.add(make_job("finetune", n, {"task": n, "save": True})).key for n in ("fast", "mid", "slow", "free")}
+    key["join"] = plan.add(make_job("fuse", "join", {"sources": list(dep_order)}, tuple(key[n] for n in dep_order))).key
+    after = plan.add(make_job("finetune", "after", {"model": key["join"]}, (key["join"],)))
+    plan.runs.append(PlannedRun(job_key=after.key, target="t", target_family="f", condition="fused",
+                                source_family="all", sources=(), seed=0, weight_decay=0.0))
+    return plan
+
+
+@pytest.mark.parametrize("dep_order", [("fast", "mid", "slow"), ("slow", "fast", "mid"), ("mid", "slow", "fast")])
+@pytest.mark.parametrize("workers,schedule", [(3, "graph"), (4, "graph"), (2, "graph"), (3, "barriers")])
+def test_a_job_starts_only_after_all_of_its_dependencies_end(tmp_path, dep_order, workers, schedule):
+    plan = join_plan(dep_order)
+    ex = VirtualClock(tmp_path, workers=workers, durations=JOIN_DURATIONS)
+    run_jobs(plan, tmp_path, ex, schedule=schedule)
+    assert set(ex.start) == set(JOIN_DURATIONS)
+    for job in plan.jobs.values():
+        for dep in job.deps:
+            assert ex.start[job.label] >= ex.end[plan.jobs[dep].label], (job.label, plan.jobs[dep].label)
+    # By hand: with 3 or more workers fast, mid and slow start at 0 and slow ends last, at 5. With 2, fast and
+    # mid start at 0, slow when fast ends (1) and ends at 6. join starts then, after one unit more.
+    slow_end = 5.0 if workers >= 3 else 6.0
+    assert (ex.start["join"], ex.start["after"]) == (slow_end, slow_end + 1)
+
+
+def test_torn_last_store_line_is_skipped_its_job_recovered_not_rerun_and_results_unchanged(tmp_path):
+    from basefuse.experiments.store import JobStore
+
+    plan = make_plan()
+    clean = tmp_path / "clean"
+    run_jobs(plan, clean, VirtualClock(clean, workers=2))
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(plan, run, VirtualClock(run, workers=2, crash_after=5))
+    store = run / "store.jsonl"
+    lines = store.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 5
+    torn = json.loads(lines[-1])
+    store.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # the crash cut the last record
+    assert JobStore(store).skipped_lines == 1 and torn["key"] not in JobStore(store)
+
+    again = VirtualClock(run, workers=2)
+    outcome = run_jobs(plan, run, again)
+    finished = {json.loads(line)["label"] for line in lines}
+    assert set(again.start) == {j.label for j in plan.jobs.values()} - finished  # the torn line's job not rerun
+    assert (outcome.reused, outcome.executed) == (5, len(plan.jobs) - 5)
+    assert results_rows(run) == results_rows(clean) and len(results_rows(run)) == len(plan.runs)
+    reread = JobStore(store)  # the torn half stays one unreadable line; every record after it is whole
+    assert reread.skipped_lines == 1 and set(reread.results) == set(plan.jobs)
+    assert reread.get(torn["key"])["recovered"] is True  # read back from the job's complete output
