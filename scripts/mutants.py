@@ -20,7 +20,8 @@ read from pytest's JUnit XML report, not from its exit status alone:
 Exit 1 if any mutant survived, ended in an error or was not applied.
 
 A mutant is one line of MUTANTS: (name, file under src/basefuse, exact original snippet, replacement,
-test files). The original snippet must occur exactly once in the file.
+tests: files under tests/ or pytest node ids, space-separated). The original snippet must occur exactly once
+in the file.
 """
 from __future__ import annotations
 
@@ -68,6 +69,32 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     ("source finetunes ignore source_seed", "experiments/protocol.py", '"seed": cfg.source_seed,', '"seed": 0,', "test_guarantee_job_keys.py"),
     ("job key includes the base path", "experiments/jobs.py", 'if not (k == "base" and "fingerprint" in obj)', "if True", "test_experiment_protocol.py"),
     ("target left in its own family pool", "experiments/protocol.py", "[s for s in cfg.source_names(fam) if s != target]", "list(cfg.source_names(fam))", "test_experiment_protocol.py"),
+    # -- issue 17: the gaps of the red team's mutation check, and its areas -----------------------
+    ("leakage: a given validation split not seen", "experiments/leakage.py", 'rows["train"] + rows["validation"]', 'rows["train"]', "test_leakage_given_validation.py"),
+    ("leakage: target test texts read from its validation", "experiments/leakage.py", 'test=tuple(map(row_text, rows["test"]))', 'test=tuple(map(row_text, rows["validation"]))', "test_leakage_given_validation.py"),
+    ("labels: unseen validation label not refused", "data/build.py", 'for split in ("validation", "test"):', 'for split in ("test",):', "test_data_labels.py"),
+    ("labels: class names in reverse order", "data/build.py", "sorted(raw_labels, key=_label_key)", "sorted(raw_labels, key=_label_key, reverse=True)", "test_data_labels.py"),
+    ("budget: loader ignores max_train", "data/build.py", "if max_train is not None and max_train < len(train):", "if False:", "test_plan_budgets.py"),
+    ("budget: source finetunes get the target budget", "experiments/protocol.py", '"max_train": cfg.budgets.max_train_source, "hparams": src_hp', '"max_train": cfg.budgets.max_train_target, "hparams": src_hp', "test_plan_budgets.py"),
+    ("budget: target finetunes get the source budget", "experiments/protocol.py", '"max_train": cfg.budgets.max_train_target, "hparams": hp', '"max_train": cfg.budgets.max_train_source, "hparams": hp', "test_plan_budgets.py"),
+    ("budget: source fingerprint with the target budget", "experiments/runner.py", "fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint", "fingerprint_source=loaded[cfg.budgets.max_train_target].fingerprint", "test_plan_budgets.py"),
+    ("budget: a job loads its task without its budget", "experiments/jobs.py", 'max_train=params.get("max_train")', "max_train=None", "test_plan_budgets.py"),
+    ("dtype: --dtype casts integer tensors", "fusion/engine.py", "return out_dtype if out_dtype and stored in FLOAT_DTYPES else stored", "return out_dtype if out_dtype else stored", "test_fuse_dtype_integers.py"),
+    ("dtype: --dtype ignored", "fusion/engine.py", "return out_dtype if out_dtype and stored in FLOAT_DTYPES else stored", "return stored", "test_fuse_dtype_integers.py"),
+    ("precision: finetune keeps a bf16 checkpoint's dtype", "finetuning/api.py", "    model.float()\n", "", "test_finetune_precision.py"),
+    ("precision: bf16 asked for is used on CPU", "finetuning/loop.py", "bf16 = use_bf16(device, config.bf16)", "bf16 = config.bf16", "test_finetune_precision.py"),
+    ("head: source head carried into the target", "finetuning/api.py", "    _fresh_head(model)\n", "", "test_finetune_fresh_head.py"),
+    ("head: only the head's bias reset", "finetuning/api.py", "torch.nn.init.normal_(module.weight, 0.0, std)", "module.weight.data", "test_finetune_fresh_head.py"),
+    ("head: the body re-initialised, not the head", "finetuning/api.py", "if child is body:", "if child is not body:", "test_finetune_fresh_head.py"),
+    ("scheduler: only a job's first dependency awaited", "experiments/runner.py", "deps = [d for d in self.plan.jobs[key].deps if d not in done]", "deps = [d for d in self.plan.jobs[key].deps[:1] if d not in done]", "test_scheduler.py::test_a_job_starts_only_after_all_of_its_dependencies_end"),
+    ("scheduler: only a job's last dependency awaited", "experiments/runner.py", "deps = [d for d in self.plan.jobs[key].deps if d not in done]", "deps = [d for d in self.plan.jobs[key].deps[-1:] if d not in done]", "test_scheduler.py::test_a_job_starts_only_after_all_of_its_dependencies_end"),
+    ("scheduler: a job starts when any dependency ends", "experiments/runner.py", "self.missing[key] = len(deps)", "self.missing[key] = min(len(deps), 1)", "test_scheduler.py::test_a_job_starts_only_after_all_of_its_dependencies_end"),
+    ("scheduler: one job more in flight than workers", "experiments/runner.py", "len(self.in_flight) < self.executor.workers", "len(self.in_flight) <= self.executor.workers", "test_scheduler.py"),
+    ("resources: a worker's GPU ignored", "executors/base.py", 'if self.gpu is None or requested not in (None, "cuda"):', "if True:", "test_executor_resources.py::test_a_workers_gpu_pins_the_jobs_device_unless_the_job_asked_otherwise"),
+    ("resume: a torn store line crashes the load", "experiments/store.py", "except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):", "except (UnicodeDecodeError, KeyError, TypeError):", "test_scheduler.py::test_torn_last_store_line_is_skipped_its_job_recovered_not_rerun_and_results_unchanged"),
+    ("resume: a torn line's job is run again", "experiments/runner.py", "            if output_complete(self.run_dir, job):", "            if key in self.store and output_complete(self.run_dir, job):", "test_scheduler.py::test_torn_last_store_line_is_skipped_its_job_recovered_not_rerun_and_results_unchanged"),
+    ("resume: an append joins the torn line", "io.py", 'if f.read(1) != b"\\n":', "if False:", "test_scheduler.py::test_torn_last_store_line_is_skipped_its_job_recovered_not_rerun_and_results_unchanged"),
+    ("resume: a recovered job is never stored", "experiments/runner.py", "if key not in self.store:  # finished but not recorded", "if False:  # finished but not recorded", "test_scheduler.py::test_torn_last_store_line_is_skipped_its_job_recovered_not_rerun_and_results_unchanged"),
 ]
 
 
@@ -177,7 +204,7 @@ def main() -> int:
             print(f"the unmutated tests do not pass ({base.status}: {base.detail}), so no mutant can be judged",
                   file=sys.stderr)
             return 2
-        print(f"baseline: {len(files)} test files pass unmutated", flush=True)
+        print(f"baseline: {len(files)} test files or node ids pass unmutated", flush=True)
         results = []
         for name, rel, old, new, tests in chosen:
             t0 = time.perf_counter()
