@@ -8,11 +8,12 @@ import pytest
 
 from basefuse.data.api import load_task
 from basefuse.errors import BasefuseError
+from builders import write_csv
 
 
 def write_rows(path: Path, rows: list[tuple[str, str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows), encoding="utf-8")
+    write_csv(path, rows)
 
 
 def labelled(split: str, classes: tuple[str, ...], n: int) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.leakage import LeakageError, task_content
 from basefuse.experiments.protocol import build_plan
 from basefuse.experiments.runner import gather_task_facts
+from builders import write_csv
 
 N_TEST = 10  # test rows of every task
 N_LEAKED = 4  # of the target's test texts, hidden in one source's validation split
@@ -27,9 +28,7 @@ def texts(task: str, split: str, n: int) -> list[str]:
 
 def write_split(path: Path, rows: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # labels alternate so that every split holds both classes
-    path.write_text("text,label\n" + "".join(f'"{t}",{"yes" if i % 2 else "no"}\n' for i, t in enumerate(rows)),
-                    encoding="utf-8")
+    write_csv(path, [(t, "yes" if i % 2 else "no") for i, t in enumerate(rows)])  # every split holds both classes
 
 
 def write_task(root: Path, name: str, extra_validation: list[str] = ()) -> str:
