@@ -193,6 +193,173 @@ def bootstrap_interval(values: Sequence[float], *, n_boot: int = 2000, seed: int
     return float(lo), float(hi)
 
 
+# ---- the mean over targets: a t-interval that survives skewed target effects -----------------
+
+def skewness(values: Sequence[float]) -> float:
+    """Sample skewness m3 / s^3 (m3 the mean cubed deviation, s with ddof=1), as Hall's transformation uses it."""
+    x = np.asarray(values, dtype=float)
+    s = float(x.std(ddof=1))
+    return float(np.mean((x - x.mean()) ** 3)) / s ** 3 if s > 0 else 0.0
+
+
+def _hall(x: np.ndarray, mu: float) -> float:
+    """Hall's (1992) skewness-removing transformation of the studentised mean, scaled by sqrt(n).
+
+    T1 = T + g T^2 / 3 + g^2 T^3 / 27 + g / (6 n) with T = (mean - mu) / s: monotone in T for any g, so the
+    test it gives and the interval it inverts to agree."""
+    n, g = x.size, skewness(x)
+    t = (float(x.mean()) - mu) / float(x.std(ddof=1))
+    return math.sqrt(n) * (t + g * t * t / 3 + g * g * t ** 3 / 27 + g / (6 * n))
+
+
+def hall_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """Interval for the mean from Hall's transformed t, with Student-t quantiles (n - 1 df)."""
+    x = _spread(values)
+    if x is None:
+        return None
+    n, g, m, s = x.size, skewness(x), float(x.mean()), float(x.std(ddof=1))
+    q = t_quantile(1 - (1 - level) / 2, n - 1) / math.sqrt(n)
+    b = g / (6 * n)
+    if abs(g) < 1e-9:  # the transformation is then T + b with b = 0
+        return m - s * q, m + s * q
+
+    def inverse(t1: float) -> float:  # T such that T1(T) = t1
+        return 3 / g * (float(np.cbrt(1 + g * (t1 - b))) - 1)
+
+    return m - s * inverse(q), m - s * inverse(-q)
+
+
+def hall_p(values: Sequence[float]) -> float | None:
+    """Two-sided p of mean 0 from Hall's transformed t (agrees with `hall_interval`)."""
+    x = _spread(values)
+    if x is None:
+        return None
+    return 2 * (1 - t_cdf(abs(_hall(x, 0.0)), x.size - 1))
+
+
+def mean_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """The interval printed for every mean over targets: the hull of the Student-t and Hall intervals.
+
+    Either alone under-covers skewed target effects on one side (see docs/statistics.md); the hull covers
+    whenever either does. None below MIN_TARGETS values or with all values equal."""
+    t, h = t_interval(values, level), hall_interval(values, level)
+    if t is None or h is None:
+        return None
+    return min(t[0], h[0]), max(t[1], h[1])
+
+
+def mean_p(values: Sequence[float]) -> float | None:
+    """p of mean 0 that agrees with `mean_interval`: the larger of the t-test's and Hall's p (reject only if both do)."""
+    x = _spread(values)
+    if x is None:
+        return None
+    return max(t_test_p(x), hall_p(x))  # type: ignore[type-var]
+
+
+def effect_size(values: Sequence[float]) -> float | None:
+    """Standardised mean (d_z): mean over the per-target values divided by their SD; None below 2 or with SD 0."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2 or float(x.std(ddof=1)) == 0:
+        return None
+    return float(x.mean() / x.std(ddof=1))
+
+
+# ---- ratios of standard deviations ------------------------------------------------------------
+
+SEED_STD_FLOOR = 0.1  # points added to both seed stds before their log ratio: targets where every seed tied stay finite
+
+
+def log_std_ratios(a: Sequence[float], b: Sequence[float], floor: float = SEED_STD_FLOOR) -> list[float]:
+    """Per target, log((std_a + floor) / (std_b + floor)).
+
+    With the same number of seeds for both bases and normal seed noise, each value is symmetric about the log of
+    the true ratio (log F is symmetric for equal degrees of freedom), which makes a mean test over targets honest
+    whatever the targets' own noise levels; the floor pulls the ratio towards 1 (conservative)."""
+    return [math.log((x + floor) / (y + floor)) for x, y in zip(a, b, strict=True)]
+
+
+def log_std_ratio_sd(n_seeds: int) -> float:
+    """SD of log(s_a / s_b) for two independent normal samples of `n_seeds` each: sqrt(trigamma((k-1)/2) / 2)."""
+    from scipy.special import polygamma
+
+    if n_seeds < 2:
+        raise ValueError("a seed std needs at least 2 seeds")
+    return math.sqrt(float(polygamma(1, (n_seeds - 1) / 2)) / 2)
+
+
+def spread_ratio_p(a: Sequence[float], b: Sequence[float], ratio: float = 1.0, *, seed: int = 0) -> float | None:
+    """Two-sided permutation p of "SD(a) = ratio x SD(b)" for values paired by target.
+
+    Each sample is centred on its own mean and `a` divided by `ratio`; under the null the two values of a target are
+    exchangeable, and swapping them flips the sign of d = a'^2 - b'^2, so the exact sign-flip test of sum(d) is the
+    permutation test of the ratio of the sums of squares."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size != y.size:
+        raise ValueError("a and b must be paired by target")
+    if x.size < MIN_TARGETS:
+        return None
+    d = ((x - x.mean()) / ratio) ** 2 - (y - y.mean()) ** 2
+    return sign_flip_p(d, seed=seed)
+
+
+def spread_ratio_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL, *,
+                          seed: int = 0) -> tuple[float, float] | None:
+    """Interval for SD(a) / SD(b): the ratios the permutation test of `spread_ratio_p` does not reject.
+
+    Found by bisection on log(ratio) on each side of the point estimate (where p = 1); None below MIN_TARGETS,
+    when either sample has no spread, or when the test cannot reject at this n (the interval would be unbounded)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < MIN_TARGETS or _spread(x) is None or _spread(y) is None:
+        return None
+    alpha = 1 - level
+    if smallest_p(x.size) >= alpha:
+        return None
+    centre = math.log(float(x.std(ddof=1)) / float(y.std(ddof=1)))
+
+    def accepted(log_r: float) -> bool:
+        return spread_ratio_p(x, y, math.exp(log_r), seed=seed) >= alpha  # type: ignore[operator]
+
+    bounds = []
+    for step in (-1.0, 1.0):
+        inside, outside = centre, centre + step
+        while accepted(outside):
+            inside, outside = outside, outside + step
+            if abs(outside - centre) > 50:
+                return None
+        for _ in range(40):
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if accepted(mid) else (inside, mid)
+        bounds.append(math.exp(inside))
+    return bounds[0], bounds[1]
+
+
+# ---- what a planned n can show ---------------------------------------------------------------
+
+def mean_power(effect: float, n: int, sd: float, alpha: float = ALPHA) -> float:
+    """Power of the two-sided one-sample t-test at level alpha for a true mean `effect` with per-target SD `sd`
+    (noncentral t; the test printed is at least as strict, so this is an upper bound for it)."""
+    from scipy import stats as sps
+
+    if n < 2 or sd <= 0:
+        return float("nan")
+    crit = float(sps.t.ppf(1 - alpha / 2, n - 1))
+    nc = effect / (sd / math.sqrt(n))
+    return float(sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc))
+
+
+def detectable_effect(n: int, sd: float, alpha: float = ALPHA, power: float = 0.8) -> float | None:
+    """The smallest true mean the t-test detects with `power` at level alpha, n targets and per-target SD `sd`."""
+    if n < MIN_TARGETS or sd <= 0:
+        return None
+    lo, hi = 0.0, sd
+    while mean_power(hi, n, sd, alpha) < power:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean_power(mid, n, sd, alpha) < power else (lo, mid)
+    return hi
+
+
 # ---- estimates with their n and verdict -----------------------------------------------------
 
 @dataclass(frozen=True)
@@ -205,6 +372,11 @@ class Estimate:
     n_targets: int
     seeds: tuple[int, int]  # fewest and most seeds per target
     p_holm: float | None = None
+    sd: float | None = None  # SD of the per-target values: effect size and the observed detectable effect
+
+    @property
+    def effect_size(self) -> float | None:
+        return self.mean / self.sd if self.sd else None
 
     @property
     def p_used(self) -> float | None:
@@ -212,14 +384,14 @@ class Estimate:
 
 
 def estimate(per_target: Mapping[str, Sequence[float]], *, seed: int = 0) -> Estimate | None:
-    """Mean over targets of the per-target mean, t-interval and sign-flip p over those means."""
+    """Mean over targets of the per-target mean, with `mean_interval` and `mean_p` over those means."""
     groups = [np.asarray(v, dtype=float) for v in per_target.values() if len(v)]
     if not groups:
         return None
     means = [float(g.mean()) for g in groups]
     sizes = [g.size for g in groups]
-    return Estimate(float(np.mean(means)), t_interval(means), sign_flip_p(means, seed=seed), len(means),
-                    (min(sizes), max(sizes)))
+    return Estimate(float(np.mean(means)), mean_interval(means), mean_p(means), len(means),
+                    (min(sizes), max(sizes)), sd=float(np.std(means, ddof=1)) if len(means) > 1 else None)
 
 
 def seed_estimate(values: Sequence[float]) -> Estimate | None:
