@@ -27,6 +27,9 @@ def main() -> None:
             cells = [sim.run_cell(method, d, n, reps) for d in sim.DISTS]
             text = []
             for c in cells:
+                if c.coverage != c.coverage:  # nan: below the method's minimum n
+                    text.append("n/a")
+                    continue
                 cov = f"{c.coverage:.3f}" + ("*" if c.coverage < sim.COVERAGE_MIN else "")
                 size = "" if c.size is None else f" / {c.size:.3f}" + ("*" if c.size > sim.SIZE_MAX else "")
                 text.append(cov + size)

@@ -155,6 +155,8 @@ def mad_ratio(dist: str) -> float:
 
 
 def cell_spread_ratio(dist: str, n: int, reps: int, rng: np.random.Generator) -> tuple[float, float]:
+    if n < stats.MIN_TARGETS_SPREAD:  # no interval is printed: nothing to cover
+        return math.nan, math.nan
     a, b, _ = spread_pairs(dist, n, reps, TARGET_SD_RATIO, rng)
     truth = mad_ratio(dist)
     hits = 0
