@@ -38,14 +38,25 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
-    if summary.report_html:  # built when the run has pretrained rows to measure gains against
+    report_html = build_run_report(out, summary.records, cfg.conditions)
+    if report_html is not None:
         from basefuse.reports.build import summary_text
 
         typer.echo(summary_text(out))
-        typer.echo(f"HTML report: {summary.report_html}")
+        typer.echo(f"HTML report: {report_html}")
     if failures:
         _print_failures(failures, out)
         raise typer.Exit(1)
+
+
+def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | None:
+    """The report of a finished run, built here rather than by the runner (the experiment layer never imports the
+    report layer); None when there is nothing to measure gains against (no records, or no pretrained condition)."""
+    if not records or "pretrained" not in conditions:
+        return None
+    from basefuse.reports.build import build_report
+
+    return Path(build_report(out).html)
 
 
 def _print_failures(failures: "Failures", out: Path) -> None:
