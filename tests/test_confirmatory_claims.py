@@ -128,11 +128,24 @@ def test_with_no_effect_no_claim_is_called_more_than_5_percent_of_the_time():
 
 
 @pytest.mark.slow
-def test_the_effect_is_found_in_nearly_every_grid():
+def test_the_effect_is_found_as_often_as_the_design_allows():
+    """C1 and C2 (+3 points, target-level SD about 1) are found almost always. C5 is the weak one: halving the seed
+    std gives per target log(1.1 / 2.1) = -0.65 with SD sqrt(trigamma(2) / 2) = 0.57 at 5 seeds, so a t-test over 9
+    targets at Holm's third step (0.05 / 3) has power 0.66 (noncentral t, computed here) and the printed test, which
+    also needs Hall's p, somewhat less."""
+    from scipy import stats as sps
+
     rng = np.random.default_rng(99)
+    n_grids = 50
     wins = dict.fromkeys(["C1", "C2", "C5"], 0)
-    for _ in range(50):
+    for _ in range(n_grids):
         claims = by_id(grid(rng, gain=3.0, fused_sd_factor=0.5)[0])
         for cid in wins:
             wins[cid] += claims[cid].verdict == stats.BETTER
-    assert all(n >= 45 for n in wins.values()), wins
+    nc = abs(math.log(1.1 / 2.1)) / (math.sqrt(0.5 * float(sps.polygamma(1, 2.0))) / 3)
+    power_c5 = float(sps.nct.sf(sps.t.ppf(1 - 0.05 / 3 / 2, 8), 8, nc))
+    assert 0.6 < power_c5 < 0.7
+    assert wins["C1"] >= 0.9 * n_grids and wins["C2"] >= 0.9 * n_grids, wins
+    # at most the t-test's power (plus two binomial SEs), and not far below it
+    se = math.sqrt(power_c5 * (1 - power_c5) / n_grids)
+    assert power_c5 - 0.25 <= wins["C5"] / n_grids <= power_c5 + 2 * se, wins
