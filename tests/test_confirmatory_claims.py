@@ -133,6 +133,7 @@ def test_the_effect_is_found_as_often_as_the_design_allows():
     std gives per target log(1.1 / 2.1) = -0.65 with SD sqrt(trigamma(2) / 2) = 0.57 at 5 seeds, so a t-test over 9
     targets at Holm's third step (0.05 / 3) has power 0.66 (noncentral t, computed here) and the printed test, which
     also needs Hall's p, somewhat less."""
+    from scipy import special
     from scipy import stats as sps
 
     rng = np.random.default_rng(99)
@@ -142,10 +143,26 @@ def test_the_effect_is_found_as_often_as_the_design_allows():
         claims = by_id(grid(rng, gain=3.0, fused_sd_factor=0.5)[0])
         for cid in wins:
             wins[cid] += claims[cid].verdict == stats.BETTER
-    nc = abs(math.log(1.1 / 2.1)) / (math.sqrt(0.5 * float(sps.polygamma(1, 2.0))) / 3)
+    nc = abs(math.log(1.1 / 2.1)) / (math.sqrt(0.5 * float(special.polygamma(1, 2.0))) / 3)
     power_c5 = float(sps.nct.sf(sps.t.ppf(1 - 0.05 / 3 / 2, 8), 8, nc))
     assert 0.6 < power_c5 < 0.7
     assert wins["C1"] >= 0.9 * n_grids and wins["C2"] >= 0.9 * n_grids, wins
     # at most the t-test's power (plus two binomial SEs), and not far below it
     se = math.sqrt(power_c5 * (1 - power_c5) / n_grids)
     assert power_c5 - 0.25 <= wins["C5"] / n_grids <= power_c5 + 2 * se, wins
+
+
+@pytest.mark.parametrize("scale, interval, p_holm, expected", [
+    ("ratio", (0.5, 0.9), 0.01, stats.BETTER),  # a seed-std or spread ratio below 1 is the paper's direction
+    ("ratio", (1.2, 2.0), 0.01, stats.WORSE),
+    ("ratio", (0.8, 1.2), 0.01, stats.INCONCLUSIVE),
+    ("ratio", (0.5, 0.9), 0.06, stats.INCONCLUSIVE),  # Holm's p decides, not the interval alone
+    ("points", (0.2, 1.0), 0.01, stats.BETTER),
+    ("points", (-1.0, -0.2), 0.01, stats.WORSE),
+    ("points", (-0.2, 1.0), 0.01, stats.INCONCLUSIVE),
+])
+def test_a_claims_verdict_reads_its_scale(scale, interval, p_holm, expected):
+    from basefuse.reports.claims import Claim
+
+    c = Claim("C5", "t", "p", "a", "b", "m", scale, interval=interval, p_holm=p_holm)
+    assert confirmatory.claim_verdict(c, 0.05) == expected

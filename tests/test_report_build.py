@@ -61,7 +61,10 @@ def test_html_is_self_contained_and_has_the_tables(tmp_path):
     page = paths.html.read_text()
     assert "<td>fused (all)</td><td>67.75</td><td>51.50</td><td>62.33</td>" in page
     assert "Table 2" in page and "How to read this" in page and "tiny-bert" in page
-    assert "href=" not in page and "<link" not in page and "<script" not in page
+    assert "<link" not in page and "<script" not in page
+    # the only links are to the run's own files (results.jsonl and this folder's exports), nothing fetched
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs[0] == "../results.jsonl" and not any(":" in h for h in hrefs)
     srcs = re.findall(r'src="([^"]*)"', page)
     assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
 

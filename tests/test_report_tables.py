@@ -169,25 +169,28 @@ def test_seed_std_over_the_same_targets_and_seeds():
 def test_a_configured_primary_replaces_the_default():
     s = summarize(fixture_records(), primary=("fused (all)", "intertrained (A)"), n_boot=200)
     c = s.primary_comparison
-    assert (c.a, c.b) == ("fused (all)", "intertrained (A)") and c.est.p_holm is None
-    assert all(r.est.p_holm is not None for r in s.vs_pretrained)  # now secondary
+    assert (c.a, c.b) == ("fused (all)", "intertrained (A)")
+    c1 = s.claims[0]
+    assert (c1.id, c1.a, c1.b) == ("C1", "fused (all)", "intertrained (A)")  # the deprecated alias names C1
+    assert s.claims[4].b == "pretrained"  # and no other claim
 
 
-def test_secondary_p_values_are_holm_adjusted_together(summary):
-    rows = [c for c in summary.secondary() if c.est is not None]
-    assert len(rows) >= 5
-    # Holm written out: the i-th smallest of m p-values times (m - i), made monotone, capped at 1
-    order = sorted(range(len(rows)), key=lambda i: rows[i].est.p)
+def test_only_the_five_claims_are_holm_adjusted(summary):
+    # exploratory rows carry no adjusted p (and the report prints none for them)
+    assert all(c.est.p_holm is None for c in summary.exploratory() if c.est is not None)
+    claims = [c for c in summary.claims if c.p is not None]
+    # Holm written out over the claims with a p-value: the i-th smallest times (m - i), monotone, capped at 1
+    order = sorted(range(len(claims)), key=lambda i: claims[i].p)
     expected, running = {}, 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(rows) - rank) * rows[i].est.p))
+        running = max(running, min(1.0, (len(claims) - rank) * claims[i].p))
         expected[i] = running
-    assert [c.est.p_holm for c in rows] == pytest.approx([expected[i] for i in range(len(rows))])
+    assert [c.p_holm for c in claims] == pytest.approx([expected[i] for i in range(len(claims))])
 
 
 def test_headline_names_the_primary_and_no_other(summary):
     text = headline(summary)
-    assert text.startswith("Primary comparison (fixed before the data), fused (all) vs pretrained: +1.33 points")
+    assert text.startswith("C1 (fixed before the data), fused (all) vs pretrained: +1.33 points")
     assert "3 targets, 2 seeds" in text and "inconclusive" in text
     # without the primary's runs the headline does not fall back on another base
     rows = [r for r in fixture_records() if r.base_label != "fused (all)"]

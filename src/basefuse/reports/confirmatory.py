@@ -40,13 +40,19 @@ class Plan:
     intertrained: str = "intertrained"  # a condition: every run of it in a (target, seed) cell is averaged
     assumed_target_sd: float = 2.25
     alpha: float = stats.ALPHA
+    c1_reference: str | None = None  # C1's other base when the deprecated `primary` names one besides pretrained
+
+    @property
+    def c1(self) -> tuple[str, str]:
+        return self.fused, self.c1_reference or self.pretrained
 
 
 def plan_from_config(cfg) -> Plan:  # cfg: basefuse.experiments.config.ExperimentConfig
     """The plan of a validated config; `primary` (deprecated) still names C1's two bases."""
     a, b = cfg.primary_comparison()
     c = cfg.confirmatory
-    return Plan(a, b, c.intertrained, c.assumed_target_sd, c.alpha)
+    return Plan(a, c.pretrained, c.intertrained, c.assumed_target_sd, c.alpha,
+                b if b != c.pretrained else None)
 
 
 TITLES = {
@@ -113,6 +119,7 @@ class Arms:
     fused: dict[float, Cells]
     pretrained: dict[float, Cells]
     intertrained: dict[float, Cells]
+    c1_reference: dict[float, Cells]  # pretrained, unless the deprecated `primary` names another base
     weight_decay: float
     weight_decays: list[float]
 
@@ -124,6 +131,7 @@ def arms(records: Sequence[RunRecord], plan: Plan, weight_decay: float | None = 
         "fused": lambda r: r.base_label == plan.fused,
         "pretrained": lambda r: r.base_label == plan.pretrained,
         "intertrained": lambda r: r.condition == plan.intertrained,
+        "c1_reference": lambda r: r.base_label == plan.c1[1],
     }
     return Arms(*({w: cells(records, keep, w) for w in wds} for keep in pick.values()), wd, wds)
 
@@ -155,7 +163,9 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
     no_inter = f"no {plan.intertrained} runs in this config" if not i else None
 
     fp = diff_cells(f, p)
-    out["C1"] = Values(target_means(fp), _seeds(fp), no_fused or no_pre)
+    ref = a.c1_reference.get(wd, {})
+    f_ref = diff_cells(f, ref)
+    out["C1"] = Values(target_means(f_ref), _seeds(f_ref), no_fused or (f"no {plan.c1[1]!r} runs" if not ref else None))
     fi = diff_cells(f, i)
     out["C2"] = Values(target_means(fi), _seeds(fi), no_fused or no_inter)
 
@@ -229,7 +239,7 @@ def detectable(cid: str, n: int, sd: float | None, seeds: int, alpha: float, *, 
 def _blank(cid: str, plan: Plan) -> Claim:
     title, paper = TITLES[cid]
     a, b, measure, scale = {
-        "C1": (plan.fused, plan.pretrained, "gain (points)", "points"),
+        "C1": (*plan.c1, "gain (points)" if plan.c1[1] == plan.pretrained else "difference (points)", "points"),
         "C2": (plan.fused, plan.intertrained, "fused - intertrained (points)", "points"),
         "C3": (plan.fused, plan.intertrained, "SD of gains over targets, fused / intertrained", "ratio"),
         "C4": (plan.fused, plan.intertrained, "difference in differences of gains, high - low weight decay "

@@ -337,8 +337,9 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
     if not wds:
         raise ValueError("no main-ablation records to summarise")
     wd = min(wds) if weight_decay is None else weight_decay
-    primary = tuple(primary) if primary else (plan.fused, plan.pretrained) if plan else DEFAULT_PRIMARY
-    plan = plan or confirmatory.Plan(*primary)
+    primary = tuple(primary) if primary else plan.c1 if plan else DEFAULT_PRIMARY
+    if plan is None:
+        plan = confirmatory.Plan(primary[0], c1_reference=primary[1] if primary[1] != PRETRAINED else None)
 
     families: list[str] = []
     target_family: dict[str, str] = {}
