@@ -269,7 +269,7 @@ def terminal_summary(summary: Summary, comp: Completeness | None = None) -> "Gro
     from rich.console import Group
     from rich.text import Text
 
-    tables = ([_rich(render.completeness_table(comp))] if comp else []) + [_rich(render.claims_table(summary)),
+    tables = ([_rich(render.completeness_table(comp))] if comp else []) + [_rich(render.claims_terminal_table(summary)),
                                                                           table1_rich(summary),
                                                                           _rich(render.gain_table(summary))]
     return Group(*tables, Text(render.headline(summary, comp), style="bold"))

@@ -41,6 +41,9 @@ class Plan:
     assumed_target_sd: float = 2.25
     alpha: float = stats.ALPHA
     c1_reference: str | None = None  # C1's other base when the deprecated `primary` names one besides pretrained
+    # what the config planned, so a claim that is not measured says whether the config or the data is why
+    config_weight_decays: int | None = None
+    config_intertrained: bool | None = None
 
     @property
     def c1(self) -> tuple[str, str]:
@@ -52,7 +55,8 @@ def plan_from_config(cfg) -> Plan:  # cfg: basefuse.experiments.config.Experimen
     a, b = cfg.primary_comparison()
     c = cfg.confirmatory
     return Plan(a, c.pretrained, c.intertrained, c.assumed_target_sd, c.alpha,
-                b if b != c.pretrained else None)
+                b if b != c.pretrained else None, len(cfg.weight_decays),
+                any(cond.split("[", 1)[0] == c.intertrained for cond in cfg.conditions))
 
 
 TITLES = {
@@ -160,7 +164,10 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
     out: dict[str, Values] = {}
     no_fused = f"no {plan.fused!r} runs" if not f else None
     no_pre = f"no {plan.pretrained!r} runs" if not p else None
-    no_inter = f"no {plan.intertrained} runs in this config" if not i else None
+    no_inter = None
+    if not i:
+        no_inter = (f"no {plan.intertrained} runs in this config" if plan.config_intertrained in (None, False)
+                    else f"no {plan.intertrained} runs among the reported results")
 
     fp = diff_cells(f, p)
     ref = a.c1_reference.get(wd, {})
@@ -176,7 +183,9 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
                        gi, (noise_sd({t: fp[t] for t in shared}), noise_sd({t: ip[t] for t in shared})))
 
     if len(a.weight_decays) < 2:
-        out["C4"] = Values({}, (0, 0), "one weight decay in this config")
+        out["C4"] = Values({}, (0, 0), "one weight decay in this config" if (plan.config_weight_decays or 1) < 2
+                           else f"one weight decay among the reported results (the config has "
+                                f"{plan.config_weight_decays})")
     else:
         lo, hi = a.weight_decays[0], a.weight_decays[-1]
         g = {(arm, w): diff_cells(cs.get(w, {}), a.pretrained.get(w, {}))

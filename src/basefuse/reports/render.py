@@ -148,6 +148,13 @@ def claims_table(summary: Summary) -> TableModel:
                        "verdict", "detectable (planned / observed)"], rows, note)
 
 
+def claims_terminal_table(summary: Summary) -> TableModel:
+    """The claims table narrowed for a terminal: the columns a verdict rests on."""
+    t = claims_table(summary)
+    keep = [0, 3, 4, 5, 8, 9]
+    return TableModel(t.title, [t.header[i] for i in keep], [[r[i] for i in keep] for r in t.rows])
+
+
 def claim_methods(summary: Summary) -> list[str]:
     """One line per claim: the paper's claim (docs: ../shared/PAPER.md) and the test with its assumptions."""
     out = []
