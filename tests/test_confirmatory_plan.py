@@ -90,3 +90,13 @@ def test_primary_is_an_alias_of_c1_and_the_plan_keeps_old_fingerprints():
     # the block counts in the fingerprint only when set away from its defaults
     assert parse_experiment_config(data | {"confirmatory": {}}).fingerprint() == plain.fingerprint()
     assert new.fingerprint() != plain.fingerprint()
+
+
+def test_the_demo_dry_run_says_c3_cannot_reach_a_verdict_with_3_targets():
+    from basefuse.cli.experiment_cmd import plan_lines
+    from basefuse.experiments.runner import make_plan
+
+    cfg = load_experiment_config(builtin_config_path("demo"))
+    c3 = plan_lines(cfg, make_plan(cfg).runs)[3]
+    # 2/2^3 = 0.25: no p below 0.05 is possible, whatever the data
+    assert c3.startswith("  C3 ") and "cannot reach a verdict at n = 3: smallest p 2/2^3 = 0.250 >= 0.05" in c3

@@ -388,7 +388,7 @@ def headline(summary: Summary, comp: Completeness | None = None) -> str:
 
 HOW_TO_READ = [
     "Gain: a base's target accuracy minus the pretrained model's accuracy on the same target, seed and weight "
-    "decay (accuracy points, i.e. percent). Positive means the base helped.",
+    "decay (accuracy points, i.e. percent). Positive: the base's finetuned accuracy was higher.",
     "n: the number of targets (the unit the claims generalise over) and of seeds per target. Each target counts "
     "once, with its mean over seeds.",
     f"95% CI of a mean over targets: the hull of the Student-t interval and Hall's skewness-corrected t interval "
