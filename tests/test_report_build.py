@@ -183,3 +183,21 @@ def test_summary_text_of_a_run_dir(tmp_path, capsys):
     text = summary_text(run)
     assert "| fused (all)" not in text and "fused (all)" in text and "62.33" in text
     assert capsys.readouterr().err == ""  # warnings are build_report's job, not repeated here
+
+
+def test_claims_and_comparisons_are_exported_and_no_exploratory_row_has_a_verdict(tmp_path):
+    import csv
+
+    paths = build_report(write_run(tmp_path), n_boot=200)
+    claims = list(csv.DictReader((paths.out_dir / "claims.csv").open()))
+    assert [c["id"] for c in claims] == ["C1", "C2", "C3", "C4", "C5"]  # numbering never jumps
+    assert json.loads((paths.out_dir / "claims.json").read_text())[0]["id"] == "C1"
+    rows = list(csv.DictReader((paths.out_dir / "comparisons.csv").open()))
+    assert rows and all(r["n_targets"] and "effect_size" in r for r in rows)
+    md = paths.markdown.read_text()
+    assert "[../results.jsonl](../results.jsonl)" in md
+    # verdict words appear in the claims table only: every exploratory table is intervals and effect sizes
+    tables = md.split("\n### ")
+    exploratory = [t for t in tables if t.startswith("Exploratory")]
+    assert exploratory and not any(w in t for t in exploratory for w in ("better", "worse", "inconclusive",
+                                                                          "p (Holm)"))
