@@ -1,4 +1,4 @@
-"""The confirmatory plan before anything runs: the config block, reachability at the planned n, the detectable effect."""
+"""The confirmatory plan before anything runs: the config block, reachability at the planned n, detectable effects."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from basefuse.errors import BasefuseError
 from basefuse.experiments.config import DEFAULT_ASSUMED_TARGET_SD, builtin_config_path, load_experiment_config, \
     parse_experiment_config
 from basefuse.reports import confirmatory
@@ -87,6 +88,8 @@ def test_primary_is_an_alias_of_c1_and_the_plan_keeps_old_fingerprints():
     assert confirmatory.plan_from_config(old).c1 == ("fused (all)", "intertrained (a)")
     new = parse_experiment_config(data | {"confirmatory": {"fused": "fused[ties] (all)", "assumed_target_sd": 3}})
     assert confirmatory.plan_from_config(new).c1 == ("fused[ties] (all)", "pretrained")
+    with pytest.raises(BasefuseError, match="deprecated alias"):
+        parse_experiment_config(data | {"primary": ["fused (all)", "pretrained"], "confirmatory": {"fused": "x"}})
     # the block counts in the fingerprint only when set away from its defaults
     assert parse_experiment_config(data | {"confirmatory": {}}).fingerprint() == plain.fingerprint()
     assert new.fingerprint() != plain.fingerprint()

@@ -1,4 +1,4 @@
-"""The experiment layer never imports the report layer above it (the command that ran an experiment builds its report)."""
+"""The experiment layer never imports the report layer above it: the command that ran an experiment builds its report."""
 from __future__ import annotations
 
 import subprocess

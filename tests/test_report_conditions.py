@@ -130,7 +130,8 @@ def test_new_conditions_are_rows_of_every_table(summary):
     assert ties.est.mean == pytest.approx(2) and ties.est.interval == pytest.approx(t_interval([3, 2, 1]))
     assert distilled.est.mean == pytest.approx(3) and distilled.est.interval == pytest.approx(t_interval([1, 2, 6]))
     # sign flips of (3, 2, 1) and of (1, 2, 6): only all-plus and all-minus reach the observed |sum|
-    assert ties.est.p == pytest.approx(stats.mean_p([3, 2, 1])) and distilled.est.p == pytest.approx(stats.mean_p([1, 2, 6]))
+    assert ties.est.p == pytest.approx(stats.mean_p([3, 2, 1]))
+    assert distilled.est.p == pytest.approx(stats.mean_p([1, 2, 6]))
     assert (ties.est.n_targets, ties.est.seeds) == (3, (2, 2))
     assert ties.est.p_holm is None and not ties.primary  # exploratory: no adjusted p, no verdict
     assert (summary.primary_comparison.a, summary.primary_comparison.b) == ("fused (all)", "pretrained")
@@ -148,7 +149,8 @@ def test_report_files_show_the_new_rows_with_n(tmp_path):
     assert "| fused[ties] (all) | 68.00 | 53.00 | 63.00 |" in md
     assert "| distilled (all) | 67.00 | 58.00 | 64.00 |" in md
     lo, hi = t_interval([1, 2, 6])
-    assert f"| distilled (all) vs pretrained | +3.00 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 2 seeds | +1.13 |" in md  # d_z 3 / 2.646
+    assert f"| distilled (all) vs pretrained | +3.00 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 2 seeds | +1.13 |" in md
+    # (d_z above: 3 / 2.646)
     assert "| fused[ties] (all) vs intertrained (A) | +1.67 |" in md
     for label in ("fused[ties] (all)", "distilled (all)", "cold@2 (other families)"):
         assert md.count(f"| {label} |") >= 4  # Table 1, per target, spread, seed std

@@ -222,6 +222,9 @@ class ExperimentConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"fusion: two methods share a condition name ({', '.join(names)}): give each a "
                              "distinct `name`")
+        if self.primary is not None and self.confirmatory.fused is not None:
+            raise ValueError("primary and confirmatory.fused both name C1's fused base: keep confirmatory.fused "
+                             "(primary is its deprecated alias)")
         for t in self.targets or []:
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
