@@ -53,7 +53,7 @@ def run_one(schedule: str, config: Path, run_dir: Path, workers: int) -> dict:
     with ProcessPoolExecutor(workers) as pool:
         pool.start()  # worker start-up stays outside the timing
         t0 = time.perf_counter()
-        summary = run_experiment(cfg, run_dir, executor=pool, progress=False, report=False, schedule=schedule)
+        summary = run_experiment(cfg, run_dir, executor=pool, progress=False, schedule=schedule)
         wall = time.perf_counter() - t0
     if summary.failures:
         raise SystemExit(f"{len(summary.failures.failed)} job(s) failed: see {run_dir / 'failures.json'}")

@@ -71,8 +71,7 @@ def test_threads_reach_finetune_and_a_given_executor_stays_open(tmp_path):
                                 source_finetune=FAST, budgets={"max_train_source": 32, "max_train_target": 32})
     threads = (os.cpu_count() or 1) + 1  # neither finetune's default (every core) nor OMP_NUM_THREADS=1
     ex = Tracked(threads=threads)
-    summary = run_experiment(parse_experiment_config(data), tmp_path / "run", executor=ex, progress=False,
-                             report=False)
+    summary = run_experiment(parse_experiment_config(data), tmp_path / "run", executor=ex, progress=False)
     assert summary.jobs_executed == 1 and not summary.failures
     (metrics,) = (tmp_path / "run" / "jobs").glob("*/metrics.json")
     assert json.loads(metrics.read_text())["threads"] == threads

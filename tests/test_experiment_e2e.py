@@ -75,6 +75,10 @@ def test_run_resume_and_report(tiny):
     # the fused base really is a fusion of the other sources, saved in HF format
     fused = next(r for r in records if r["condition"] == "fused" and r["source_family"] == "all")
     assert fused["n_fused"] == 5
+    from basefuse.cli.experiment_cmd import build_run_report
+
+    assert not (run_dir / "report").exists()  # the runner builds no report: the command that ran it does
+    assert build_run_report(run_dir, summary.records, cfg.conditions) == run_dir / "report" / "report.html"
     assert (run_dir / "report" / "report.html").exists()
     assert (run_dir / "experiment.yaml").exists()
 
@@ -84,11 +88,11 @@ def test_run_dir_of_another_config_is_refused(tiny, tmp_path):
     root, data = tiny
     run_dir = tmp_path / "run"
     small = data | {"seeds": [0], "conditions": ["pretrained"], "targets": ["x1"]}
-    run_experiment(parse_experiment_config(small), run_dir, progress=False, report=False)
+    run_experiment(parse_experiment_config(small), run_dir, progress=False)
     other = small | {"seeds": [1]}
     with pytest.raises(BasefuseError, match="different config"):
-        run_experiment(parse_experiment_config(other), run_dir, progress=False, report=False)
-    summary = run_experiment(parse_experiment_config(other), run_dir, progress=False, report=False, force=True)
+        run_experiment(parse_experiment_config(other), run_dir, progress=False)
+    summary = run_experiment(parse_experiment_config(other), run_dir, progress=False, force=True)
     assert summary.jobs_executed == 1
 
 

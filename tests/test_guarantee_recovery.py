@@ -52,14 +52,14 @@ def test_finished_but_unrecorded_job_is_recovered_not_rerun(tmp_path):
     cfg = parse_experiment_config(data)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, run_dir, executor=DiesAfterOutput(), progress=False, report=False)
+        run_experiment(cfg, run_dir, executor=DiesAfterOutput(), progress=False)
     store = run_dir / "store.jsonl"
     assert not store.exists() or store.read_text().strip() == ""   # the crash came before the store append
     (job_dir,) = (run_dir / "jobs").iterdir()
     metrics = json.loads((job_dir / "metrics.json").read_text())
 
     again = Recording()
-    summary = run_experiment(cfg, run_dir, executor=again, progress=False, report=False)
+    summary = run_experiment(cfg, run_dir, executor=again, progress=False)
     assert again.executed and job_dir.name not in again.executed   # the others ran, the finished one did not
     assert summary.jobs_reused == 1 and summary.jobs_executed == len(again.executed)
     rows = {r["key"]: r for r in map(json.loads, store.read_text().splitlines())}

@@ -178,6 +178,6 @@ def test_a_config_the_planner_refuses_ties_no_folder_to_it(tmp_path):
     data = make_tiny_experiment(tmp_path, cold_fusion={"iterations": 1, "contributors": 5})  # y has 3 sources
     run = tmp_path / "run"
     with pytest.raises(BasefuseError, match="contributors is 5"):
-        run_experiment(parse_experiment_config(data), run, progress=False, report=False)
+        run_experiment(parse_experiment_config(data), run, progress=False)
     assert not (run / "run.json").exists() and not (run / "experiment.yaml").exists()
     _check_run_dir(parse_experiment_config(data | {"cold_fusion": {"iterations": 1}}), run, force=False)

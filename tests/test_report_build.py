@@ -12,7 +12,6 @@ import pytest
 from basefuse.errors import BasefuseError
 from basefuse.reports.build import build_report, summary_text, table1_text
 from basefuse.reports.render import headline
-from stats_reference import hull_interval
 from test_report_stats import fixture_rows
 
 CONFIG = "base_model: tiny-bert\nseeds: [0, 1]\nweight_decays: [0.0, 0.01]\n"
@@ -44,11 +43,11 @@ def test_build_report_writes_everything(tmp_path):
     assert "| fused (all) | 67.75 | 51.50 | 62.33 |" in md
     assert "| pretrained | 65.50 | 52.00 | 61.00 |" in md
     assert "win" not in md.lower()
-    # weight decay: gains (3, 1.5, -0.5) at wd 0, the hull of the t and Hall intervals; +2 everywhere at 0.01
-    # (all equal: no interval, never a zero-width one)
-    lo, hi = hull_interval([3, 1.5, -0.5])
-    assert (f"| fused (all) | +1.33 [{lo:+.2f}, {hi:+.2f}] (3 targets, 2 seeds) | +2.00 n/a (all equal, n=3) "
-            "(3 targets, 2 seeds) |" in md)
+    # weight decay: gains (3, 1.5, -0.5) at wd 0, t-interval 4/3 -+ 4.303 * 1.756 / sqrt(3) = [-3.03, +5.70], widened
+    # below by Hall's interval of these skewed values to -3.43; +2 everywhere at 0.01 (all equal: no interval, never a
+    # zero-width one)
+    assert ("| fused (all) | +1.33 [-3.43, +5.70] (3 targets, 2 seeds) | +2.00 n/a (all equal, n=3) (3 targets, "
+            "2 seeds) |" in md)
     assert "base_model: tiny-bert" in md
     assert headline(paths.summary) in md
 
@@ -63,7 +62,10 @@ def test_html_is_self_contained_and_has_the_tables(tmp_path):
     page = paths.html.read_text()
     assert "<td>fused (all)</td><td>67.75</td><td>51.50</td><td>62.33</td>" in page
     assert "Table 2" in page and "How to read this" in page and "tiny-bert" in page
-    assert "href=" not in page and "<link" not in page and "<script" not in page
+    assert "<link" not in page and "<script" not in page
+    # the only links are to the run's own files (results.jsonl and this folder's exports), nothing fetched
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs[0] == "../results.jsonl" and not any(":" in h for h in hrefs)
     srcs = re.findall(r'src="([^"]*)"', page)
     assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
 
@@ -181,3 +183,21 @@ def test_summary_text_of_a_run_dir(tmp_path, capsys):
     text = summary_text(run)
     assert "| fused (all)" not in text and "fused (all)" in text and "62.33" in text
     assert capsys.readouterr().err == ""  # warnings are build_report's job, not repeated here
+
+
+def test_claims_and_comparisons_are_exported_and_no_exploratory_row_has_a_verdict(tmp_path):
+    import csv
+
+    paths = build_report(write_run(tmp_path), n_boot=200)
+    claims = list(csv.DictReader((paths.out_dir / "claims.csv").open()))
+    assert [c["id"] for c in claims] == ["C1", "C2", "C3", "C4", "C5"]  # numbering never jumps
+    assert json.loads((paths.out_dir / "claims.json").read_text())[0]["id"] == "C1"
+    rows = list(csv.DictReader((paths.out_dir / "comparisons.csv").open()))
+    assert rows and all(r["n_targets"] and "effect_size" in r for r in rows)
+    md = paths.markdown.read_text()
+    assert "[../results.jsonl](../results.jsonl)" in md
+    # verdict words appear in the claims table only: every exploratory table is intervals and effect sizes
+    tables = md.split("\n### ")
+    exploratory = [t for t in tables if t.startswith("Exploratory")]
+    assert exploratory and not any(w in t for t in exploratory for w in ("better", "worse", "inconclusive",
+                                                                          "p (Holm)"))

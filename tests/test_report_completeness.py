@@ -170,4 +170,4 @@ def test_primary_is_read_from_the_config(tmp_path):
     paths = build_report(run, n_boot=200)
     assert (paths.summary.primary_comparison.a, paths.summary.primary_comparison.b) == ("fused (all)",
                                                                                         "intertrained (A)")
-    assert "Primary comparison (fixed before the data), fused (all) vs intertrained (A)" in paths.markdown.read_text()
+    assert "C1 (fixed before the data), fused (all) vs intertrained (A)" in paths.markdown.read_text()

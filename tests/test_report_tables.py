@@ -86,6 +86,7 @@ def summary():
     return summarize(fixture_records(), n_boot=500, seed=0)
 
 
+
 def test_gain_over_pretrained_is_the_primary(summary):
     c = summary.primary_comparison
     assert (c.a, c.b) == ("fused (all)", "pretrained")
@@ -93,6 +94,7 @@ def test_gain_over_pretrained_is_the_primary(summary):
     assert {t: e.mean for t, e in c.per_target.items()} == pytest.approx({"t1": 3, "t2": 1.5, "t3": -0.5})
     assert c.est.mean == pytest.approx(4 / 3)
     assert c.est.interval == pytest.approx(hull_interval([3, 1.5, -0.5]))  # [-3.43, +5.70]
+    # an exploratory row: its p (the mean test's, as C1's) is kept in the record, never printed
     assert c.est.p == pytest.approx(hull_p([3, 1.5, -0.5]))
     assert c.est.p_holm is None and c.verdict == stats.INCONCLUSIVE
     assert all(c.target_verdict(t) == stats.TOO_FEW_SEEDS for t in ("t1", "t2", "t3"))
@@ -104,8 +106,8 @@ def test_fused_vs_intertrained_paired_per_target_and_seed(summary):
     assert c.values == {"t1": pytest.approx([5, 5]), "t2": pytest.approx([2, 3]), "t3": pytest.approx([-5, -4])}
     assert c.est.mean == pytest.approx((5 + 2.5 - 4.5) / 3)
     assert c.est.interval == pytest.approx(hull_interval([5, 2.5, -4.5]))
-    assert c.est.p == pytest.approx(hull_p([5, 2.5, -4.5]))
-    assert c.est.p_holm is not None and c.est.p_holm >= c.est.p  # secondary
+    assert c.est.p == pytest.approx(hull_p([5, 2.5, -4.5]))  # kept, not printed (exploratory)
+    assert c.est.p_holm is None  # exploratory: Holm runs over C1-C5 only
 
 
 def test_weight_decay_gains_and_their_difference(summary):
@@ -162,25 +164,28 @@ def test_seed_std_over_the_same_targets_and_seeds():
 def test_a_configured_primary_replaces_the_default():
     s = summarize(fixture_records(), primary=("fused (all)", "intertrained (A)"), n_boot=200)
     c = s.primary_comparison
-    assert (c.a, c.b) == ("fused (all)", "intertrained (A)") and c.est.p_holm is None
-    assert all(r.est.p_holm is not None for r in s.vs_pretrained)  # now secondary
+    assert (c.a, c.b) == ("fused (all)", "intertrained (A)")
+    c1 = s.claims[0]
+    assert (c1.id, c1.a, c1.b) == ("C1", "fused (all)", "intertrained (A)")  # the deprecated alias names C1
+    assert s.claims[4].b == "pretrained"  # and no other claim
 
 
-def test_secondary_p_values_are_holm_adjusted_together(summary):
-    rows = [c for c in summary.secondary() if c.est is not None and c.est.p is not None]  # None: all values equal
-    assert len(rows) >= 5
-    # Holm written out: the i-th smallest of m p-values times (m - i), made monotone, capped at 1
-    order = sorted(range(len(rows)), key=lambda i: rows[i].est.p)
+def test_only_the_five_claims_are_holm_adjusted(summary):
+    # exploratory rows carry no adjusted p (and the report prints none for them)
+    assert all(c.est.p_holm is None for c in summary.exploratory() if c.est is not None)
+    claims = [c for c in summary.claims if c.p is not None]
+    # Holm written out over the claims with a p-value: the i-th smallest times (m - i), monotone, capped at 1
+    order = sorted(range(len(claims)), key=lambda i: claims[i].p)
     expected, running = {}, 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(rows) - rank) * rows[i].est.p))
+        running = max(running, min(1.0, (len(claims) - rank) * claims[i].p))
         expected[i] = running
-    assert [c.est.p_holm for c in rows] == pytest.approx([expected[i] for i in range(len(rows))])
+    assert [c.p_holm for c in claims] == pytest.approx([expected[i] for i in range(len(claims))])
 
 
 def test_headline_names_the_primary_and_no_other(summary):
     text = headline(summary)
-    assert text.startswith("Primary comparison (fixed before the data), fused (all) vs pretrained: +1.33 points")
+    assert text.startswith("C1 (fixed before the data), fused (all) vs pretrained: +1.33 points")
     assert "3 targets, 2 seeds" in text and "inconclusive" in text
     # without the primary's runs the headline does not fall back on another base
     rows = [r for r in fixture_records() if r.base_label != "fused (all)"]

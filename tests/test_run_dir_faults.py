@@ -161,7 +161,7 @@ def test_non_utf8_run_json_is_a_one_line_error(tmp_path):
     run.mkdir()
     (run / "run.json").write_bytes(b'{"config_name": "\xff"}')
     with pytest.raises(BasefuseError, match=r"run\.json is corrupt \(not a UTF-8 JSON object\): pass --force"):
-        run_experiment(parse_experiment_config(MINIMAL), run, progress=False, report=False)
+        run_experiment(parse_experiment_config(MINIMAL), run, progress=False)
     assert (run / "run.json").read_bytes() == b'{"config_name": "\xff"}'
 
 
@@ -200,4 +200,4 @@ def read_only_run(tmp_path):
 def test_read_only_run_dir_is_a_one_line_error(read_only_run):
     with pytest.raises(BasefuseError, match="cannot write to the run directory .*: (Read-only file system|"
                                             "Permission denied); choose a writable folder with --out"):
-        run_experiment(parse_experiment_config(MINIMAL), read_only_run, progress=False, report=False)
+        run_experiment(parse_experiment_config(MINIMAL), read_only_run, progress=False)

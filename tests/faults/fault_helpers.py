@@ -51,7 +51,7 @@ def prepared(root: Path, data: dict, name: str = "tiny") -> tuple:
 def clean_results(prepared_run: tuple) -> dict:
     """The results of an undisturbed run: what every disturbed run must end with."""
     root, data, _, _ = prepared_run
-    run_experiment(parse_experiment_config(data), root / "clean", progress=False, report=False)
+    run_experiment(parse_experiment_config(data), root / "clean", progress=False)
     return results(root / "clean")
 
 
@@ -73,8 +73,7 @@ def rerun_and_check(tiny, clean, run_dir: Path) -> Counting:
     _, data, _, plan = tiny
     done_before = complete_keys(run_dir, plan)
     counting = Counting()
-    summary = run_experiment(parse_experiment_config(data), run_dir, executor=counting, progress=False,
-                             report=False)
+    summary = run_experiment(parse_experiment_config(data), run_dir, executor=counting, progress=False)
     assert not summary.failures
     assert not set(counting.keys) & done_before, "a finished job was run again"
     assert len(counting.keys) == len(set(counting.keys)) == len(plan.jobs) - len(done_before)

@@ -182,7 +182,7 @@ def test_disk_full_during_the_store_append_then_rerun_recovers(tiny, clean, tmp_
 
     monkeypatch.setattr(store_mod, "append_jsonl", third_torn)
     with pytest.raises(BasefuseError, match="store.jsonl: No space left on device; free space and rerun"):
-        run_experiment(parse_experiment_config(data), run, progress=False, report=False)
+        run_experiment(parse_experiment_config(data), run, progress=False)
     monkeypatch.undo()
     rerun_and_check(tiny, clean, run)
 

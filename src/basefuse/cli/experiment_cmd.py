@@ -31,6 +31,8 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
+        for line in plan_lines(cfg, plan.runs):
+            typer.echo(line)
         return
     with make_executor(executor, workers, threads=threads, address=ray_address, gpus_per_job=gpus_per_job) as ex:
         summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
@@ -38,14 +40,48 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
-    if summary.report_html:  # built when the run has pretrained rows to measure gains against
+    report_html = build_run_report(out, summary.records, cfg.conditions)
+    if report_html is not None:
         from basefuse.reports.build import summary_text
 
         typer.echo(summary_text(out))
-        typer.echo(f"HTML report: {summary.report_html}")
+        typer.echo(f"HTML report: {report_html}")
     if failures:
         _print_failures(failures, out)
         raise typer.Exit(1)
+
+
+def plan_lines(cfg, runs) -> list[str]:
+    """The confirmatory plan before anything runs: per claim the planned n, whether it can reach p_holm < alpha at
+    all, and the smallest effect detectable with 80% power at the config's assumed target SD."""
+    from basefuse.reports import confirmatory
+
+    plan = confirmatory.plan_from_config(cfg)
+    lines = [f"confirmatory plan (Holm over C1-C5, alpha {plan.alpha:g}, assumed SD over targets "
+             f"{plan.assumed_target_sd:g} points):"]
+    for c in confirmatory.plan_claims(runs, plan, cfg.weight_decays[0]):
+        head = f"  {c.id} {c.title} ({c.a} vs {c.b}): "
+        if c.verdict == confirmatory.NOT_MEASURED:
+            lines.append(head + (c.reason or c.verdict))
+            continue
+        if c.detectable_planned is None:
+            power = "no power formula for this test"
+        elif c.scale == "ratio":
+            power = f"detectable at 80% power: a ratio of {c.detectable_planned:.2f}"
+        else:
+            power = f"detectable at 80% power: {c.detectable_planned:.2f} points"
+        lines.append(head + f"n = {c.n} targets ({c.seeds[0]}-{c.seeds[1]} seeds); {c.reason}; {power}")
+    return lines
+
+
+def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | None:
+    """The report of a finished run, built here rather than by the runner (the experiment layer never imports the
+    report layer); None when there is nothing to measure gains against (no records, or no pretrained condition)."""
+    if not records or "pretrained" not in conditions:
+        return None
+    from basefuse.reports.build import build_report
+
+    return Path(build_report(out).html)
 
 
 def _print_failures(failures: "Failures", out: Path) -> None:
@@ -70,8 +106,9 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         ray_address: RayAddress = None,
         gpus_per_job: GpusPerJob = 0.0,
-        dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, write OUT/leakage.json and "
-                                     "print how many jobs the plan has."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, write OUT/leakage.json, "
+                                     "print how many jobs the plan has and, per confirmatory claim C1-C5, its n, "
+                                     "whether it can reach a verdict and the smallest effect it can detect."),
     ) -> None:
         """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
 

@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and Monte Carlo tests (same seed, same "
                                                    "report)."),
     ) -> None:
-        """Planned vs finished, every comparison of the paper with 95% CIs and verdicts, plots; report.md/.html."""
+        """Planned vs finished, the confirmatory claims C1-C5 with verdicts, exploratory tables (95% CIs, effect sizes),
+        plots; report.md/.html and CSV/JSON exports."""
         from rich.console import Console
 
         from basefuse.errors import BasefuseError

@@ -120,6 +120,34 @@ class LeakageSettings(BaseModel):
                                     "found in the training data of any task in a base's provenance")
 
 
+#: SD over targets of the per-target mean gain of fused (all) over pretrained in the last committed complete run:
+#: docs/results/paper-cpu/raw/results.jsonl (9 targets, 3 seeds, weight decay 0) gives 2.2506 points (ddof=1; the
+#: "std across targets" of fused (all) in that report). Our choice of default, used only for planning power.
+DEFAULT_ASSUMED_TARGET_SD = 2.25
+
+
+class ConfirmatorySettings(BaseModel):
+    """The confirmatory plan, fixed before the data: one test per claim of the paper (docs/statistics.md), Holm over
+    these five only; every other comparison in the report is exploratory.
+
+    C1 `fused` vs `pretrained` (mean gain); C2 `fused` vs the `intertrained` runs of each target (pooled over every
+    target with both, intertrained runs of a cell averaged first); C3 SD over targets of the fused gains over that of
+    the intertrained gains (both over pretrained); C4 per target, the weight decay difference in differences
+    [(fused - pretrained)_hi - (fused - pretrained)_lo] - [(intertrained - pretrained)_hi - (...)_lo]; C5 per target,
+    log(seed std of fused / seed std of pretrained)."""
+
+    model_config = _STRICT
+
+    fused: str | None = Field(None, description="the fused base's label (default: the first fusion method over "
+                                                "all sources, e.g. 'fused (all)')")
+    pretrained: str = Field("pretrained", description="the reference base's label")
+    intertrained: str = Field("intertrained", description="the condition whose runs are each target's own "
+                                                          "intertrained base(s) (C2, C3, C4)")
+    assumed_target_sd: float = Field(DEFAULT_ASSUMED_TARGET_SD, gt=0, description=(
+        "assumed SD over targets of a per-target mean difference (points): sets the planned detectable effect"))
+    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise level over the five claims (Holm)")
+
+
 class ExperimentConfig(BaseModel):
     """What to compare: the base, source families, targets, conditions, seeds and budgets."""
 
@@ -148,8 +176,9 @@ class ExperimentConfig(BaseModel):
     cold_fusion: ColdFusionSettings | None = None
     n_models: NModelsAblation = NModelsAblation()
     primary: tuple[str, str] | None = Field(
-        None, description="the report's primary comparison, fixed before the data: two base labels, e.g. "
-                          "['fused (all)', 'pretrained'] (the default)")
+        None, description="deprecated alias of C1: two base labels, e.g. ['fused (all)', 'pretrained']; "
+                          "prefer confirmatory.fused and confirmatory.pretrained")
+    confirmatory: ConfirmatorySettings = ConfirmatorySettings()
     leakage: LeakageSettings = LeakageSettings()
 
     @field_validator("families", "held_out", mode="after")
@@ -193,6 +222,9 @@ class ExperimentConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"fusion: two methods share a condition name ({', '.join(names)}): give each a "
                              "distinct `name`")
+        if self.primary is not None and self.confirmatory.fused is not None:
+            raise ValueError("primary and confirmatory.fused both name C1's fused base: keep confirmatory.fused "
+                             "(primary is its deprecated alias)")
         for t in self.targets or []:
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
@@ -207,8 +239,10 @@ class ExperimentConfig(BaseModel):
         return [(f.condition(), f) for f in self.fusions()]
 
     def primary_comparison(self) -> tuple[str, str]:
-        """The report's primary comparison: `primary`, else the first fusion method over all sources vs pretrained."""
-        return self.primary or (f"{self.fusions()[0].condition()} (all)", "pretrained")
+        """C1's two bases: `primary` (the deprecated alias) if set, else `confirmatory.fused` (default: the first
+        fusion method over all sources) vs `confirmatory.pretrained`."""
+        c = self.confirmatory
+        return self.primary or (c.fused or f"{self.fusions()[0].condition()} (all)", c.pretrained)
 
     @property
     def source_hparams(self) -> FinetuneConfig:
@@ -240,6 +274,8 @@ class ExperimentConfig(BaseModel):
         skip = {"primary"} if self.primary is None else set()
         if self.leakage == LeakageSettings():
             skip.add("leakage")
+        if self.confirmatory == ConfirmatorySettings():  # added later; it decides no job's output either
+            skip.add("confirmatory")
         data = self.model_dump(mode="json", exclude=skip or None)
         if data.get("cold_fusion") is None:
             data.pop("cold_fusion", None)

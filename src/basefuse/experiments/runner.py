@@ -1,4 +1,7 @@
-"""Run an experiment end to end: plan, schedule what is not done yet on an executor, write results and the report."""
+"""Run an experiment end to end: plan, schedule what is not done yet on an executor, write the results.
+
+The report is built by the command that ran the experiment (cli/experiment_cmd.py), never here: the experiment
+layer does not import the report layer above it."""
 from __future__ import annotations
 
 import contextlib
@@ -38,7 +41,6 @@ class RunSummary:
     jobs_reused: int
     wall_s: float
     records: list[RunRecord]
-    report_html: Path | None = None
     failures: Failures | None = None  # failed and skipped jobs of this run (also in RUN/failures.json)
 
 
@@ -311,7 +313,7 @@ def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[
 
 def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *, executor: Executor | None = None,
                    device: str | None = None, force: bool = False, progress: bool = True,
-                   report: bool = True, schedule: Schedule = "graph") -> RunSummary:
+                   schedule: Schedule = "graph") -> RunSummary:
     """Run (or resume) an experiment in `run_dir`; finished jobs are never redone.
 
     `executor`: where jobs run (default: one by one in this process); it is not closed here, whoever
@@ -329,20 +331,15 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         if executor is None:
             executor = stack.enter_context(LocalExecutor())
         return _run_owned(cfg, plan, run_dir, t0, executor=executor, device=device, progress=progress,
-                          report=report, schedule=schedule)
+                          schedule=schedule)
 
 
 def _run_owned(cfg: ExperimentConfig, plan: Plan, run_dir: Path, t0: float, *, executor: Executor,
-               device: str | None, progress: bool, report: bool, schedule: Schedule) -> RunSummary:
+               device: str | None, progress: bool, schedule: Schedule) -> RunSummary:
     write_plan(run_dir, plan)
     write_leakage(run_dir, plan.leakage)
     outcome = _run_graph(plan, run_dir, executor, device=device, progress=progress, schedule=schedule)
     records = records_from(plan, JobStore(run_dir / "store.jsonl"))
-    summary = RunSummary(run_dir=run_dir, jobs_total=len(plan.jobs), jobs_executed=outcome.executed,
-                         jobs_reused=outcome.reused, wall_s=time.perf_counter() - t0, records=records,
-                         failures=outcome.failures)
-    if report and records and "pretrained" in cfg.conditions:  # gains are measured against pretrained
-        from basefuse.reports.build import build_report
-
-        summary.report_html = Path(build_report(run_dir).html)
-    return summary
+    return RunSummary(run_dir=run_dir, jobs_total=len(plan.jobs), jobs_executed=outcome.executed,
+                      jobs_reused=outcome.reused, wall_s=time.perf_counter() - t0, records=records,
+                      failures=outcome.failures)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from basefuse.errors import BasefuseError
 from basefuse.io import atomic_output_dir, check_output_path, write_json
 from basefuse.experiments.failures import read_failures
 from basefuse.experiments.plan_record import read_plan
-from basefuse.reports import leakage, render
+from basefuse.reports import confirmatory, leakage, render
 from basefuse.reports.completeness import Completeness, completeness
 from basefuse.reports.load import read_results
 from basefuse.reports.summary import PRETRAINED, Summary, summarize
@@ -93,7 +94,22 @@ def _load(run_dir: Path, warn, filters, stats_options):
         stats_options["weight_decay"] = _first_configured_weight_decay(cfg, records)
     if stats_options.get("primary") is None:
         stats_options["primary"] = _configured_primary(cfg)
+    if stats_options.get("plan") is None:
+        stats_options["plan"] = _configured_plan(cfg, stats_options["primary"])
     return summarize(records, **stats_options), records, excluded, warnings
+
+
+def _configured_plan(cfg: dict, primary: tuple[str, str] | None) -> confirmatory.Plan | None:
+    """The config's confirmatory plan; None (the paper's defaults with C1 = `primary`) when experiment.yaml is
+    missing or no longer parses."""
+    from basefuse.experiments.config import parse_experiment_config
+
+    if not cfg:
+        return None
+    try:
+        return confirmatory.plan_from_config(parse_experiment_config(cfg))
+    except BasefuseError:
+        return None
 
 
 def _configured_primary(cfg: dict) -> tuple[str, str] | None:
@@ -190,12 +206,13 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     from basefuse.reports import plots
 
     with atomic_output_dir(out, force=True, protected=protected) as tmp:
-        figures = []
+        figures = _claim_figures(summary, tmp)
         for name, title, fn in plots.FIGURES:
             if fn(summary, tmp / name):
                 figures.append(render.Figure(title, tmp / name))
+        link = os.path.relpath(run_dir.resolve() / RESULTS, out.resolve()).replace(os.sep, "/")
         inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
-                                  if config.exists() else None, notes, str(run_dir), comp)
+                                  if config.exists() else None, notes, str(run_dir), comp, link)
         leak = leakage.read_leakage(run_dir)  # the overlap table the plan wrote; absent in older runs
         md, page = render.render_markdown(inp), render.render_html(inp)
         if leak is not None:
@@ -205,9 +222,28 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "results.csv").write_text(render.render_csv(records), encoding="utf-8")
         write_json(tmp / "results.json", render.runs_json(records))
+        (tmp / "claims.csv").write_text(render.claims_csv(summary), encoding="utf-8")
+        write_json(tmp / "claims.json", render.claims_json(summary))
+        (tmp / "comparisons.csv").write_text(render.comparisons_csv(summary), encoding="utf-8")
         (tmp / MARKER).write_text("derived from results.jsonl; safe to delete or regenerate\n", encoding="utf-8")
     return ReportPaths(out, out / "report.md", out / "report.html", out / "results.csv", out / "results.json",
                        [out / f.path.name for f in figures], warnings, summary, comp)
+
+
+def _claim_figures(summary: Summary, folder: Path) -> list[render.Figure]:
+    """One figure per confirmatory claim, `claim-<id>.png`, each with its caption: drawn by `plots.plot_claim`
+    (the figures' module) where it exists; until then none, and the report lists the claims in its table only."""
+    from basefuse.reports import plots
+
+    draw = getattr(plots, "plot_claim", None)
+    if draw is None:
+        return []
+    out = []
+    for c in summary.claims:
+        path = folder / f"claim-{c.id}.png"
+        if c.verdict != "not measured" and draw(c, path):
+            out.append(render.Figure(f"{c.id} {c.title}: {c.measure}", path))
+    return out
 
 
 def table1_rich(summary: Summary) -> "Table":
@@ -216,13 +252,15 @@ def table1_rich(summary: Summary) -> "Table":
 
 
 def _rich(t: render.TableModel) -> "Table":
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=t.title)
+    # Every string is escaped: rich would read a label such as `fused[ties] (all)` as markup and drop `[ties]`.
+    table = Table(title=escape(t.title))
     for i, h in enumerate(t.header):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(escape(h), justify="left" if i == 0 else "right")
     for row in t.rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     return table
 
 
@@ -231,7 +269,8 @@ def terminal_summary(summary: Summary, comp: Completeness | None = None) -> "Gro
     from rich.console import Group
     from rich.text import Text
 
-    tables = ([_rich(render.completeness_table(comp))] if comp else []) + [table1_rich(summary),
+    tables = ([_rich(render.completeness_table(comp))] if comp else []) + [_rich(render.claims_terminal_table(summary)),
+                                                                          table1_rich(summary),
                                                                           _rich(render.gain_table(summary))]
     return Group(*tables, Text(render.headline(summary, comp), style="bold"))
 

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from basefuse.experiments.records import RunRecord
 from basefuse.reports import stats
+from basefuse.reports.claims import NOT_MEASURED, Claim
 from basefuse.reports.completeness import Completeness
 from basefuse.reports.stats import Estimate
 from basefuse.reports.summary import Comparison, Summary
@@ -41,6 +44,7 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     run_dir: str = ""
     completeness: Completeness | None = None
+    results_link: str = "results.jsonl"  # the raw per-run records, relative to the report folder
 
 
 def _acc(x: float | None) -> str:
@@ -75,13 +79,91 @@ def n_text(est: Estimate) -> str:
     return f"{est.n_targets} target{'s' if est.n_targets != 1 else ''}, {_seeds(est.seeds)}"
 
 
+def _dz(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.2f}"
+
+
 def comparison_cells(c: Comparison) -> list[str]:
+    """An exploratory row: mean, interval, n and standardised effect d_z; no p-value, no verdict word."""
     e = c.est
-    return [_gain(e.mean), interval_text(e.interval, e.n_targets), n_text(e), _p(e.p),
-            "(primary)" if c.primary else _p(e.p_holm), c.verdict]
+    return [_gain(e.mean), interval_text(e.interval, e.n_targets), n_text(e), _dz(e.effect_size)]
 
 
-COMPARISON_HEADER = ["mean", "95% CI", "n", "p", "p (Holm)", "verdict"]
+COMPARISON_HEADER = ["mean", "95% CI", "n", "d_z"]
+EXPLORATORY = ("Exploratory: an interval and an effect size (d_z = mean / SD of the per-target values), no verdict; "
+               "only the confirmatory claims C1-C5 are tested.")
+
+
+# ---- the confirmatory claims ----------------------------------------------------------------------
+
+def _on_scale(c: Claim, x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.2f}" if c.scale == "ratio" else _gain(x)
+
+
+def claim_interval(c: Claim) -> str:
+    if c.interval is None:
+        return "–" if c.verdict == NOT_MEASURED else f"n/a (n={c.n})"
+    return f"[{_on_scale(c, c.interval[0])}, {_on_scale(c, c.interval[1])}]"
+
+
+VERDICT_WORDS = {"C3": {stats.BETTER: "better (less dependent)", stats.WORSE: "worse (more dependent)"},
+                 "C5": {stats.BETTER: "better (lower seed std)", stats.WORSE: "worse (higher seed std)"}}
+
+
+def claim_verdict_text(c: Claim) -> str:
+    if c.verdict == NOT_MEASURED:
+        return c.reason or NOT_MEASURED
+    if not c.reachable:
+        return f"{c.reason}"
+    return VERDICT_WORDS.get(c.id, {}).get(c.verdict, c.verdict)
+
+
+def claim_detectable(c: Claim) -> str:
+    """Planned (the config's assumed SD) / observed (the data's SD) smallest effect found with 80% power."""
+    if c.verdict == NOT_MEASURED:
+        return "–"
+    return f"{_on_scale(c, c.detectable_planned)} / {_on_scale(c, c.detectable_observed)}"
+
+
+def claims_table(summary: Summary) -> TableModel:
+    rows = [[f"{c.id} {c.title}", f"{c.a} vs {c.b}", c.measure, _on_scale(c, c.estimate), claim_interval(c),
+             "–" if c.verdict == NOT_MEASURED else f"{c.n} target{'s' if c.n != 1 else ''}, {_seeds(c.seeds)}",
+             _dz(c.effect_size), _p(c.p), _p(c.p_holm), claim_verdict_text(c), claim_detectable(c)]
+            for c in summary.claims]
+    conf = summary.confirmatory
+    note = ("The confirmatory plan, fixed before the data (config key `confirmatory`); Holm's adjustment over these "
+            "five claims only. 'better' is the paper's direction: a mean above 0 (points), a ratio below 1 (C3, C5). "
+            "Detectable: the smallest true effect found with 80% power at level "
+            f"{conf.plan.alpha if conf else stats.ALPHA:g} (Holm's last step; an upper bound on power), from the "
+            f"config's assumed SD over targets ({conf.plan.assumed_target_sd if conf else '–'} points; C5: the SD of "
+            "a log std ratio with that many seeds) / from the observed SD.")
+    if conf and conf.c3_noise and any(c.id == "C3" and c.verdict != NOT_MEASURED for c in conf.claims):
+        f, i = conf.c3_noise
+        note += (f" C3 reference (descriptive): seed noise alone would give the per-target mean gains an SD of about "
+                 f"{_acc(f)} (fused) and {_acc(i)} (intertrained) points.")
+    return TableModel("Confirmatory claims (C1-C5)",
+                      ["claim", "comparison", "measure", "estimate", "95% CI", "n", "d_z", "p", "p (Holm)",
+                       "verdict", "detectable (planned / observed)"], rows, note)
+
+
+def claims_terminal_table(summary: Summary) -> TableModel:
+    """The claims table narrowed for a terminal: the columns a verdict rests on."""
+    t = claims_table(summary)
+    keep = [0, 3, 4, 5, 8, 9]
+    return TableModel(t.title, [t.header[i] for i in keep], [[r[i] for i in keep] for r in t.rows])
+
+
+def claim_methods(summary: Summary) -> list[str]:
+    """One line per claim: the paper's claim (docs: ../shared/PAPER.md) and the test with its assumptions."""
+    out = []
+    for c in summary.claims:
+        line = f"{c.id} {c.title}: the paper: {c.paper} Test: {c.method}."
+        if c.verdict != NOT_MEASURED and c.reason:
+            line += f" Reachability at n = {c.n}: {c.reason}."
+        out.append(line)
+    return out
 
 
 def completeness_table(c: Completeness) -> TableModel:
@@ -115,37 +197,60 @@ def _comparison_table(title: str, rows: list[Comparison], note: str) -> TableMod
 
 def gain_table(summary: Summary) -> TableModel:
     return _comparison_table(
-        f"Claim 1 — gain over pretrained (points, weight decay {summary.weight_decay:g})", summary.vs_pretrained,
-        "Paired per target and seed; mean over targets of the per-target mean gain; t-interval over targets; "
-        "p: exact sign-flip test over targets; secondary comparisons Holm-adjusted over every secondary row of "
-        "the report.")
+        f"Exploratory — gain over pretrained (accuracy points, weight decay {summary.weight_decay:g})",
+        summary.vs_pretrained,
+        "Paired per target and seed; mean over targets of the per-target mean gain; interval: hull of the Student-t "
+        "and Hall intervals over targets. " + EXPLORATORY)
+
+
+def gain_table_f1(summary: Summary) -> TableModel:
+    return _comparison_table(
+        f"Exploratory — gain over pretrained (macro-F1 points, weight decay {summary.weight_decay:g})",
+        summary.vs_pretrained_f1, "As the accuracy table, on each run's macro-F1 (imbalanced targets such as "
+        "sms_spam differ most). " + EXPLORATORY)
 
 
 def per_target_table(summary: Summary) -> TableModel:
     rows = []
     for c in summary.vs_pretrained:
-        rows.append([c.a, *(f"{_gain(c.per_target[t].mean)} ({_seeds(c.per_target[t].seeds)}: "
-                            f"{c.target_verdict(t).replace('too few seeds', 'too few')})"
-                            if t in c.per_target else "–" for t in summary.targets)])
-    return TableModel("Gain over pretrained per target (points, verdict, seeds)", ["base", *summary.targets], rows,
-                      f"A per-target verdict uses the t-interval and t-test over seeds and needs at least "
-                      f"{stats.MIN_SEEDS} seeds; with fewer it is 'too few seeds'. Not adjusted for multiplicity.")
+        cells = []
+        for t in summary.targets:
+            e = c.per_target.get(t)
+            if e is None:
+                cells.append("–")
+            elif e.seeds[0] >= stats.MIN_SEEDS and e.interval is not None:
+                cells.append(f"{_gain(e.mean)} {interval_text(e.interval, e.seeds[0])}")
+            else:
+                cells.append(f"{_gain(e.mean)} ({_seeds(e.seeds)})")
+        rows.append([c.a, *cells])
+    return TableModel("Exploratory — gain over pretrained per target (points)", ["base", *summary.targets], rows,
+                      f"Mean over seeds; a t-interval over seeds only where a target has at least {stats.MIN_SEEDS} "
+                      "seeds (it leaves out target-to-target variation and is not adjusted for multiplicity); "
+                      "no per-target verdict.")
+
+
+def per_target_accuracy_table(summary: Summary) -> TableModel:
+    rows = [[lab, *(_acc(summary.per_target_acc.get(lab, {}).get(t)) for t in summary.targets)]
+            for lab in summary.labels]
+    return TableModel(f"Accuracy per target (points, mean over seeds, weight decay {summary.weight_decay:g})",
+                      ["base", *summary.targets], rows, "Absolute accuracies, main grid.")
 
 
 def intertrained_table(summary: Summary) -> TableModel:
-    return _comparison_table("Claim 2 — fused vs intertrained (points)", summary.vs_intertrained,
-                             "Fused minus intertrained, paired per target and seed.")
+    return _comparison_table("Exploratory — fused vs intertrained, per source family (points)",
+                             summary.vs_intertrained,
+                             "Fused minus intertrained, paired per target and seed, over the targets that have that "
+                             "intertrained base; the pooled comparison over every target is C2. " + EXPLORATORY)
 
 
 def spread_table(summary: Summary) -> TableModel:
-    rows = [[s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), interval_text(s.interval, s.n_targets, signed=False),
-             f"{s.helped} of {s.n_targets}", "too few seeds" if s.better is None else f"{s.better} of {s.n_targets}"]
+    rows = [[s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), f"{s.helped} of {s.n_targets}"]
             for s in summary.spread]
-    return TableModel("Claim 3 — dependence on the target (spread of per-target gains)",
-                      ["base", "targets (seeds)", "std across targets", "95% CI", "mean gain > 0", "verdict better"],
-                      rows,
-                      "Std (ddof=1) of the per-target mean gains over pretrained; chi-square interval (assumes normal "
-                      "per-target gains; sensitive to outlying targets). Lower: the gain depends less on the target.")
+    return TableModel("Exploratory — spread of per-target gains over pretrained",
+                      ["base", "targets (seeds)", "std across targets", "mean gain > 0"], rows,
+                      "Std (ddof=1) of the per-target mean gains; it includes seed noise and is over each row's own "
+                      "targets, so rows over different targets are not comparable. No interval is printed (the "
+                      "chi-square one under-covers skewed gains); the test on equal targets is C3.")
 
 
 def weight_decay_table(summary: Summary) -> TableModel:
@@ -158,51 +263,48 @@ def weight_decay_table(summary: Summary) -> TableModel:
             cells.append("–" if c is None else
                          f"{_gain(c.est.mean)} {interval_text(c.est.interval, c.est.n_targets)} ({n_text(c.est)})")
         d = w.difference
-        cells += ["–"] * 4 if d is None else [f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}",
-                                              n_text(d.est), _p(d.est.p_holm), d.verdict]
+        cells += ["–"] * 3 if d is None else [f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}",
+                                              n_text(d.est), _dz(d.est.effect_size)]
         rows.append([w.label, *cells])
-    return TableModel("Claim 4 (the paper's Table 2) — weight decay: gain over pretrained at each weight decay, "
-                      "and the difference",
-                      ["base", *(f"gain, wd={w:g}" for w in wds), f"wd {wds[-1]:g} − wd {wds[0]:g}", "n",
-                       "p (Holm)", "verdict"], rows,
+    return TableModel("Exploratory — weight decay: gain over pretrained at each weight decay, and the difference",
+                      ["base", *(f"gain, wd={w:g}" for w in wds), f"wd {wds[-1]:g} − wd {wds[0]:g}", "n", "d_z"],
+                      rows,
                       "Each gain is paired with pretrained at the same weight decay; the difference is paired per "
-                      "target and seed. The paper: intertraining's gain vanishes under weight decay, fusion's "
-                      "does not.")
-
-
-STD_VERDICT = {stats.BETTER: "higher std", stats.WORSE: "lower std"}  # a difference of stds: above 0 is worse
+                      "target and seed. The test of the paper's claim (fused keeps its gain where intertraining "
+                      "loses it) is the difference in differences, C4. " + EXPLORATORY)
 
 
 def seed_std_table(summary: Summary) -> TableModel:
+    ratio = {c.a: c for c in summary.seed_std_ratio}
     rows = []
     for s in summary.seed_std:
-        if s.difference is None:
-            rows.append([s.label, "0", "–", "–", "–", "–", "–", "–"])
+        r = ratio.get(s.label)
+        if r is None or r.est is None:
+            rows.append([s.label, "0", "–", "–", "–", "–", "–"])
             continue
-        d = s.difference
-        rows.append([s.label, f"{s.n_targets} ({_seeds(s.seeds)})",
-                     f"{_acc(s.std)} {interval_text(s.interval, s.n_targets, signed=False)}",
-                     f"{_acc(s.reference_std)} {interval_text(s.reference_interval, s.n_targets, signed=False)}",
-                     f"{_gain(d.est.mean)} {interval_text(d.est.interval, d.est.n_targets)}", _p(d.est.p),
-                     _p(d.est.p_holm), STD_VERDICT.get(d.verdict, d.verdict)])
-    return TableModel("Claim 5 (the paper's Table 3) — seed sensitivity: std of accuracy over seeds, over the same "
-                      "targets",
-                      ["base", "targets (seeds)", "seed std [95% CI]", "pretrained, same targets", "difference",
-                       "p", "p (Holm)", "verdict"], rows,
-                      f"Per target, std (ddof=1) over the seeds both bases ran (targets with >= 2 such seeds), "
-                      f"averaged; CI: percentile bootstrap over targets ({summary.n_boot} resamples, seed "
-                      f"{summary.seed}). Difference: base − pretrained, t-interval and sign-flip test over targets; "
-                      f"negative: the base is less sensitive to the seed than pretrained.")
+        e = r.est
+        ci = "–" if e.interval is None else f"[{math.exp(e.interval[0]):.2f}, {math.exp(e.interval[1]):.2f}]"
+        rows.append([s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), _acc(s.reference_std),
+                     f"{math.exp(e.mean):.2f}", ci if e.interval else interval_text(None, e.n_targets),
+                     _dz(e.effect_size)])
+    return TableModel("Exploratory — seed sensitivity: std of accuracy over seeds, over the same targets",
+                      ["base", "targets (seeds)", "seed std", "pretrained, same targets", "ratio", "95% CI", "d_z"],
+                      rows,
+                      "Per target, std (ddof=1) over the seeds both bases ran (targets with >= 2 such seeds); the "
+                      "stds are averages over targets, shown without an interval (a bootstrap of them under-covers). "
+                      "Ratio: exp of the mean over targets of log((std + 0.1) / (pretrained's std + 0.1)), with the "
+                      "exp of its interval; below 1: less sensitive to the seed than pretrained. The test is C5. "
+                      + EXPLORATORY)
 
 
 def n_models_table(summary: Summary) -> TableModel:
-    rows = [[p.condition, str(p.n_fused), *comparison_cells(p.gain)[:5],
+    rows = [[p.condition, str(p.n_fused), *comparison_cells(p.gain),
              str(p.subsets[0]) if p.subsets[0] == p.subsets[1] else f"{p.subsets[0]}–{p.subsets[1]}", str(p.n_runs)]
             for p in summary.n_models]
-    return TableModel("Number of models fused: gain over pretrained",
-                      ["base", "models fused", *COMPARISON_HEADER[:5], "subsets per target", "runs"], rows,
+    return TableModel("Exploratory — number of models fused: gain over pretrained",
+                      ["base", "models fused", *COMPARISON_HEADER, "subsets per target", "runs"], rows,
                       "Random subsets of the sources (leave-one-out); per target the mean over subsets and seeds; "
-                      "each fusion method is its own curve.")
+                      "each fusion method is its own curve. " + EXPLORATORY)
 
 
 def cold_tables(summary: Summary) -> list[TableModel]:
@@ -223,7 +325,7 @@ def cold_tables(summary: Summary) -> list[TableModel]:
             continue
         first, shot, diff = chain.first_gain, chain.one_shot_gain, chain.first_vs_one_shot
         described = [[f"{c.a} vs pretrained", _gain(c.est.mean), interval_text(c.est.interval, c.est.n_targets),
-                      n_text(c.est), "–", "–", "–"] for c in (first, shot)]
+                      n_text(c.est), *["–"] * (len(COMPARISON_HEADER) - 3)] for c in (first, shot)]
         tables.append(TableModel(
             f"ColD Fusion iteration 1 next to one-shot fusion ({chain.one_shot}), same targets and seeds (points)",
             ["comparison", *COMPARISON_HEADER], described + [[diff.name, *comparison_cells(diff)]],
@@ -234,9 +336,21 @@ def cold_tables(summary: Summary) -> list[TableModel]:
     return tables
 
 
+def table1_f1(summary: Summary) -> TableModel:
+    t = table1(summary)
+    rows = [[lab, *(_acc(summary.table1_f1.get(lab, {}).get(f)) for f in summary.families),
+             _acc(summary.table1_f1.get(lab, {}).get("mean"))] for lab in summary.labels]
+    return TableModel(t.title.replace("accuracy", "macro-F1"), t.header, rows, t.note)
+
+
 def all_tables(summary: Summary, comp: Completeness | None = None) -> list[TableModel]:
-    tables = ([completeness_table(comp)] if comp else []) + [table1(summary), gain_table(summary),
-                                                              per_target_table(summary)]
+    tables = ([completeness_table(comp)] if comp else []) + [claims_table(summary), table1(summary)]
+    if summary.table1_f1:
+        tables.append(table1_f1(summary))
+    tables += [per_target_accuracy_table(summary), gain_table(summary)]
+    if summary.vs_pretrained_f1:
+        tables.append(gain_table_f1(summary))
+    tables.append(per_target_table(summary))
     if summary.vs_intertrained:
         tables.append(intertrained_table(summary))
     if summary.spread:
@@ -252,40 +366,41 @@ def all_tables(summary: Summary, comp: Completeness | None = None) -> list[Table
 
 
 def headline(summary: Summary, comp: Completeness | None = None) -> str:
-    """The primary comparison (fixed before the data), prefixed by "partial: X of Y runs" when runs are missing."""
+    """C1 (fixed before the data), prefixed by "partial: X of Y runs" when runs are missing."""
     prefix = f"Partial: {comp.n_finished} of {comp.n_planned} planned runs finished. " if comp and comp.partial else ""
     a, b = summary.primary
-    c = summary.primary_comparison
-    if c is None or c.est is None:
-        text = f"{prefix}Primary comparison {a} vs {b}: no paired runs, nothing to conclude."
+    c = next((c for c in summary.claims if c.id == "C1"), None)
+    if c is None or c.verdict == NOT_MEASURED or c.estimate is None:
+        text = f"{prefix}C1 {a} vs {b}: no paired runs, nothing to conclude."
         missing = [lab for lab in (a, b) if lab not in summary.labels]
         if missing:
             text += (f" The runs have no {' and no '.join(repr(m) for m in missing)} rows (bases with rows: "
-                     f"{', '.join(summary.labels)}); the primary comparison is fixed before the data, so no other "
-                     "base takes its place (name one with `primary` in the config).")
+                     f"{', '.join(summary.labels)}); C1 is fixed before the data, so no other base takes its "
+                     "place (name one with `confirmatory.fused` in the config).")
         return text
-    e = c.est
-    text = (f"{prefix}Primary comparison (fixed before the data), {a} vs {b}: {_gain(e.mean)} points, 95% CI "
-            f"{interval_text(e.interval, e.n_targets)} ({n_text(e)}), sign-flip p = {_p(e.p)}: {c.verdict}.")
-    if e.interval is not None and stats.smallest_p(e.n_targets) >= stats.ALPHA:
-        text += (f" With {e.n_targets} targets the exact test cannot go below p = {stats.smallest_p(e.n_targets):.3f}, "
-                 f"so no verdict other than inconclusive is possible.")
+    text = (f"{prefix}C1 (fixed before the data), {a} vs {b}: {_gain(c.estimate)} points, 95% CI "
+            f"{claim_interval(c)} ({c.n} targets, {_seeds(c.seeds)}), d_z {_dz(c.effect_size)}, p (Holm over C1-C5) = "
+            f"{_p(c.p_holm)}: {claim_verdict_text(c)}.")
+    if c.detectable_observed is not None:
+        text += f" Smallest gain detectable with 80% power at this n and spread: {c.detectable_observed:.2f} points."
     return text
 
 
 HOW_TO_READ = [
     "Gain: a base's target accuracy minus the pretrained model's accuracy on the same target, seed and weight "
-    "decay (accuracy points, i.e. percent). Positive means the base helped.",
+    "decay (accuracy points, i.e. percent). Positive: the base's finetuned accuracy was higher.",
     "n: the number of targets (the unit the claims generalise over) and of seeds per target. Each target counts "
     "once, with its mean over seeds.",
-    f"95% CI: Student-t interval over the per-target means (printed only from {stats.MIN_TARGETS} targets up; "
-    "'n/a (n=2)' below). p: exact two-sided sign-flip permutation test over the per-target means (all 2^n sign "
-    f"patterns up to {stats.EXACT_MAX} targets, {stats.MC_FLIPS:,} random ones seeded by --seed beyond); with n "
-    "targets it cannot go below 2/2^n.",
-    "Verdict: 'better' only if the CI lies above 0 and p (Holm-adjusted for secondary comparisons) is below 0.05; "
-    "'worse' mirrored; otherwise 'inconclusive', which means the data cannot tell, not that the bases are equal.",
-    "Primary comparison: fixed before the data (fused (all) vs pretrained unless the config names `primary`); "
-    "every other row is secondary and its p-value is Holm-adjusted over all secondary rows of this report.",
+    f"95% CI of a mean over targets: the hull of the Student-t interval and Hall's skewness-corrected t interval "
+    f"over the per-target means (printed only from {stats.MIN_TARGETS} targets up; 'n/a (n=2)' below). It assumes "
+    "independent targets; see docs/statistics.md for its measured coverage. d_z: the mean divided by the SD of the "
+    "per-target values.",
+    "Confirmatory claims C1-C5: one test per claim of the paper, fixed before the data in the config; p-values "
+    "Holm-adjusted over these five only. Verdict: 'better' (the paper's direction) only if the interval excludes "
+    "no difference on that side and p (Holm) is below the config's alpha; 'worse' mirrored; otherwise "
+    "'inconclusive', which means the data cannot tell, not that the bases are equal. A claim the run cannot "
+    "address says why; one whose n cannot reach a verdict says so.",
+    "Every other table is exploratory: intervals and effect sizes without verdicts or p-values, for reading.",
 ]
 
 
@@ -302,9 +417,12 @@ def _md_table(t: TableModel) -> str:
 def render_markdown(inp: ReportInputs) -> str:
     s = inp.summary
     parts = ["# basefuse report", "", f"Run directory: `{inp.run_dir}`", "",
+             f"Raw per-run records: [{inp.results_link}]({inp.results_link}); exports in this folder: "
+             + ", ".join(f"[{n}]({n})" for n in EXPORTS) + ".", "",
              f"**{headline(s, inp.completeness)}**", ""]
     parts += ["", *(_md_table(t) + "\n" for t in all_tables(s, inp.completeness))]
     parts += [f"### {f.title}\n\n![{f.title}]({f.path.name})\n" for f in inp.figures]
+    parts += ["## The confirmatory tests", "", *(f"- {m}" for m in claim_methods(s)), ""]
     parts += ["## How to read this", "", *(f"- {p}" for p in HOW_TO_READ), ""]
     if inp.notes:
         parts += ["## Data notes", "", *(f"- {n}" for n in inp.notes), ""]
@@ -334,11 +452,14 @@ def render_html(inp: ReportInputs) -> str:
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>basefuse report</title>",
            f"<style>{CSS}</style></head><body><h1>basefuse report</h1>",
            f'<p class="note">Run directory: <code>{e(inp.run_dir)}</code></p>',
+           f'<p class="note">Raw per-run records: <a href="{e(inp.results_link)}">{e(inp.results_link)}</a>; exports '
+           'in this folder: ' + ", ".join(f'<a href="{e(n)}">{e(n)}</a>' for n in EXPORTS) + '.</p>',
            f'<p class="headline"><strong>{e(headline(s, inp.completeness))}</strong></p>',
            *(_html_table(t) for t in all_tables(s, inp.completeness))]
     for f in inp.figures:
         data = base64.b64encode(f.path.read_bytes()).decode("ascii")
         out.append(f'<h3>{e(f.title)}</h3><img alt="{e(f.title)}" src="data:image/png;base64,{data}">')
+    out += ["<h2>The confirmatory tests</h2><ul>", *(f"<li>{e(m)}</li>" for m in claim_methods(s)), "</ul>"]
     out += ["<h2>How to read this</h2><ul>", *(f"<li>{e(p)}</li>" for p in HOW_TO_READ), "</ul>"]
     if inp.notes:
         out += ["<h2>Data notes</h2><ul>", *(f"<li>{e(n)}</li>" for n in inp.notes), "</ul>"]
@@ -368,3 +489,53 @@ def render_csv(records: Sequence[RunRecord]) -> str:
 
 def runs_json(records: Sequence[RunRecord]) -> list[dict]:
     return _rows(records)
+
+
+EXPORTS = ("results.csv", "results.json", "claims.csv", "claims.json", "comparisons.csv")
+
+
+def claims_json(summary: Summary) -> list[dict]:
+    """The five claims as plain records (the figures and `claims.csv` read the same fields)."""
+    return [dataclasses.asdict(c) for c in summary.claims]
+
+
+def _csv(rows: list[dict], fields: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v) if isinstance(v, (dict, list, tuple)) else v for k, v in r.items()})
+    return buf.getvalue()
+
+
+def claims_csv(summary: Summary) -> str:
+    rows = []
+    for c in claims_json(summary):
+        lo, hi = c["interval"] or (None, None)
+        rows.append(c | {"interval_low": lo, "interval_high": hi, "seeds_min": c["seeds"][0],
+                         "seeds_max": c["seeds"][1]})
+    fields = ["id", "title", "a", "b", "measure", "scale", "estimate", "interval_low", "interval_high", "n",
+              "seeds_min", "seeds_max", "effect_size", "p", "p_holm", "verdict", "reason", "reachable",
+              "detectable_planned", "detectable_observed", "method", "paper", "values"]
+    return _csv(rows, fields)
+
+
+def comparisons_csv(summary: Summary) -> str:
+    """Every exploratory comparison with its n and effect size (the tables' rows, unrounded)."""
+    groups = [("vs pretrained", summary.vs_pretrained), ("vs pretrained (macro-F1)", summary.vs_pretrained_f1),
+              ("fused vs intertrained", summary.vs_intertrained),
+              ("seed std log ratio", summary.seed_std_ratio),
+              ("weight decay", [c for w in summary.weight_decay_rows for c in [*w.gains.values(), w.difference] if c]),
+              ("models fused", [p.gain for p in summary.n_models])]
+    rows = []
+    for table, cs in groups:
+        for c in cs:
+            e = c.est
+            if e is None:
+                continue
+            lo, hi = e.interval or (None, None)
+            rows.append({"table": table, "a": c.a, "b": c.b, "mean": e.mean, "interval_low": lo, "interval_high": hi,
+                         "n_targets": e.n_targets, "seeds_min": e.seeds[0], "seeds_max": e.seeds[1], "sd": e.sd,
+                         "effect_size": e.effect_size})
+    return _csv(rows, ["table", "a", "b", "mean", "interval_low", "interval_high", "n_targets", "seeds_min",
+                       "seeds_max", "sd", "effect_size"])

@@ -3,10 +3,11 @@
 Pairing: a run's *gain* is its accuracy minus the pretrained base's on the same (target, seed,
 weight decay); two bases are compared on the (target, seed) cells both have. Several runs of
 one label in one cell (e.g. intertraining from each source) are averaged first. Each target then
-contributes its mean over seeds, and `stats` turns the per-target means into an interval, a
-p-value and a verdict. The primary comparison is fixed before the data (`fused (all)` vs
-`pretrained`, or the config's `primary`; never replaced by another when it has no runs); every
-other comparison is secondary and its p-value is Holm-adjusted over all of them.
+contributes its mean over seeds, and `stats` turns the per-target means into an interval and an
+effect size. Only the five confirmatory claims (`confirmatory`, fixed before the data) carry a
+p-value adjusted by Holm and a verdict; every comparison here is exploratory: an interval and an
+effect size, no verdict word. `primary` names C1's two bases (`fused (all)` vs `pretrained`, or
+the config's; never replaced by another when it has no runs).
 
 Conditions are an open vocabulary: every base label with runs is a row of every table it belongs
 in (`fused[ties] (all)` beside `fused (all)`, a kind this module has never heard of after the
@@ -15,7 +16,6 @@ and iteration 1 next to one-shot fusion on the same targets and seeds.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from basefuse.experiments.records import PRETRAINED, RunRecord, base_label, condition_kind, condition_rank
-from basefuse.reports import stats
+from basefuse.reports import confirmatory, stats
+from basefuse.reports.claims import Claim
 from basefuse.reports.stats import Estimate
 
 DEFAULT_PRIMARY = ("fused (all)", PRETRAINED)
@@ -139,12 +140,24 @@ class Summary:
     unpaired: int
     n_boot: int
     seed: int
+    confirmatory: confirmatory.Confirmatory | None = None
+    table1_f1: dict[str, dict[str, float | None]] = field(default_factory=dict)  # Table 1 in macro-F1 points
+    vs_pretrained_f1: list[Comparison] = field(default_factory=list)  # gains in macro-F1 points
+    per_target_acc: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> target -> mean accuracy
+    seed_std_ratio: list[Comparison] = field(default_factory=list)  # per label: log seed-std ratio vs pretrained
+
+    @property
+    def claims(self) -> list[Claim]:
+        """C1..C5, the only rows with a verdict (empty only for a summary built without records)."""
+        return self.confirmatory.claims if self.confirmatory else []
 
     @property
     def primary_comparison(self) -> Comparison | None:
+        """The exploratory row with C1's two bases (its interval and effect size; C1 itself is in `claims`)."""
         return next((c for c in self.vs_pretrained + self.vs_intertrained if c.primary), None)
 
-    def secondary(self) -> list[Comparison]:
+    def exploratory(self) -> list[Comparison]:
+        """Every comparison row besides C1's twin: an interval and an effect size, no verdict."""
         rows = [c for c in self.vs_pretrained + self.vs_intertrained if not c.primary]
         # the gain at the tables' weight decay is already a row of vs_pretrained: counted once
         rows += [c for w in self.weight_decay_rows for wd, c in w.gains.items() if wd != self.weight_decay]
@@ -161,11 +174,11 @@ def label_order(label: str, condition: str, source_family: str | None, iteration
     return (condition_rank(condition), source_family == "all", source_family or "", iteration or 0, label)
 
 
-def seed_cells(records: Sequence[RunRecord]) -> dict[str, SeedCells]:
-    """label -> target -> seed -> mean accuracy (points) of that cell's runs."""
+def seed_cells(records: Sequence[RunRecord], metric: str = "accuracy") -> dict[str, SeedCells]:
+    """label -> target -> seed -> mean `metric` (points) of that cell's runs."""
     cells: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for r in records:
-        cells[(r.base_label, r.target, r.seed)].append(100 * r.accuracy)
+        cells[(r.base_label, r.target, r.seed)].append(100 * getattr(r, metric))
     out: dict[str, SeedCells] = defaultdict(lambda: defaultdict(dict))
     for (label, target, seed), vs in cells.items():
         out[label][target][seed] = float(np.mean(vs))
@@ -302,15 +315,31 @@ def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre
     return out
 
 
+def _seed_std_ratio(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> Comparison | None:
+    """Exploratory: per target log(seed std of `label` / of pretrained) over shared seeds (>= 2), mean over targets."""
+    mine, ref = acc.get(label, {}), acc.get(PRETRAINED, {})
+    logs = {}
+    for t in mine:
+        shared = sorted(set(mine[t]) & set(ref.get(t, {})))
+        if len(shared) >= 2:
+            logs[t] = [stats.log_std_ratios([float(np.std([mine[t][s] for s in shared], ddof=1))],
+                                            [float(np.std([ref[t][s] for s in shared], ddof=1))])[0]]
+    return compare(label, PRETRAINED, logs, seed=seed, kind="seed std ratio") if logs else None
+
+
 def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None,
-              primary: tuple[str, str] | None = None, n_boot: int = 2000, seed: int = 0) -> Summary:
-    """Compute every table of the report. `weight_decay` defaults to the lowest one present."""
+              primary: tuple[str, str] | None = None, n_boot: int = 2000, seed: int = 0,
+              plan: confirmatory.Plan | None = None) -> Summary:
+    """Compute every table of the report. `weight_decay` defaults to the lowest one present; `plan` (the config's
+    confirmatory plan) defaults to C1 = `primary` with the rest of the paper's defaults."""
     main = [r for r in records if r.ablation == "main"]
     wds = sorted({r.weight_decay for r in main})
     if not wds:
         raise ValueError("no main-ablation records to summarise")
     wd = min(wds) if weight_decay is None else weight_decay
-    primary = tuple(primary) if primary else DEFAULT_PRIMARY
+    primary = tuple(primary) if primary else plan.c1 if plan else DEFAULT_PRIMARY
+    if plan is None:
+        plan = confirmatory.Plan(primary[0], c1_reference=primary[1] if primary[1] != PRETRAINED else None)
 
     families: list[str] = []
     target_family: dict[str, str] = {}
@@ -373,13 +402,13 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
                       len(records),
                       sum(1 for r in records if r.condition != PRETRAINED
                           and (r.target, r.seed, r.weight_decay) not in pre_all), n_boot, seed)
-    _holm_adjust(summary)
+    summary.confirmatory = confirmatory.confirm(records, plan, wd)
+    f1 = seed_cells([r for r in main if r.weight_decay == wd], "macro_f1")
+    summary.table1_f1 = _table1(f1, labels, families, targets, target_family)
+    summary.vs_pretrained_f1 = [c for i, lab in enumerate(others)
+                                if (c := vs(lab, PRETRAINED, f1, "vs pretrained (macro-F1)", 800 + i)).est is not None]
+    summary.per_target_acc = {lab: {t: float(np.mean(list(v.values()))) for t, v in acc.get(lab, {}).items() if v}
+                              for lab in labels}
+    summary.seed_std_ratio = [c for i, lab in enumerate(others)
+                              if (c := _seed_std_ratio(lab, acc, seed=seed + 900 + i)) is not None]
     return summary
-
-
-def _holm_adjust(summary: Summary) -> None:
-    """Set `p_holm` of every secondary comparison, adjusted over all of them together."""
-    rows = [c for c in summary.secondary() if c.est is not None]
-    adjusted = stats.holm({str(i): c.est.p for i, c in enumerate(rows)})
-    for i, c in enumerate(rows):
-        c.est = dataclasses.replace(c.est, p_holm=adjusted[str(i)])
