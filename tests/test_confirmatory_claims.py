@@ -58,12 +58,14 @@ def test_a_fused_base_that_gains_3_points_with_half_the_seed_std_wins_c1_c2_and_
     assert claims["C1"].estimate == pytest.approx(np.mean(list(gain.values())))
     vs_inter = [np.mean([pts["fused", t, s, 0.0] - pts["intertrained", t, s, 0.0] for s in SEEDS]) for t in targets]
     assert claims["C2"].estimate == pytest.approx(np.mean(vs_inter))
-    logs = [math.log((np.std([pts["fused", t, s, 0.0] for s in SEEDS], ddof=1) + 0.1)
-                     / (np.std([pts["pretrained", t, s, 0.0] for s in SEEDS], ddof=1) + 0.1)) for t in targets]
+    logs = [math.log((np.std([pts["fused", t, s, 0.0] for s in SEEDS], ddof=1) + 0.02)  # 0.02: the seed-std floor
+                     / (np.std([pts["pretrained", t, s, 0.0] for s in SEEDS], ddof=1) + 0.02)) for t in targets]
     assert claims["C5"].estimate == pytest.approx(math.exp(np.mean(logs)))
     inter_gain = [np.mean([pts["intertrained", t, s, 0.0] - pts["pretrained", t, s, 0.0] for s in SEEDS])
                   for t in targets]
-    assert claims["C3"].estimate == pytest.approx(np.std(list(gain.values()), ddof=1) / np.std(inter_gain, ddof=1))
+    # C3: mean absolute deviation from the median, fused's gains over intertrained's
+    mad = lambda v: np.mean(np.abs(np.asarray(v) - np.median(v)))  # noqa: E731
+    assert claims["C3"].estimate == pytest.approx(mad(list(gain.values())) / mad(inter_gain))
 
     # C4: per target [(f-p)_hi - (f-p)_lo] - [(i-p)_hi - (i-p)_lo], each a mean over seeds
     def g(cond, t, wd):

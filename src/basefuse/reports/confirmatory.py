@@ -7,8 +7,9 @@ code sizes a plan before anything runs (`planned_claims`, from the planned runs)
 
 Each target contributes one value per claim (its mean over the seeds both arms ran); the tests run over targets:
 * C1, C2, C4: mean of per-target differences in points; `stats.mean_interval` / `stats.mean_p`.
-* C3: SD over targets of the fused gains / SD of the intertrained gains (both over pretrained), paired by target;
-  `stats.spread_ratio_interval` / `stats.spread_ratio_p` (a permutation test: its smallest p is 2 / 2^n).
+* C3: spread over targets of the fused gains / that of the intertrained gains (both over pretrained), paired by
+  target, the spread being the mean absolute deviation from the median; `stats.spread_ratio` and its interval and p
+  (a skew-robust mean test of a per-target linearisation; nothing below `stats.MIN_TARGETS_SPREAD` targets).
 * C5: per target log(seed std of fused / seed std of pretrained) over the seeds both ran; mean test on the logs,
   printed back as a ratio (1 = equal).
 "Better" is the paper's direction: a positive mean for C1, C2 and C4, a ratio below 1 for C3 and C5.
@@ -75,12 +76,14 @@ METHODS = {
           "their two p-values (stats.mean_interval/mean_p); assumes independent targets",
     "C2": "per target, fused minus the mean of its intertrained runs (averaged per seed first), paired by seed; "
           "mean test as C1",
-    "C3": "SD over targets of fused's per-target gains / SD of intertrained's, paired by target; permutation test "
-          "and its inverted interval (stats.spread_ratio_p/interval); assumes the paired values exchangeable under "
-          "the null; no power formula, so no detectable effect",
+    "C3": "mean absolute deviation from the median over targets of fused's per-target gains / that of "
+          "intertrained's, paired by target; log ratio with the skew-robust mean interval and test of its per-target "
+          f"linearisation (stats.spread_ratio_interval/p); nothing below {stats.MIN_TARGETS_SPREAD} targets; no "
+          "power formula, so no detectable effect",
     "C4": "per target [(fused - pretrained) at the highest weight decay - at the lowest] - [(intertrained - "
           "pretrained) likewise]; mean test as C1; detectable effect assumes the same per-target SD as C1",
-    "C5": "per target log((seed std fused + 0.1) / (seed std pretrained + 0.1)) over shared seeds; mean test on "
+    "C5": f"per target log((seed std fused + {stats.SEED_STD_FLOOR:g}) / (seed std pretrained + "
+          f"{stats.SEED_STD_FLOOR:g})) over shared seeds; mean test on "
           "the logs, shown as a ratio; planned detectable effect from the SD of a log std ratio with that many "
           "normal seeds (stats.log_std_ratio_sd)",
 }
@@ -214,18 +217,12 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
 
 # ---- reachability and power ------------------------------------------------------------------------
 
-def reachability(cid: str, n: int, alpha: float, m: int = N_CLAIMS) -> tuple[bool, str]:
-    """Can n targets give p_holm < alpha at all? The mean tests need an interval (n >= 3) and then any p is
-    possible; C3's permutation test has a floor of 2 / 2^n, which Holm multiplies by up to m."""
-    if cid == "C3":
-        floor = stats.smallest_p(n) if n >= stats.MIN_TARGETS else 1.0
-        if floor * m < alpha:
-            return True, (f"reachable at every Holm step: smallest p 2/2^{n} = {floor:.4f}, x{m} = "
-                          f"{floor * m:.4f} < {alpha:g}")
-        if floor < alpha:
-            return True, (f"reachable only at Holm's last step: smallest p 2/2^{n} = {floor:.4f} < {alpha:g}, but "
-                          f"x{m} = {floor * m:.3f} >= {alpha:g} (needs the other claims rejected first)")
-        return False, f"cannot reach a verdict at n = {n}: smallest p 2/2^{n} = {floor:.3f} >= {alpha:g}"
+def reachability(cid: str, n: int, alpha: float) -> tuple[bool, str]:
+    """Can n targets give p_holm < alpha at all? Every test is a t-based mean test with no floor on p once it has an
+    interval: from MIN_TARGETS targets (MIN_TARGETS_SPREAD for C3's spread ratio)."""
+    if cid == "C3" and n < stats.MIN_TARGETS_SPREAD:
+        return False, (f"cannot reach a verdict at n = {n}: the spread ratio needs {stats.MIN_TARGETS_SPREAD} "
+                       "targets")
     if n < stats.MIN_TARGETS:
         return False, f"cannot reach a verdict at n = {n}: an interval needs {stats.MIN_TARGETS} targets"
     return True, f"reachable: the t-based test has no floor at n = {n}"
@@ -250,7 +247,8 @@ def _blank(cid: str, plan: Plan) -> Claim:
     a, b, measure, scale = {
         "C1": (*plan.c1, "gain (points)" if plan.c1[1] == plan.pretrained else "difference (points)", "points"),
         "C2": (plan.fused, plan.intertrained, "fused - intertrained (points)", "points"),
-        "C3": (plan.fused, plan.intertrained, "SD of gains over targets, fused / intertrained", "ratio"),
+        "C3": (plan.fused, plan.intertrained, "spread of gains over targets (mean absolute deviation from the "
+               "median), fused / intertrained", "ratio"),
         "C4": (plan.fused, plan.intertrained, "difference in differences of gains, high - low weight decay "
                "(points)", "points"),
         "C5": (plan.fused, plan.pretrained, "seed std ratio, fused / pretrained", "ratio"),
@@ -297,8 +295,7 @@ def observed_claims(values: dict[str, Values], plan: Plan) -> list[Claim]:
         c.values = dict(v.values)
         if c.id == "C3":
             a, b = list(v.values.values()), [v.other[t] for t in v.values]  # type: ignore[index]
-            sa, sb = (float(np.std(a, ddof=1)), float(np.std(b, ddof=1))) if len(a) >= 2 else (0.0, 0.0)
-            c.estimate = sa / sb if sb > 0 else None
+            c.estimate = stats.spread_ratio(a, b)
             c.interval = stats.spread_ratio_interval(a, b, 1 - plan.alpha)
             c.p = stats.spread_ratio_p(a, b)
         else:

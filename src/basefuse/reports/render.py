@@ -292,7 +292,8 @@ def seed_std_table(summary: Summary) -> TableModel:
                       rows,
                       "Per target, std (ddof=1) over the seeds both bases ran (targets with >= 2 such seeds); the "
                       "stds are averages over targets, shown without an interval (a bootstrap of them under-covers). "
-                      "Ratio: exp of the mean over targets of log((std + 0.1) / (pretrained's std + 0.1)), with the "
+                      f"Ratio: exp of the mean over targets of log((std + {stats.SEED_STD_FLOOR:g}) / (pretrained's std + "
+                      f"{stats.SEED_STD_FLOOR:g})), with the "
                       "exp of its interval; below 1: less sensitive to the seed than pretrained. The test is C5. "
                       + EXPLORATORY)
 
