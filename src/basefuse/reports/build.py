@@ -190,10 +190,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     from basefuse.reports import plots
 
     with atomic_output_dir(out, force=True, protected=protected) as tmp:
-        figures = []
-        for name, title, fn in plots.FIGURES:
-            if fn(summary, tmp / name):
-                figures.append(render.Figure(title, tmp / name))
+        figures = [render.Figure(d.title, tmp / d.filename, d.caption)
+                   for d in plots.report_figures(summary, tmp, records)]
         inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
                                   if config.exists() else None, notes, str(run_dir), comp)
         leak = leakage.read_leakage(run_dir)  # the overlap table the plan wrote; absent in older runs
