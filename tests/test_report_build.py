@@ -34,8 +34,8 @@ def test_build_report_writes_everything(tmp_path):
     assert paths.out_dir == run / "report"
     for p in (paths.markdown, paths.html, paths.csv, paths.json, *paths.figures):
         assert p.is_file() and p.stat().st_size > 0
-    assert [p.name for p in paths.figures] == ["gains_per_target.png", "seed_std.png", "weight_decay.png",
-                                               "gain_vs_n_models.png"]
+    assert [p.name for p in paths.figures] == ["gains_per_target.png", "fused_vs_intertrained.png", "spread.png",
+                                               "seed_std.png", "weight_decay.png", "gain_vs_n_models.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.figures)
 
     md = paths.markdown.read_text()
@@ -63,7 +63,7 @@ def test_html_is_self_contained_and_has_the_tables(tmp_path):
     assert "Table 2" in page and "How to read this" in page and "tiny-bert" in page
     assert "href=" not in page and "<link" not in page and "<script" not in page
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 6 and all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
 def test_table1_text_for_the_terminal(tmp_path):
