@@ -136,6 +136,15 @@ def test_seed_std_figure_shows_per_target_ratios_to_pretrained_on_a_log_axis_hol
                                                             "intertrained (topic)", "intertrained (twitter)"]
 
 
+def test_seed_std_axis_holds_1_even_when_every_ratio_is_below_it(summary, drawn):
+    fused_only = [r for r in nine_target_records() if r.condition in ("pretrained", "fused")]
+    assert plots.plot_seed_std(summary, Path("unused.png"), fused_only)
+    ax = drawn[0].axes[0]
+    assert max(y for _, y in points(ax, "o")) == pytest.approx(1.1 / 2.1)
+    lo, hi = ax.get_ylim()
+    assert lo < 1.1 / 2.1 and hi > 1
+
+
 def test_seed_std_ratios_pair_the_seeds_both_bases_ran():
     recs = [RunRecord(target="t", target_family="A", condition=c, source_family=f, seed=s, accuracy=a, macro_f1=0.5)
             for c, f, accs in (("pretrained", None, (0.60, 0.64, 0.70)), ("fused", "all", (0.61, 0.62)))
