@@ -322,7 +322,7 @@ table{border-collapse:collapse;margin:0}th,td{border:1px solid #ccc;padding:.25e
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}.headline{font-size:1.2em}
 .table-scroll{max-width:100%;overflow-x:auto;margin:.5em 0}
 .note{color:#666;font-size:.9em}code{overflow-wrap:anywhere}
-figure{margin:1em 0;max-width:100%}figure img{display:block;max-width:100%;height:auto}
+img{max-width:100%;height:auto}figure{margin:1em 0;max-width:100%}figure img{display:block}
 figcaption{color:#444;font-size:.9em;margin-top:.4em}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
 
 
