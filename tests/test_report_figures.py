@@ -228,7 +228,7 @@ def test_claim_figure_shows_each_target_the_estimate_its_interval_and_0(drawn):
     assert any(list(line.get_ydata()) == [0, 0] for line in ax.get_lines())
     assert ax.get_yscale() == "linear"
     title = fig._suptitle.get_text().replace("\n", " ")
-    assert "C1 fused vs pretrained" in title and "inconclusive" in title and "n = 3 targets" in title
+    assert title == "C1 fused vs pretrained (fused (all) vs pretrained): inconclusive, n = 3 targets, p (Holm) = 0.750"
 
 
 def test_ratio_claim_is_drawn_as_ratios_on_a_log_axis_with_1(drawn):
@@ -269,7 +269,7 @@ def test_claim_caption_names_the_dots_estimate_interval_p_and_verdict():
     assert caption.startswith("One dot per target: gain (points); fused (all) vs pretrained.")
     assert "Black line: 0, no difference." in caption
     assert "estimate +1.67 and its 95% interval [-0.90, +4.20]" in caption
-    assert "p (Holm over the claims) = 0.75" in caption and "Verdict: inconclusive (n = 3 targets)" in caption
+    assert "p (Holm over the claims) = 0.750" in caption and "Verdict: inconclusive (n = 3 targets)" in caption
 
 
 # ---- the page ----------------------------------------------------------------------------------------------------

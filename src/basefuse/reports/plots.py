@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from basefuse.reports import stats
-from basefuse.reports.claims import NOT_MEASURED, Claim
+from basefuse.reports.claims import Claim
 from basefuse.reports.summary import PRETRAINED, Summary, seed_cells
 
 TITLE_PT = 11  # title font size (points): `_wrap` sizes its lines from it
@@ -436,6 +436,10 @@ def claim_filename(claim: Claim) -> str:
     return f"claim-{claim.id}.png"
 
 
+def _p(x: float) -> str:
+    return f"{x:.3f}" if x >= 0.001 else "<0.001"
+
+
 def _claim_number(x: float, scale: str) -> str:
     return f"{x:.3g}×" if scale == "ratio" else f"{round(x, 2) or 0.0:+.2f}"
 
@@ -455,7 +459,7 @@ def claim_caption(claim: Claim) -> str:
         lo, hi = claim.interval
         est = (f"Red square and bar: the estimate {_claim_number(claim.estimate, claim.scale)} and its 95% interval "
                f"[{_claim_number(lo, claim.scale)}, {_claim_number(hi, claim.scale)}].")
-    p = "" if claim.p_holm is None else f" p (Holm over the claims) = {claim.p_holm:.3g}."
+    p = "" if claim.p_holm is None else f" p (Holm over the claims) = {_p(claim.p_holm)}."
     verdict = f" Verdict: {claim.verdict} (n = {claim.n} targets)."
     why = f" {claim.reason}" if claim.reason and claim.interval is not None else ""
     method = f" {claim.method}" if claim.method else ""
@@ -499,11 +503,10 @@ def plot_claim(claim: Claim, path: Path) -> bool:
     ax.set_xticks([*range(len(targets)), x_est], [*targets, "estimate"], rotation=30, ha="right")
     ax.set_xlim(-0.6, x_est + 0.6)
     ax.set_xlabel("target task")
-    ax.set_ylabel(f"{claim.measure}" + (" (as a ratio, log scale)" if ratio else ""))
+    ax.set_ylabel(f"{claim.measure.removeprefix('log ')} (log scale)" if ratio else claim.measure)
     ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    p = "" if claim.p_holm is None else f", p (Holm) = {claim.p_holm:.3g}"
-    verdict = claim.verdict if claim.verdict != NOT_MEASURED else f"{NOT_MEASURED}"
-    _title(fig, f"{claim.id} {claim.title}: {claim.a} vs {claim.b} — {verdict} (n = {claim.n} targets{p})")
+    p = "" if claim.p_holm is None else f", p (Holm) = {_p(claim.p_holm)}"
+    _title(fig, f"{claim.id} {claim.title} ({claim.a} vs {claim.b}): {claim.verdict}, n = {claim.n} targets{p}")
     return _save(fig, path)
 
 
