@@ -34,8 +34,10 @@ def test_build_report_writes_everything(tmp_path):
     assert paths.out_dir == run / "report"
     for p in (paths.markdown, paths.html, paths.csv, paths.json, *paths.figures):
         assert p.is_file() and p.stat().st_size > 0
-    assert [p.name for p in paths.figures] == ["gains_per_target.png", "seed_std.png", "weight_decay.png",
-                                               "gain_vs_n_models.png"]
+    # a figure per measured claim first (C3's spread ratio needs 5 targets: this run has 3), then the standard ones
+    assert [p.name for p in paths.figures] == ["claim-C1.png", "claim-C2.png", "claim-C4.png", "claim-C5.png",
+                                               "gains_per_target.png", "fused_vs_intertrained.png", "spread.png",
+                                               "seed_std.png", "weight_decay.png", "gain_vs_n_models.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.figures)
 
     md = paths.markdown.read_text()
@@ -67,7 +69,7 @@ def test_html_is_self_contained_and_has_the_tables(tmp_path):
     hrefs = re.findall(r'href="([^"]*)"', page)
     assert hrefs[0] == "../results.jsonl" and not any(":" in h for h in hrefs)
     srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 10 and all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
 def test_table1_text_for_the_terminal(tmp_path):

@@ -146,7 +146,10 @@ def test_report_files_show_the_new_rows_with_n(tmp_path):
     for label in ("fused[ties] (all)", "distilled (all)", "cold@2 (other families)"):
         assert md.count(f"| {label} |") >= 4  # Table 1, per target, spread, seed std
         assert page.count(f"<td>{label}</td>") >= 4
-    assert [p.name for p in paths.figures] == ["gains_per_target.png", "seed_std.png", "cold_iterations.png"]
+    # claims measured here: C1, C2, C5 (C3 needs 5 targets, C4 two weight decays)
+    assert [p.name for p in paths.figures] == ["claim-C1.png", "claim-C2.png", "claim-C5.png", "gains_per_target.png",
+                                               "fused_vs_intertrained.png", "spread.png", "seed_std.png",
+                                               "cold_iterations.png"]
 
 
 def test_plots_show_the_new_labels_with_n(summary, tmp_path):
@@ -154,7 +157,7 @@ def test_plots_show_the_new_labels_with_n(summary, tmp_path):
 
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # keep text as text, to read it back
         assert plots.plot_target_gains(summary, tmp_path / "gains.svg")
-        assert plots.plot_seed_std(summary, tmp_path / "std.svg")
+        assert plots.plot_seed_std(summary, tmp_path / "std.svg", records())
     gains, std = (tmp_path / "gains.svg").read_text(), (tmp_path / "std.svg").read_text()
     for label, mean, per_target in (("fused[ties] (all)", 2, [3, 2, 1]), ("distilled (all)", 3, [1, 2, 6])):
         lo, hi = hull_interval(per_target)

@@ -1,6 +1,8 @@
 """Build the report folder of a run directory: the I/O edge around `stats`, `plots` and `render`."""
 from __future__ import annotations
 
+import dataclasses
+
 import io
 import os
 import sys
@@ -207,9 +209,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
 
     with atomic_output_dir(out, force=True, protected=protected) as tmp:
         figures = _claim_figures(summary, tmp)
-        for name, title, fn in plots.FIGURES:
-            if fn(summary, tmp / name):
-                figures.append(render.Figure(title, tmp / name))
+        figures += [render.Figure(d.title, tmp / d.filename, d.caption)
+                    for d in plots.report_figures(summary, tmp, records)]
         link = os.path.relpath(run_dir.resolve() / RESULTS, out.resolve()).replace(os.sep, "/")
         inp = render.ReportInputs(summary, figures, config.read_text(encoding="utf-8", errors="replace")
                                   if config.exists() else None, notes, str(run_dir), comp, link)
@@ -231,18 +232,19 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
 
 
 def _claim_figures(summary: Summary, folder: Path) -> list[render.Figure]:
-    """One figure per confirmatory claim, `claim-<id>.png`, each with its caption: drawn by `plots.plot_claim`
-    (the figures' module) where it exists; until then none, and the report lists the claims in its table only."""
+    """One figure per measured confirmatory claim, `claim-<id>.png`, with its caption. C3's values are fused's
+    per-target gains, not per-target ratios: its figure shows the estimate and interval only, and the spread figure
+    shows the gains themselves."""
     from basefuse.reports import plots
 
-    draw = getattr(plots, "plot_claim", None)
-    if draw is None:
-        return []
     out = []
     for c in summary.claims:
-        path = folder / f"claim-{c.id}.png"
-        if c.verdict != "not measured" and draw(c, path):
-            out.append(render.Figure(f"{c.id} {c.title}: {c.measure}", path))
+        drawn = dataclasses.replace(c, values={}) if c.id == "C3" else c
+        path = folder / plots.claim_filename(c)
+        if plots.plot_claim(drawn, path):
+            caption = plots.claim_caption(drawn) + (" Per-target gains: the spread figure below." if c.id == "C3"
+                                                    else "")
+            out.append(render.Figure(f"{c.id} {c.title}: {c.measure}", path, caption))
     return out
 
 

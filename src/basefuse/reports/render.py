@@ -32,8 +32,11 @@ class TableModel:
 
 @dataclass
 class Figure:
+    """A PNG of the report with the caption the page prints under it (what its marks mean)."""
+
     title: str
     path: Path
+    caption: str = ""
 
 
 @dataclass
@@ -422,7 +425,7 @@ def render_markdown(inp: ReportInputs) -> str:
              + ", ".join(f"[{n}]({n})" for n in EXPORTS) + ".", "",
              f"**{headline(s, inp.completeness)}**", ""]
     parts += ["", *(_md_table(t) + "\n" for t in all_tables(s, inp.completeness))]
-    parts += [f"### {f.title}\n\n![{f.title}]({f.path.name})\n" for f in inp.figures]
+    parts += [f"### {f.title}\n\n{figure_markdown(f)}" for f in inp.figures]
     parts += ["## The confirmatory tests", "", *(f"- {m}" for m in claim_methods(s)), ""]
     parts += ["## How to read this", "", *(f"- {p}" for p in HOW_TO_READ), ""]
     if inp.notes:
@@ -434,9 +437,27 @@ def render_markdown(inp: ReportInputs) -> str:
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+table{border-collapse:collapse;margin:0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}.headline{font-size:1.2em}
-.note{color:#666;font-size:.9em}img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+.table-scroll{max-width:100%;overflow-x:auto;margin:.5em 0}
+.note{color:#666;font-size:.9em}code{overflow-wrap:anywhere}
+img{max-width:100%;height:auto}figure{margin:1em 0;max-width:100%}figure img{display:block}
+figcaption{color:#444;font-size:.9em;margin-top:.4em}pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+
+
+def figure_html(f: Figure) -> str:
+    """A figure embedded as base64 PNG inside <figure>, its title and caption in the <figcaption>."""
+    e = html.escape
+    data = base64.b64encode(f.path.read_bytes()).decode("ascii")
+    caption = f"<strong>{e(f.title)}.</strong>" + (f" {e(f.caption)}" if f.caption else "")
+    return (f'<figure><img alt="{e(f.title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def figure_markdown(f: Figure) -> str:
+    """A figure for report.md: the image (a file next to report.md) and its caption in italics under it."""
+    caption = f"**{f.title}.**" + (f" _{f.caption}_" if f.caption else "")
+    return f"![{f.title}]({f.path.name})\n\n{caption}\n"
 
 
 def _html_table(t: TableModel) -> str:
@@ -444,7 +465,9 @@ def _html_table(t: TableModel) -> str:
     head = "".join(f"<th>{e(c)}</th>" for c in t.header)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in t.rows)
     note = f'<p class="note">{e(t.note)}</p>' if t.note else ""
-    return f"<h3>{e(t.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    # the table scrolls inside its own box when wider than the page: nothing is cut off or pushed off-screen
+    return (f'<h3>{e(t.title)}</h3><div class="table-scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}'
+            f"</tbody></table></div>{note}")
 
 
 def render_html(inp: ReportInputs) -> str:
@@ -457,9 +480,7 @@ def render_html(inp: ReportInputs) -> str:
            'in this folder: ' + ", ".join(f'<a href="{e(n)}">{e(n)}</a>' for n in EXPORTS) + '.</p>',
            f'<p class="headline"><strong>{e(headline(s, inp.completeness))}</strong></p>',
            *(_html_table(t) for t in all_tables(s, inp.completeness))]
-    for f in inp.figures:
-        data = base64.b64encode(f.path.read_bytes()).decode("ascii")
-        out.append(f'<h3>{e(f.title)}</h3><img alt="{e(f.title)}" src="data:image/png;base64,{data}">')
+    out += [f"<h3>{e(f.title)}</h3>{figure_html(f)}" for f in inp.figures]
     out += ["<h2>The confirmatory tests</h2><ul>", *(f"<li>{e(m)}</li>" for m in claim_methods(s)), "</ul>"]
     out += ["<h2>How to read this</h2><ul>", *(f"<li>{e(p)}</li>" for p in HOW_TO_READ), "</ul>"]
     if inp.notes:
