@@ -62,7 +62,7 @@ def test_html_report_renders_in_chromium(tmp_path):
     assert shares, "the page did not finish loading"
     assert [int(w) for w in shares.group(1).split(",")] == [100] * 10  # every figure decoded whole
     assert "Planned vs finished" in dom.stdout or "Plan unknown" in dom.stdout
-    assert "Primary comparison" in dom.stdout and "<table>" in dom.stdout
+    assert "Confirmatory claims (C1-C5)" in dom.stdout and "<table>" in dom.stdout
 
     shot = tmp_path / "report.png"
     res = chromium(tmp_path, "--window-size=1200,2400", f"--screenshot={shot}", paths.html.as_uri())
