@@ -2,8 +2,9 @@
 
 The jobs: finetune the base once on every source task and save it; fuse, per target, the source
 models of each family and of all families, always leaving out the target's own task; finetune every
-base condition on every target for every seed and weight decay. Each job names the jobs it needs
-(`deps`); a job runs as soon as they are done, and jobs no report row needs are pruned.
+base condition on every target for every seed and weight decay. With `cold_fusion`, ColD Fusion
+chains (per setting, pool and chain seed), each with one-shot fusion over its own pool. Each job names
+the jobs it needs (`deps`); a job runs as soon as they are done, and jobs no report row needs are pruned.
 """
 from __future__ import annotations
 
