@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
@@ -286,7 +286,7 @@ class ColdIteration:
 
 
 @dataclass(frozen=True)
-class ColdChain:
+class PlannedChain:
     """One run of a ColD chain over a pool (one chain seed), as one target sees it."""
 
     group: str  # the rows' source family: "other families" (unseen) or "seen"
@@ -296,8 +296,12 @@ class ColdChain:
     evaluated: tuple[ColdIteration, ...]  # the iterations targets are finetuned from
 
 
-#: finetuned(task, start model or None for the base, label, seed or None for source_seed) -> job key
-Finetuned = Callable[..., str]
+class Finetuned(Protocol):
+    """finetuned(task, start model or None for the base, label, seed or None for source_seed) -> job key"""
+
+    def __call__(self, name: str, start: dict[str, str] | None, label: str, seed: int | None = None) -> str: ...
+
+
 #: fused([(task, finetune key)], method, start model or None for the base, label) -> model reference
 Fused = Callable[..., dict]
 
@@ -325,7 +329,7 @@ def _cold_pools(cfg: ExperimentConfig, target: str) -> list[tuple[str, tuple[str
 
 
 def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Fused,
-                 finetuned: Finetuned) -> dict[str, list[ColdChain]]:
+                 finetuned: Finetuned) -> dict[str, list[PlannedChain]]:
     """Per target, the ColD chains it is evaluated on: per setting (unseen: one chain per family of targets,
     over every source outside that family; seen: one chain over every source) and per chain seed.
 
@@ -337,18 +341,15 @@ def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Fused,
     cold = cfg.cold_fusion
     assert cold is not None
     by_pool: dict[tuple[tuple[str, ...], int], tuple[dict[str, str], list[ColdIteration]]] = {}
-    out: dict[str, list[ColdChain]] = {}
+    out: dict[str, list[PlannedChain]] = {}
     for target in targets:
-        pools = _cold_pools(cfg, target)
-        if not pools:
-            continue
-        for group, pool in pools:
+        for group, pool in _cold_pools(cfg, target):
             for c in cold.chain_seeds:
                 if (pool, c) not in by_pool:
                     chain = _cold_chain(cfg, pool, c, fused, finetuned)
                     by_pool[(pool, c)] = (_one_shot(cfg, pool, c, fused, finetuned), chain)
                 one_shot, chain = by_pool[(pool, c)]
-                out.setdefault(target, []).append(ColdChain(
+                out.setdefault(target, []).append(PlannedChain(
                     group, pool, c, one_shot, tuple(it for it in chain if it.iteration in cold.evaluated())))
     if cold.evaluate == "seen" and not out:
         raise BasefuseError("cold_fusion.evaluate is 'seen', but no target is a source task (held-out targets "
