@@ -226,7 +226,7 @@ def cold_tables(summary: Summary) -> list[TableModel]:
         seeds = ", ".join(map(str, chain.chain_seeds)) or "not recorded (runs made before chain seeds)"
         shot = [[f"{chain.one_shot} (one-shot)", chain.pool, *comparison_cells(chain.one_shot_gain)]] \
             if chain.one_shot_gain else []
-        rows = shot + [[f"{c.a}", chain.pool, *comparison_cells(c)] for c in chain.iterations.values()]
+        rows = shot + [[c.a, chain.pool, *comparison_cells(c)] for c in chain.iterations.values()]
         missing = ("" if chain.beside else f" No one-shot fusion over the same pool ({chain.one_shot}) shares a "
                    "(target, seed) cell with these iterations and pretrained (runs planned before it was, or none "
                    "finished): no comparison with it.")
