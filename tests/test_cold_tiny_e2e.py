@@ -86,3 +86,15 @@ def test_tiny_cold_runs_and_reports_each_iteration_beside_one_shot_seen_and_unse
         assert "| 1 | " + pool + " | " in table and " | +0.00 | " in table.splitlines()[2]  # iteration 1 = one-shot
     assert "Chain seeds: 0, 1" in md
     assert "| cold@2 (seen) |" in md
+
+
+def test_tiny_cold_plan_with_seen_alone(tiny_cold):
+    root, _, _ = tiny_cold
+    data = tiny_cold_config(root / "seen-only")
+    data["cold_fusion"] |= {"evaluate": "seen"}
+    plan = make_plan(parse_experiment_config(data))
+    # per chain seed: x1, y1, y2 finetuned from the base, 3 iteration-2 contributors, 2 fusions; target finetunes:
+    # pretrained + per chain seed cold@1 (= fused (seen)) and cold@2
+    assert Counter(j.kind for j in plan.jobs.values()) == {"finetune": 2 * (3 + 3) + 1 + 2 * 2, "fuse": 2 * 2}
+    assert {r.source_family for r in plan.runs} == {None, "seen"}
+    assert sorted(r.chain_seed for r in plan.runs if r.iteration == 2) == [0, 1]
