@@ -62,7 +62,7 @@ def test_one_chain_per_excluded_family_and_one_over_all_sources_for_held_out_tar
 
 
 def test_cold_contributors_drawn_anew_each_iteration_and_only_chosen_iterations_evaluated():
-    cold = {"iterations": 4, "contributors": 3, "seed": 7, "evaluate": [2, 4]}
+    cold = {"iterations": 4, "contributors": 3, "seed": 7, "evaluate_iterations": [2, 4]}
     plan = plan_of(cold_fusion=cold, targets=["a1"])
     again = plan_of(cold_fusion=cold, targets=["a1"])
     assert set(plan.jobs) == set(again.jobs)  # the draw is seeded
@@ -78,8 +78,8 @@ def test_cold_contributors_drawn_anew_each_iteration_and_only_chosen_iterations_
 def test_cold_configs_that_cannot_work_are_refused():
     with pytest.raises(BasefuseError, match="contributors is 5, but a chain has only 4 sources"):
         plan_of(cold_fusion={"iterations": 2, "contributors": 5}, targets=["a1"])
-    with pytest.raises(BasefuseError, match="evaluate lists iteration"):
-        plan_of(cold_fusion={"iterations": 2, "evaluate": [3]})
+    with pytest.raises(BasefuseError, match="evaluate_iterations lists iteration"):
+        plan_of(cold_fusion={"iterations": 2, "evaluate_iterations": [3]})
     with pytest.raises(BasefuseError, match="every source is in its family"):
         build_plan(parse_experiment_config({"families": {"a": ["a1", "a2", "a3"]}, "cold_fusion": {"iterations": 1}}),
                    {n: TaskFacts(10, n, n) for n in ("a1", "a2", "a3")}, "base", "fp")

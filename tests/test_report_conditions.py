@@ -203,40 +203,25 @@ def test_cold_gain_per_iteration(summary):
     assert sum(c is one for c in summary.vs_pretrained) == 1
 
 
-def test_cold_iteration_one_next_to_one_shot_fusion_on_the_same_cells(summary):
-    (chain,) = summary.cold
-    assert chain.one_shot == "fused (all)"
-    # cells all three have: t1 seeds 0, 1; t2 seeds 0, 1; t3 seed 0 (iteration 1 lacks t3 seed 1)
-    # one-shot gains there: t1 3, 3; t2 1, 2; t3 0 -> 3, 1.5, 0 (over every cell it would be 3, 1.5, -0.5)
-    assert chain.one_shot_gain.est.mean == pytest.approx(4.5 / 3)
-    assert chain.first_gain.est.mean == pytest.approx(8 / 3)
-    d = chain.first_vs_one_shot
-    # cold@1 - fused (all): t1 64-63, 64-65 -> 0; t2 71-71, 73-72 -> 0.5; t3 53-50 -> 3
-    assert d.name == "cold@1 (other families) vs fused (all)"
-    assert {t: e.mean for t, e in d.per_target.items()} == pytest.approx({"t1": 0, "t2": 0.5, "t3": 3})
-    assert d.est.interval == pytest.approx(hull_interval([0, 0.5, 3]))
-    # sign flips of (0, 0.5, 3): |sum| >= 3.5 only when 0.5 and 3 share a sign: 4 of 8
-    assert d.est.p == pytest.approx(hull_p([0, 0.5, 3]))
-    assert d in summary.exploratory() and d.est.p_holm is None  # exploratory: no adjusted p
-
-
 def test_cold_tables_and_plot_in_the_report(tmp_path, summary):
     import matplotlib
 
     paths = build_report(write_run(tmp_path, rows()), n_boot=200)
     md, page = paths.markdown.read_text(), paths.html.read_text()
-    title = "ColD Fusion — gain over pretrained per iteration, cold (other families) (points, weight decay 0)"
+    title = ("ColD Fusion, unseen: gain over pretrained per iteration, cold (other families) (points, weight decay "
+             "0)")
     assert f"### {title}" in md and f"<h3>{title}</h3>" in page
     lo, hi = hull_interval([3, 2, 3])
-    assert f"| 1 | +2.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 1–2 seeds | +4.62 |" in md  # d_z (8/3) / 0.577
-    assert "ColD Fusion iteration 1 next to one-shot fusion (fused (all)), same targets and seeds" in md
-    assert "| fused (all) vs pretrained | +1.50 |" in md  # over iteration 1's cells, not the gain table's +1.33
-    assert "| cold@1 (other families) vs fused (all) | +1.17 |" in md
+    pool = "other families (target's family left out)"
+    # d_z: (8/3) / SD(3, 2, 3) = (8/3) / 0.577 = +4.62
+    assert f"| cold@1 (other families) | {pool} | +2.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 1–2 seeds | +4.62 |" in md
+    # these runs have no one-shot fusion over the chain's pool: fused (all) (another pool) is never set beside it
+    assert "No one-shot fusion over the same pool (fused (other families))" in md
+    assert "vs fused (all)" not in md
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         assert plots.plot_cold_iterations(summary, tmp_path / "cold.svg")
     svg = (tmp_path / "cold.svg").read_text()
-    assert svg.count("n=3") == 2 and "cold (other families)" in svg
-    assert "fused (all), same targets as iteration 1 (n = 3 targets, 1–2 seeds)" in svg
+    assert svg.count("n=3") == 2 and "cold (other families), unseen" in svg
 
 
 def test_no_cold_rows_no_cold_table(tmp_path):
@@ -282,14 +267,3 @@ def test_completeness_counts_new_conditions_and_iterations():
     # plan.json rows written before `iteration` existed still match records without it
     old = [{k: v for k, v in p.items() if k != "iteration"} for p in planned[:3]]
     assert completeness(old, done[:2], plan_source="plan.json").finished == {"fused[ties]": 1, "distilled": 1}
-
-
-def test_cold_without_iteration_one_says_why_there_is_no_one_shot_comparison():
-    from basefuse.reports.render import cold_tables
-
-    acc = {k: v for k, v in ACC.items() if k[2] != 1}  # targets evaluated on iteration 2 only
-    (chain,) = summarize(records(acc), n_boot=100).cold
-    assert list(chain.iterations) == [2] and chain.first_vs_one_shot is None
-    (table,) = cold_tables(summarize(records(acc), n_boot=100))
-    assert [r[:2] for r in table.rows] == [["2", "+5.00"]]
-    assert "No comparison with one-shot fusion: iteration 1 and fused (all) share no" in table.note

@@ -95,20 +95,66 @@ class ColdFusionSettings(BaseModel):
     contributors: Literal["all"] | Annotated[int, Field(ge=1)] = Field(
         "all", description="contributors per iteration: all of the chain's sources, or k drawn anew each iteration")
     seed: Seed = Field(0, description="seed of the contributor draws")
-    evaluate: list[Annotated[int, Field(ge=1)]] | None = Field(
+    chain_seeds: list[Seed] = Field(
+        [0], description="the whole chain (draws and contributor finetune seeds) is run once per chain seed; a "
+                         "report cell (target, seed) is the mean over them")
+    evaluate: Literal["unseen", "seen", "both"] = Field(
+        "unseen", description="unseen: a target's chain leaves out its whole family; seen: one chain over every "
+                              "source, the target's own task (its train split, never its test texts) included, "
+                              "rows `cold@T (seen)`; both: the two side by side")
+    evaluate_iterations: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="iterations whose shared model targets are finetuned from (default: every one)")
     fusion: FusionSettings = FusionSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_evaluate(cls, data: object) -> object:
+        """`evaluate: [iterations]` was the name of `evaluate_iterations` before `evaluate` said seen/unseen:
+        configs (and the experiment.yaml of run directories) written then still load, meaning the same."""
+        if isinstance(data, dict) and isinstance(data.get("evaluate"), list):
+            if "evaluate_iterations" in data:
+                raise ValueError("evaluate lists iterations and evaluate_iterations is set too: list the "
+                                 "iterations under evaluate_iterations only")
+            data = {k: v for k, v in data.items() if k != "evaluate"} | {"evaluate_iterations": data["evaluate"]}
+        return data
+
+    @field_validator("chain_seeds")
+    @classmethod
+    def _chain_seeds(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must list at least one chain seed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"has duplicates: {v}")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> "ColdFusionSettings":
-        bad = [t for t in self.evaluate or [] if t > self.iterations]
+        bad = [t for t in self.evaluate_iterations or [] if t > self.iterations]
         if bad:
-            raise ValueError(f"evaluate lists iteration(s) {bad} beyond iterations={self.iterations}")
+            raise ValueError(f"evaluate_iterations lists iteration(s) {bad} beyond iterations={self.iterations}")
         self.fusion.check("cold_fusion.fusion")
         return self
 
     def evaluated(self) -> list[int]:
-        return sorted(set(self.evaluate)) if self.evaluate else list(range(1, self.iterations + 1))
+        its = self.evaluate_iterations
+        return sorted(set(its)) if its else list(range(1, self.iterations + 1))
+
+    def settings(self) -> list[str]:
+        """The conditions evaluated, "unseen" and/or "seen", in that order."""
+        return ["unseen", "seen"] if self.evaluate == "both" else [self.evaluate]
+
+    def fingerprint_view(self) -> dict:
+        """What the config fingerprint hashes: the shape these settings had before `chain_seeds` and the
+        seen/unseen `evaluate` existed (the iteration list under its old name), those keys counting only when
+        set away from their defaults, so a run directory made then resumes."""
+        data = self.model_dump(mode="json")
+        setting, chain_seeds = data.pop("evaluate"), data.pop("chain_seeds")
+        data["evaluate"] = data.pop("evaluate_iterations")
+        if setting != "unseen":
+            data["setting"] = setting
+        if chain_seeds != [0]:
+            data["chain_seeds"] = chain_seeds
+        return data
 
 
 class LeakageSettings(BaseModel):
@@ -277,8 +323,10 @@ class ExperimentConfig(BaseModel):
         if self.confirmatory == ConfirmatorySettings():  # added later; it decides no job's output either
             skip.add("confirmatory")
         data = self.model_dump(mode="json", exclude=skip or None)
-        if data.get("cold_fusion") is None:
+        if self.cold_fusion is None:
             data.pop("cold_fusion", None)
+        else:
+            data["cold_fusion"] = self.cold_fusion.fingerprint_view()
         for f in data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]:
             if f.get("name") is None:
                 f.pop("name", None)

@@ -2,20 +2,21 @@
 
 The jobs: finetune the base once on every source task and save it; fuse, per target, the source
 models of each family and of all families, always leaving out the target's own task; finetune every
-base condition on every target for every seed and weight decay. Each job names the jobs it needs
-(`deps`); a job runs as soon as they are done, and jobs no report row needs are pruned.
+base condition on every target for every seed and weight decay. With `cold_fusion`, ColD Fusion
+chains (per setting, pool and chain seed), each with one-shot fusion over its own pool. Each job names
+the jobs it needs (`deps`); a job runs as soon as they are done, and jobs no report row needs are pruned.
 """
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
-from basefuse.experiments.records import base_label
+from basefuse.experiments.records import OTHER_FAMILIES, SEEN, base_label
 from basefuse.experiments.leakage import (TargetRun, TaskContent, check_distinct_content, check_overlap,
                                           check_provenance, overlap_table)
 
@@ -47,10 +48,11 @@ class PlannedRun:
     method: str | None = None  # the fusion method of a fused or ColD base
     iteration: int | None = None  # the ColD Fusion iteration whose shared model is the base
     order: int | None = None  # the number-of-models ablation: which random order of the pool
+    chain_seed: int | None = None  # the ColD chain seed of a ColD row, or of the one-shot fusion over its pool
 
     def record_fields(self) -> dict[str, Any]:
-        extra = {k: v for k, v in (("method", self.method), ("iteration", self.iteration), ("order", self.order))
-                 if v is not None}
+        extra = {k: v for k, v in (("method", self.method), ("iteration", self.iteration), ("order", self.order),
+                                   ("chain_seed", self.chain_seed)) if v is not None}
         return {"target": self.target, "target_family": self.target_family, "condition": self.condition,
                 "source_family": self.source_family, "sources": list(self.sources), "n_fused": self.n_fused,
                 "seed": self.seed, "weight_decay": self.weight_decay, "ablation": self.ablation,
@@ -116,12 +118,13 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
 
     src_hp = cfg.source_hparams.model_dump(mode="json")
 
-    def finetuned(name: str, start: dict[str, str] | None, label: str) -> str:
-        """A saved finetune on source task `name` from the base (start None) or from a job's model."""
+    def finetuned(name: str, start: dict[str, str] | None, label: str, seed: int | None = None) -> str:
+        """A saved finetune on source task `name` from the base (start None) or from a job's model, with
+        `source_seed` unless another seed is given (a ColD chain seed's contributors)."""
         params = {"model": start or base, "task": _task_params(refs[name], cfg.family_of(name))
                   | {"fingerprint": facts[name].fingerprint_source},
-                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp, "seed": cfg.source_seed,
-                  "save": True}
+                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp,
+                  "seed": cfg.source_seed if seed is None else seed, "save": True}
         return plan.add(make_job("finetune", label, params, (start["job"],) if start else ())).key
 
     for name in cfg.source_names():  # one saved finetune per source task (pruned if nothing uses it)
@@ -156,6 +159,10 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                   "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
                   "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
         name = base_label(run["condition"], None, run.get("iteration"))
+        if run.get("source_family") == SEEN:
+            name += " (seen)"
+        if run.get("chain_seed"):
+            name += f" chain seed {run['chain_seed']}"
         job = plan.add(make_job("finetune", f"{name} -> {target} (seed {seed}, wd {wd:g})", params, deps))
         plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
                                     weight_decay=wd, **run))
@@ -182,11 +189,16 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                             model, deps = model_from([src], cfg.fusions()[0])
                             add_target(target, model, deps, seed, wd, condition="intertrained",
                                        source_family=group, sources=(src,), n_fused=1)
-                for it in chains.get(target, []):
-                    add_target(target, it.model, (it.model["job"],), seed, wd,
-                               condition=cfg.cold_fusion.fusion.condition("cold"),
-                               source_family=COLD_GROUP, sources=it.sources, n_fused=it.n_contributors,
-                               iteration=it.iteration, method=cfg.cold_fusion.fusion.method)
+                for chain in chains.get(target, []):
+                    method = cfg.cold_fusion.fusion
+                    # one-shot fusion over the chain's pool: with every source contributing, iteration 1's job
+                    add_target(target, chain.one_shot, (chain.one_shot["job"],), seed, wd,
+                               condition=method.condition("fused"), source_family=chain.group, sources=chain.pool,
+                               n_fused=len(chain.pool), method=method.method, chain_seed=chain.chain_seed)
+                    for it in chain.evaluated:
+                        add_target(target, it.model, (it.model["job"],), seed, wd, condition=method.condition("cold"),
+                                   source_family=chain.group, sources=it.sources, n_fused=it.n_contributors,
+                                   iteration=it.iteration, method=method.method, chain_seed=chain.chain_seed)
     if cfg.n_models.enabled:
         condition, method = cfg.fusion_conditions()[0]
         for target in targets:
@@ -259,8 +271,8 @@ def _n_models_pool(cfg: ExperimentConfig, target: str) -> tuple[str, list[str]]:
     return "all", [s for s in cfg.source_names() if s != target]
 
 
-#: The source family of ColD Fusion rows: a target's chain leaves out its whole family.
-COLD_GROUP = "other families"
+#: The source family of unseen ColD Fusion rows: a target's chain leaves out its whole family.
+COLD_GROUP = OTHER_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -273,38 +285,99 @@ class ColdIteration:
     n_contributors: int  # contributors of this iteration
 
 
-#: finetuned(task, start model or None for the base, label) -> job key
-Finetuned = Callable[[str, Any, str], str]
+@dataclass(frozen=True)
+class PlannedChain:
+    """One run of a ColD chain over a pool (one chain seed), as one target sees it."""
+
+    group: str  # the rows' source family: "other families" (unseen) or "seen"
+    pool: tuple[str, ...]  # every source the chain may draw from
+    chain_seed: int
+    one_shot: dict[str, str]  # one-shot fusion over the pool (with all contributing: iteration 1 itself)
+    evaluated: tuple[ColdIteration, ...]  # the iterations targets are finetuned from
+
+
+class Finetuned(Protocol):
+    """finetuned(task, start model or None for the base, label, seed or None for source_seed) -> job key"""
+
+    def __call__(self, name: str, start: dict[str, str] | None, label: str, seed: int | None = None) -> str: ...
+
+
 #: fused([(task, finetune key)], method, start model or None for the base, label) -> model reference
 Fused = Callable[..., dict]
 
 
-def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Fused,
-                 finetuned: Finetuned) -> dict[str, list[ColdIteration]]:
-    """One ColD chain per family of targets, over every source outside that family (a held-out family's chain
-    is over all sources); returns, per target, the evaluated iterations of its chain.
+def _cold_pools(cfg: ExperimentConfig, target: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(source family of the rows, pool) per ColD setting the target is evaluated in.
 
-    Iteration t finetunes each contributor from the shared model of t-1 (t = 1: the base, so its finetunes are
-    the plain source finetunes) and fuses them, relative to that model, into the shared model of t.
-    """
+    Unseen: every source outside the target's family (a held-out target: every source). Seen: every source,
+    the target's own task included; only for targets that are sources (a held-out target never contributed,
+    so a "seen" row would be an unseen one under another name)."""
     cold = cfg.cold_fusion
     assert cold is not None
-    by_pool: dict[tuple[str, ...], list[ColdIteration]] = {}
-    out: dict[str, list[ColdIteration]] = {}
-    for target in targets:
-        fam = cfg.family_of(target)
-        pool = tuple(sorted(s for s in cfg.source_names() if cfg.family_of(s) != fam))
-        if not pool:
-            raise BasefuseError(f"cold_fusion: target {target!r}: every source is in its family {fam!r}, so its "
-                                "chain would have no contributors; add a family of sources")
-        if pool not in by_pool:
-            by_pool[pool] = _cold_chain(cfg, pool, fused, finetuned)
-        out[target] = [it for it in by_pool[pool] if it.iteration in cold.evaluated()]
+    fam = cfg.family_of(target)
+    out = []
+    for setting in cold.settings():
+        if setting == "unseen":
+            pool = tuple(sorted(s for s in cfg.source_names() if cfg.family_of(s) != fam))
+            if not pool:
+                raise BasefuseError(f"cold_fusion: target {target!r}: every source is in its family {fam!r}, so its "
+                                    "chain would have no contributors; add a family of sources")
+            out.append((COLD_GROUP, pool))
+        elif target in cfg.source_names():
+            out.append((SEEN, tuple(sorted(cfg.source_names()))))
     return out
 
 
-def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Fused,
-               finetuned: Finetuned) -> list[ColdIteration]:
+def _cold_chains(cfg: ExperimentConfig, targets: list[str], fused: Fused,
+                 finetuned: Finetuned) -> dict[str, list[PlannedChain]]:
+    """Per target, the ColD chains it is evaluated on: per setting (unseen: one chain per family of targets,
+    over every source outside that family; seen: one chain over every source) and per chain seed.
+
+    Iteration t finetunes each contributor from the shared model of t-1 (t = 1: the base) and fuses them,
+    relative to that model, into the shared model of t. Each chain comes with the one-shot fusion over its pool
+    (every pool source finetuned from the base with the chain seed's contributor seed): with `contributors: all`
+    that is iteration 1's very fusion job.
+    """
+    cold = cfg.cold_fusion
+    assert cold is not None
+    by_pool: dict[tuple[tuple[str, ...], int], tuple[dict[str, str], list[ColdIteration]]] = {}
+    out: dict[str, list[PlannedChain]] = {}
+    for target in targets:
+        for group, pool in _cold_pools(cfg, target):
+            for c in cold.chain_seeds:
+                if (pool, c) not in by_pool:
+                    chain = _cold_chain(cfg, pool, c, fused, finetuned)
+                    by_pool[(pool, c)] = (_one_shot(cfg, pool, c, fused, finetuned), chain)
+                one_shot, chain = by_pool[(pool, c)]
+                out.setdefault(target, []).append(PlannedChain(
+                    group, pool, c, one_shot, tuple(it for it in chain if it.iteration in cold.evaluated())))
+    if cold.evaluate == "seen" and not out:
+        raise BasefuseError("cold_fusion.evaluate is 'seen', but no target is a source task (held-out targets "
+                            "never contribute): list a source task under targets or use 'unseen'")
+    return out
+
+
+def _contributor_seed(cfg: ExperimentConfig, chain_seed: int) -> int:
+    """Chain seed 0 finetunes with `source_seed` (so iteration 1's contributors are the plain source finetunes);
+    chain seed c with `source_seed + c`."""
+    return cfg.source_seed + chain_seed
+
+
+def _one_shot(cfg: ExperimentConfig, pool: tuple[str, ...], chain_seed: int, fused: Fused,
+              finetuned: Finetuned) -> dict[str, str]:
+    """One-shot fusion (the chain's method) of every source of the pool, finetuned from the base."""
+    cold = cfg.cold_fusion
+    assert cold is not None
+    suffix = f", chain seed {chain_seed}" if chain_seed else ""
+    seed = _contributor_seed(cfg, chain_seed)
+    parts = [(n, finetuned(n, None, f"cold one-shot contributor {n}{suffix}", seed)) for n in pool]
+    if len(parts) == 1:
+        return {"job": parts[0][1], "kind": "finetune"}
+    return fused(parts, cold.fusion, None, f"fuse {'+'.join(pool)} (one-shot over a ColD pool{suffix})")
+
+
+def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], chain_seed: int, fused: Fused,
+                finetuned: Finetuned) -> list[ColdIteration]:
     cold = cfg.cold_fusion
     assert cold is not None
     k = len(pool) if cold.contributors == "all" else cold.contributors
@@ -318,14 +391,19 @@ def _cold_chain(cfg: ExperimentConfig, pool: tuple[str, ...], fused: Fused,
     start: dict[str, str] | None = None  # iteration 0: the base
     seen: set[str] = set()
     tag = "+".join(pool)
+    # chain seed 0 draws and labels as before chain seeds existed (same jobs, so older runs resume)
+    draw = f"{cold.seed}|{tag}" if chain_seed == 0 else f"{cold.seed}|chain seed {chain_seed}|{tag}"
+    where = f"chain {tag}" if chain_seed == 0 else f"chain {tag}, chain seed {chain_seed}"
+    seed = _contributor_seed(cfg, chain_seed)
     for t in range(1, cold.iterations + 1):
-        who = list(pool) if k == len(pool) else sorted(random.Random(f"{cold.seed}|{tag}|{t}").sample(pool, k))
-        parts = [(n, finetuned(n, start, f"cold it{t} contributor {n} (chain {tag})")) for n in who]
+        who = list(pool) if k == len(pool) else sorted(random.Random(f"{draw}|{t}").sample(pool, k))
+        parts = [(n, finetuned(n, start, f"cold it{t} contributor {n} ({where})", seed)) for n in who]
         seen.update(who)
         if len(parts) == 1:
             model = {"job": parts[0][1], "kind": "finetune"}
         else:
-            model = fused(parts, cold.fusion, start, f"cold it{t} fuse {'+'.join(who)}")
+            model = fused(parts, cold.fusion, start, f"cold it{t} fuse {'+'.join(who)}"
+                          + (f" (chain seed {chain_seed})" if chain_seed else ""))
         chain.append(ColdIteration(t, model, tuple(sorted(seen)), len(who)))
         start = model
     return chain
@@ -339,7 +417,10 @@ def _base_label(r: PlannedRun) -> str:
 
 
 def _target_runs(plan: Plan) -> list[TargetRun]:
-    return [TargetRun(r.target, r.job_key, _base_label(r)) for r in plan.runs]
+    # only the seen setting's rows may have trained on the target's train split (never on its test texts: the
+    # overlap check counts the target's own train and validation split like any other source's)
+    return [TargetRun(r.target, r.job_key, _base_label(r), may_see_target=r.source_family == SEEN)
+            for r in plan.runs]
 
 
 def check_no_leakage(plan: Plan, contents: dict[str, TaskContent] | None = None) -> dict[str, frozenset[str]]:

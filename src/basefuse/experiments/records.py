@@ -13,6 +13,17 @@ CONDITION_ORDER = (PRETRAINED, "fused", "intertrained", "cold")
 #: The kinds a config lists under `conditions` (ColD Fusion rows come from its `cold_fusion` key instead).
 CONFIG_CONDITIONS = (PRETRAINED, "fused", "intertrained")
 
+#: The source family of a ColD Fusion chain that leaves out the target's whole family (the unseen setting), and
+#: of the one-shot fusion over the same pool.
+OTHER_FAMILIES = "other families"
+#: The source family of the ColD paper's main setting: one chain over every source, the target's own task (its
+#: train split, never its test texts) included; rows `cold@T (seen)` and the one-shot `fused (seen)`.
+SEEN = "seen"
+
+#: What each source family that is not a family name holds, for the report's "pool" column.
+POOLS = {"all": "all but target", OTHER_FAMILIES: "other families (target's family left out)",
+         SEEN: "all sources, target's train split included"}
+
 
 def condition_kind(condition: str) -> str:
     """The kind of a condition: "fused[ties]" -> "fused"."""
@@ -48,7 +59,9 @@ class RunRecord(BaseModel):
     finetuned from, and `method` the fusion method of a fused or ColD base; both None for rows
     written before they existed. `ablation` is "main" for the main grid and "n_models" for the
     number-of-models ablation, where `n_fused` is the number of source models fused.
-    `intertrained` rows name the one source model used in `sources`.
+    `intertrained` rows name the one source model used in `sources`. `chain_seed` is the ColD
+    Fusion chain seed of a ColD row and of the one-shot fusion over the chain's pool (None
+    elsewhere); "seen" as a source family marks the ColD paper's seen setting (see SEEN).
     """
 
     model_config = ConfigDict(extra="allow")
@@ -61,6 +74,7 @@ class RunRecord(BaseModel):
     n_fused: int | None = None
     iteration: int | None = Field(None, ge=1)
     method: str | None = None
+    chain_seed: int | None = None
     seed: int
     weight_decay: float = 0.0
     ablation: str = "main"

@@ -1,8 +1,8 @@
 """What was planned against what finished: the first table of every report (pure).
 
 A planned run and a finished record are the same cell when they agree on target, condition,
-source family, ColD Fusion iteration, seed, weight decay, ablation and number of models fused
-(and, in the number-of-models ablation, on the subset). Conditions are open names: a condition
+source family, ColD Fusion iteration and chain seed, seed, weight decay, ablation and number of models
+fused (and, in the number-of-models ablation, on the subset). Conditions are open names: a condition
 the report has never heard of is counted like any other. Job keys are not compared, so a plan
 rebuilt from `experiment.yaml` without the task data still matches.
 """
@@ -13,21 +13,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from basefuse.experiments.records import RunRecord, base_label
+from basefuse.experiments.records import SEEN, RunRecord, base_label
 
 
 def cell(fields: Mapping[str, Any]) -> tuple:
     ablation = fields.get("ablation", "main")
     return (fields["target"], fields["condition"], fields.get("source_family"), fields.get("iteration"),
             int(fields["seed"]), float(fields.get("weight_decay", 0.0)), ablation, fields.get("n_fused"),
-            tuple(fields.get("sources") or ()) if ablation != "main" else ())
+            tuple(fields.get("sources") or ()) if ablation != "main" else (), fields.get("chain_seed"))
 
 
 def group_of(fields: Mapping[str, Any]) -> str:
-    """A table row: the condition (a ColD Fusion iteration apart, e.g. "cold@2"), with the number-of-models
-    ablation apart."""
+    """A table row: the condition (a ColD Fusion iteration apart, e.g. "cold@2", and the seen setting, e.g.
+    "cold@2 (seen)"), with the number-of-models ablation apart."""
     ablation = fields.get("ablation", "main")
     condition = base_label(fields["condition"], None, fields.get("iteration"))
+    if fields.get("source_family") == SEEN:
+        condition += f" ({SEEN})"
     return condition if ablation == "main" else f"{condition} ({ablation} ablation)"
 
 

@@ -361,8 +361,8 @@ def plot_n_models(summary: Summary, path: Path) -> bool:
 
 
 def plot_cold_iterations(summary: Summary, path: Path) -> bool:
-    """Gain over pretrained against the ColD Fusion iteration, per chain, with 95% intervals and n; the
-    one-shot fusion's gain over the same targets and seeds as iteration 1 is drawn as a line to compare."""
+    """Gain over pretrained against the ColD Fusion iteration, per chain (seen and unseen chains apart by label),
+    with 95% intervals and n; the gain of one-shot fusion over the same pool is drawn as a line to compare."""
     chains = [c for c in summary.cold if c.iterations]
     if not chains:
         return False
@@ -374,14 +374,15 @@ def plot_cold_iterations(summary: Summary, path: Path) -> bool:
         ests = [chain.iterations[t].est for t in its]
         lo = [e.mean - (e.interval[0] if e.interval else e.mean) for e in ests]
         hi = [(e.interval[1] if e.interval else e.mean) - e.mean for e in ests]
-        bars = ax.errorbar(xs, [e.mean for e in ests], yerr=[lo, hi], marker="o", capsize=3, label=chain.label)
+        bars = ax.errorbar(xs, [e.mean for e in ests], yerr=[lo, hi], marker="o", capsize=3,
+                           label=f"{chain.label}, {chain.setting}")
         for x, e in zip(xs, ests):
             ax.annotate(f"n={e.n_targets}", (x, e.mean), xytext=(4, 4), textcoords="offset points",
                         fontsize="x-small")
         if chain.one_shot_gain is not None:
             e = chain.one_shot_gain.est
             ax.axhline(e.mean, linestyle="--", linewidth=1, color=bars.lines[0].get_color(),
-                       label=f"{chain.one_shot}, same targets as iteration 1 ({_n(e)})")
+                       label=f"{chain.one_shot}: one-shot, same pool ({_n(e)})")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(sorted({t for c in chains for t in c.iterations}))
     ax.set_xlabel("ColD Fusion iteration")

@@ -311,32 +311,60 @@ def n_models_table(summary: Summary) -> TableModel:
                       "each fusion method is its own curve. " + EXPLORATORY)
 
 
+COLD_SETTINGS = {
+    "unseen": "unseen (no target contributed to its chain)",
+    "seen": "seen (every source contributed, the target's own train split included; never its test texts: the "
+            "ColD paper's main setting)",
+}
+
+
+def _chain_seeds_text(chain_seeds: tuple[int, int]) -> str:
+    lo, hi = chain_seeds
+    return f"{lo} chain seed{'s' if hi != 1 else ''}" if lo == hi else f"{lo}–{hi} chain seeds"
+
+
 def cold_tables(summary: Summary) -> list[TableModel]:
-    """Per ColD Fusion chain: the gain over pretrained per iteration, and iteration 1 beside one-shot fusion."""
+    """Per ColD Fusion chain, unseen chains first, then seen ones: the gain over pretrained of one-shot fusion over
+    the chain's pool and of every iteration, and each iteration beside that one-shot fusion."""
     tables = []
     for chain in (c for c in summary.cold if c.iterations):
-        rows = [[str(t), *comparison_cells(c)] for t, c in chain.iterations.items()]
-        missing = ("" if chain.first_vs_one_shot else f" No comparison with one-shot fusion: iteration 1 and "
-                   f"{chain.one_shot} share no (target, seed) cell with pretrained.")
+        setting = COLD_SETTINGS.get(chain.setting, chain.setting)
+        seeds = ", ".join(map(str, chain.chain_seeds)) or "not recorded (runs made before chain seeds)"
+        shot = [[f"{chain.one_shot} (one-shot)", chain.pool, *comparison_cells(chain.one_shot_gain)]] \
+            if chain.one_shot_gain else []
+        rows = shot + [[c.a, chain.pool, *comparison_cells(c)] for c in chain.iterations.values()]
+        missing = ("" if chain.beside else f" No one-shot fusion over the same pool ({chain.one_shot}) shares a "
+                   "(target, seed) cell with these iterations and pretrained (runs planned before it was, or none "
+                   "finished): no comparison with it.")
         tables.append(TableModel(
-            f"ColD Fusion — gain over pretrained per iteration, {chain.label} (points, weight decay "
-            f"{summary.weight_decay:g})", ["iteration", *COMPARISON_HEADER], rows,
-            "Iteration t: targets finetuned from the shared model after t rounds of finetuning every contributor "
-            "from the previous shared model and fusing them (Don-Yehiya et al. 2023). The rows of the "
-            "gain-over-pretrained table, paired per target and seed; each iteration is over the targets it has "
-            "(see n)." + missing))
-        if chain.first_vs_one_shot is None:
+            f"ColD Fusion, {chain.setting}: gain over pretrained per iteration, {chain.label} (points, weight decay "
+            f"{summary.weight_decay:g})", ["base", "pool", *COMPARISON_HEADER], rows,
+            f"Setting: {setting}. Iteration t: targets finetuned from the shared model after t rounds of finetuning "
+            "the contributors from the previous shared model and fusing them (Don-Yehiya et al. 2023); one-shot: "
+            "the same method fusing every source of the same pool once. The rows of the gain-over-pretrained table, "
+            f"paired per target and seed; each over the targets it has (see n). Chain seeds: {seeds}; the whole "
+            "chain (its draws and its contributors' finetune seeds) is rerun per chain seed and a (target, seed) "
+            "cell is the mean over them, so the per-target means include the chain's own variance; n counts "
+            "targets and target seeds. The targets of a family share their chains, so with few chain seeds the "
+            "interval treats as independent what one chain draw moved together." + missing))
+        if not chain.beside:
             continue
-        first, shot, diff = chain.first_gain, chain.one_shot_gain, chain.first_vs_one_shot
-        described = [[f"{c.a} vs pretrained", _gain(c.est.mean), interval_text(c.est.interval, c.est.n_targets),
-                      n_text(c.est), *["–"] * (len(COMPARISON_HEADER) - 3)] for c in (first, shot)]
+        cells = []
+        for t, b in chain.beside.items():
+            d = b.difference.est
+            cells.append([str(t), chain.pool, _gain(b.iteration_gain.est.mean), _gain(b.one_shot_gain.est.mean),
+                          _gain(d.mean), interval_text(d.interval, d.n_targets),
+                          f"{n_text(d)}, {_chain_seeds_text(b.chain_seeds)}", _dz(d.effect_size)])
         tables.append(TableModel(
-            f"ColD Fusion iteration 1 next to one-shot fusion ({chain.one_shot}), same targets and seeds (points)",
-            ["comparison", *COMPARISON_HEADER], described + [[diff.name, *comparison_cells(diff)]],
-            "Both gains over the (target, seed) cells that iteration 1, the one-shot fusion and pretrained all "
-            "have; they are shown for reading (each base's gain over all its cells is tested in the gain table); "
-            "the difference is tested, "
-            "Holm-adjusted with the other secondary rows."))
+            f"ColD Fusion, {chain.setting}: each iteration of {chain.label} beside one-shot fusion over the same "
+            f"pool ({chain.one_shot}), same targets, seeds and chain seeds (points)",
+            ["iteration", "pool", "iteration gain", "one-shot gain", "iteration − one-shot", "95% CI", "n",
+             "d_z"], cells,
+            f"Setting: {setting}. Per row, both gains over pretrained and their paired difference over the (target, "
+            "seed) cells that the iteration, the one-shot fusion and pretrained all have, each cell the mean over the "
+            "chain seeds both have there. With every source of the pool contributing, iteration 1 is the one-shot "
+            "fusion itself (the same jobs), so its difference is 0. The last iteration's difference answers 'does "
+            "iterating add to fusing once?' " + EXPLORATORY))
     return tables
 
 

@@ -11,8 +11,9 @@ the config's; never replaced by another when it has no runs).
 
 Conditions are an open vocabulary: every base label with runs is a row of every table it belongs
 in (`fused[ties] (all)` beside `fused (all)`, a kind this module has never heard of after the
-known ones). ColD Fusion rows (`iteration` set) also get a table per chain: the gain per iteration,
-and iteration 1 next to one-shot fusion on the same targets and seeds.
+known ones). ColD Fusion rows (`iteration` set) also get a table per chain, seen and unseen apart:
+the gain per iteration, and each iteration beside one-shot fusion over the same pool on the same
+targets and seeds (a cell averaged over the ColD chain seeds).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from basefuse.experiments.records import PRETRAINED, RunRecord, base_label, condition_kind, condition_rank
+from basefuse.experiments.records import (POOLS, PRETRAINED, SEEN, RunRecord, base_label, condition_kind,
+                                        condition_rank)
 from basefuse.reports import confirmatory, stats
 from basefuse.reports.claims import Claim
 from basefuse.reports.stats import Estimate
@@ -100,21 +102,40 @@ class NModelsPoint:
 
 
 @dataclass
-class ColdChain:
-    """One ColD Fusion chain (a condition and source family, e.g. "cold (other families)").
+class ColdBeside:
+    """One ColD iteration beside one-shot fusion over the same pool, on the (target, seed) cells (and chain seeds)
+    that the iteration, the one-shot fusion and pretrained all have: both gains, shown for reading, and their
+    paired difference."""
 
-    `iterations` holds the gain over pretrained of each iteration's shared model: the very rows of
-    `Summary.vs_pretrained` (so they are tested once). `first_gain` and `one_shot_gain` are the gains
-    of iteration 1 and of one-shot fusion restricted to the (target, seed) cells both have, shown for
-    reading; `first_vs_one_shot` is their paired difference, a secondary comparison.
+    iteration_gain: Comparison
+    one_shot_gain: Comparison
+    difference: Comparison
+    chain_seeds: tuple[int, int]  # fewest and most chain seeds averaged in a (target, seed) cell
+
+
+@dataclass
+class ColdChain:
+    """One ColD Fusion chain: a condition and pool, e.g. "cold (other families)" or "cold (seen)".
+
+    `setting` is "unseen" (no target contributed to its chain) or "seen" (the ColD paper's main setting: the
+    chain draws on every source, the target's own train split included). `iterations` holds the gain over
+    pretrained of each iteration's shared model: the very rows of `Summary.vs_pretrained` (so they are tested
+    once). `one_shot` is one-shot fusion over the same pool with the same method and chain seeds (with every
+    source contributing, iteration 1 is that very fusion); `beside[t]` sets iteration t beside it on the same
+    cells. `tested` (the last iteration minus one-shot: does iterating add to fusing once?) is the chain's row in
+    `Summary.exploratory` (an interval, no verdict: only C1-C5 are tested). A (target, seed) cell is the mean over the chain seeds both bases have there;
+    `chain_seeds` lists every chain seed in the chain's runs.
     """
 
     label: str
     iterations: dict[int, Comparison]
-    one_shot: str  # the one-shot fusion it is set beside, e.g. "fused (all)"
-    first_gain: Comparison | None = None
-    one_shot_gain: Comparison | None = None
-    first_vs_one_shot: Comparison | None = None
+    one_shot: str  # one-shot fusion over the same pool, e.g. "fused (other families)"
+    setting: str = "unseen"
+    pool: str = ""  # which sources, in words
+    one_shot_gain: Comparison | None = None  # the one-shot fusion's row of `Summary.vs_pretrained`
+    beside: dict[int, ColdBeside] = field(default_factory=dict)
+    tested: Comparison | None = None
+    chain_seeds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -164,7 +185,7 @@ class Summary:
         rows += [w.difference for w in self.weight_decay_rows if w.difference]
         rows += [s.difference for s in self.seed_std if s.difference]
         rows += [p.gain for p in self.n_models]
-        rows += [c.first_vs_one_shot for c in self.cold if c.first_vs_one_shot]
+        rows += [c.tested for c in self.cold if c.tested]
         return rows
 
 
@@ -283,34 +304,75 @@ def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float],
     return points
 
 
+ChainCells = dict[tuple[str, int], dict[int, float]]  # (target, seed) -> chain seed -> mean accuracy (points)
+
+
+def _chain_cells(records: Sequence[RunRecord], label: str) -> ChainCells:
+    cells: dict[tuple[str, int, int | None], list[float]] = defaultdict(list)
+    for r in records:
+        if r.base_label == label:
+            cells[(r.target, r.seed, r.chain_seed)].append(100 * r.accuracy)
+    out: ChainCells = defaultdict(dict)
+    for (target, seed, c), vs in cells.items():
+        out[(target, seed)][-1 if c is None else c] = float(np.mean(vs))
+    return out
+
+
+def _cold_beside(a: ChainCells, b: ChainCells, pre: SeedCells, names: tuple[str, str], *,
+                 seed: int) -> ColdBeside | None:
+    """`a` (an iteration) beside `b` (one-shot fusion) on the cells both and pretrained have, each cell the mean
+    over the chain seeds both have there."""
+    gain_a: dict[str, list[float]] = defaultdict(list)
+    gain_b: dict[str, list[float]] = defaultdict(list)
+    diff: dict[str, list[float]] = defaultdict(list)
+    per_cell = []
+    for (t, s), by_chain in sorted(a.items()):
+        shared = sorted(set(by_chain) & set(b.get((t, s), {})))
+        if not shared or s not in pre.get(t, {}):
+            continue
+        va, vb = (float(np.mean([x[c] for c in shared])) for x in (by_chain, b[(t, s)]))
+        gain_a[t].append(va - pre[t][s])
+        gain_b[t].append(vb - pre[t][s])
+        diff[t].append(va - vb)
+        per_cell.append(len(shared))
+    if not diff:
+        return None
+    kind = "ColD vs one-shot"
+    return ColdBeside(compare(names[0], PRETRAINED, gain_a, seed=seed, kind=kind),
+                      compare(names[1], PRETRAINED, gain_b, seed=seed + 1, kind=kind),
+                      compare(names[0], names[1], diff, seed=seed + 2, kind=kind), (min(per_cell), max(per_cell)))
+
+
 def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre: Sequence[Comparison], *,
                  seed: int) -> list[ColdChain]:
-    """Per ColD Fusion chain: its vs-pretrained rows by iteration, and iteration 1 next to the one-shot
-    fusion of the same method over all sources (`cold[ties]` beside `fused[ties] (all)`)."""
+    """Per ColD Fusion chain (condition and pool; seen and unseen apart): its vs-pretrained rows by iteration,
+    and each iteration beside one-shot fusion of the same method over the same pool (`cold@2 (other families)`
+    beside `fused (other families)`, `cold[ties]@2 (seen)` beside `fused[ties] (seen)`)."""
     by_label = {c.a: c for c in vs_pre}
     chains: dict[tuple[str, str | None], set[int]] = defaultdict(set)
+    chain_seeds: dict[tuple[str, str | None], set[int]] = defaultdict(set)
     for r in main:
         if r.iteration is not None:
             chains[(r.condition, r.source_family)].add(r.iteration)
+            if r.chain_seed is not None:
+                chain_seeds[(r.condition, r.source_family)].add(r.chain_seed)
     out = []
-    for i, ((cond, fam), its) in enumerate(sorted(chains.items(), key=lambda kv: (condition_rank(kv[0][0]),
-                                                                                   kv[0][1] or ""))):
+    pre = acc.get(PRETRAINED, {})
+    for i, ((cond, fam), its) in enumerate(sorted(chains.items(), key=lambda kv: (
+            kv[0][1] == SEEN, condition_rank(kv[0][0]), kv[0][1] or ""))):
         rows = {t: by_label[lab] for t in sorted(its) if (lab := base_label(cond, fam, t)) in by_label}
-        one_shot = base_label("fused" + cond[len(condition_kind(cond)):], "all")
-        chain = ColdChain(base_label(cond, fam), rows, one_shot)
-        first, pre, shot = (acc.get(base_label(cond, fam, 1), {}), acc.get(PRETRAINED, {}), acc.get(one_shot, {}))
-        # the cells all three bases have: the two gains and their difference are over the same targets and seeds
-        cells = {t: s for t in first if (s := set(first[t]) & set(pre.get(t, {})) & set(shot.get(t, {})))}
-        if cells:
-            only = lambda c: {t: {s: c[t][s] for s in seeds} for t, seeds in cells.items()}  # noqa: E731
-            first1, pre1, shot1 = only(first), only(pre), only(shot)
-            name1 = base_label(cond, fam, 1)
-            chain.first_gain = compare(name1, PRETRAINED, paired_differences(first1, pre1), seed=seed + 3 * i,
-                                       kind="ColD vs one-shot")
-            chain.one_shot_gain = compare(one_shot, PRETRAINED, paired_differences(shot1, pre1),
-                                          seed=seed + 3 * i + 1, kind="ColD vs one-shot")
-            chain.first_vs_one_shot = compare(name1, one_shot, paired_differences(first1, shot1),
-                                              seed=seed + 3 * i + 2, kind="ColD vs one-shot")
+        one_shot = base_label("fused" + cond[len(condition_kind(cond)):], fam)
+        chain = ColdChain(base_label(cond, fam), rows, one_shot, "seen" if fam == SEEN else "unseen",
+                          POOLS.get(fam or "", fam or ""), by_label.get(one_shot),
+                          chain_seeds=tuple(sorted(chain_seeds[(cond, fam)])))
+        shot = _chain_cells(main, one_shot)
+        for t in sorted(its):
+            name = base_label(cond, fam, t)
+            b = _cold_beside(_chain_cells(main, name), shot, pre, (name, one_shot), seed=seed + 1000 * i + 3 * t)
+            if b is not None:
+                chain.beside[t] = b
+        if chain.beside:
+            chain.tested = chain.beside[max(chain.beside)].difference
         out.append(chain)
     return out
 
