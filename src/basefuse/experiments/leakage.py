@@ -364,3 +364,24 @@ def write_leakage(run_dir: str | Path, table: Mapping[str, Any]) -> Path:
         raise BasefuseError(f"cannot write {run_dir / LEAKAGE_FILE}: {e.strerror or e}; choose a writable --out") \
             from None
     return run_dir / LEAKAGE_FILE
+
+
+def write_dry_run_leakage(out: str | Path, table: Mapping[str, Any]) -> Path | None:
+    """A dry run's overlap table goes only into a folder no run owns: `out` new, empty, or holding only an earlier
+    dry run's table; None (nothing written) for anything else, e.g. a finished or running run's folder."""
+    from basefuse.experiments.rundir import LOCK_NAME, own_run_dir
+
+    out = Path(out)
+    try:
+        if out.exists() and (not out.is_dir() or any(p.name not in (LOCK_NAME, LEAKAGE_FILE) for p in out.iterdir())):
+            return None
+        out.mkdir(parents=True, exist_ok=True)
+        with own_run_dir(out):  # a run that just took the folder holds its lock: leave it alone
+            if any(p.name not in (LOCK_NAME, LEAKAGE_FILE) for p in out.iterdir()):
+                return None
+            return write_leakage(out, table)
+    except BasefuseError:
+        return None
+    except OSError as e:
+        raise BasefuseError(f"cannot write {out / LEAKAGE_FILE}: {e.strerror or e}; choose a writable --out") \
+            from None
