@@ -52,12 +52,12 @@ def loose_words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-class _WordHashes(dict):
-    """word -> crc32, computed once per distinct word."""
-
-    def __missing__(self, word: str) -> int:
-        h = self[word] = zlib.crc32(word.encode("utf-8", "surrogatepass"))
-        return h
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mixer (splitmix64's finaliser): sums of mixed word hashes make an order-free bag-of-words key."""
+    z = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class NearIndex:
 
     shingles: np.ndarray  # every text's shingle hashes, concatenated (uint64)
     offsets: np.ndarray  # (n + 1,): text i's shingles are shingles[offsets[i]:offsets[i + 1]]
-    bags: np.ndarray  # per text: a hash of its sorted word hashes (its bag of words); 0 for a text without words
+    bags: np.ndarray  # per text: the sum of its mixed word hashes (its bag of words, order-free); 0: no words
     keys: np.ndarray  # (n, BANDS) LSH band keys; 0 for a text without words
     sorted_keys: np.ndarray  # every band key, sorted, and the text each belongs to: looked up by binary search
     key_rows: np.ndarray
@@ -93,37 +93,50 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
-    """Index texts given as parts (one text, or a pair's two texts in any order)."""
-    cache = _WordHashes()
-    seq: list[int] = []
-    ends: list[int] = []  # positions of end marks: no shingle spans from one part into the next
-    starts: list[int] = []  # per text: its first position in `seq`
-    bags: list[int] = []
-    for parts in rows:
-        starts.append(len(seq))
-        every: list[int] = []
+    """Index texts given as parts (one text, or a pair's two texts in any order).
+
+    Vectorised: the words of every text are hashed at once (each distinct word once, via pandas' factorize), a
+    start and an end mark framing each part's words; a bigram never spans two parts.
+    """
+    import pandas as pd
+
+    words: list[str] = []
+    part_len: list[int] = []  # words of each part that has any
+    part_text: list[int] = []  # the text each such part belongs to
+    for i, parts in enumerate(rows):
         for part in parts:
-            words = loose_words(part)
-            if words:
-                hashes = list(map(cache.__getitem__, words))
-                every += hashes
-                seq.append(_START)
-                seq += hashes
-                ends.append(len(seq))
-                seq.append(_END)
-        # ints hash to themselves and tuples of ints deterministically: the same key in every process
-        bags.append(hash(tuple(sorted(every))) or 1 if every else 0)
-    starts.append(len(seq))
-    tokens = np.array(seq, dtype=np.uint64)
+            found = loose_words(part)
+            if found:
+                words += found
+                part_len.append(len(found))
+                part_text.append(i)
+    n = len(rows)
+    codes, uniques = pd.factorize(np.array(words, dtype=object)) if words else (np.zeros(0, np.int64), [])
+    distinct = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in uniques), dtype=np.uint64,
+                           count=len(uniques))
+    hashes = distinct[codes]  # per word, in text order
+    lengths = np.array(part_len, dtype=np.int64)
+    texts = np.array(part_text, dtype=np.int64)
+    first = np.concatenate(([0], np.cumsum(lengths + 2)))  # where each part's start mark goes; last: the total
+    tokens = np.empty(int(first[-1]), dtype=np.uint64)
+    marks = np.zeros(len(tokens), dtype=bool)
+    marks[first[:-1]] = marks[first[:-1] + lengths + 1] = True
+    tokens[first[:-1]] = _START
+    tokens[first[:-1] + lengths + 1] = _END
+    tokens[~marks] = hashes
     valid = np.ones(max(len(tokens) - 1, 0), dtype=bool)
-    ends_arr = np.array(ends, dtype=np.int64)
-    valid[ends_arr[ends_arr < len(valid)]] = False  # the pair (end mark, next start mark)
-    with np.errstate(over="ignore"):
-        bigrams = ((tokens[:-1] * np.uint64(0x100000001B3)) ^ tokens[1:]) & _MASK
+    valid[(first[:-1] + lengths + 1)[:-1]] = False  # an end mark and the next part's start mark
+    bigrams = ((tokens[:-1] * np.uint64(0x100000001B3)) ^ tokens[1:]) & _MASK
     where = np.flatnonzero(valid)
-    offsets = np.searchsorted(where, np.array(starts, dtype=np.int64))
-    shingles = bigrams[where]
-    return NearIndex.of(shingles, offsets, np.array(bags, dtype=np.int64), band_keys(minhash(shingles, offsets)))
+    text_first = first[np.searchsorted(texts, np.arange(n + 1))]  # each text's first token (parts are in order)
+    offsets = np.searchsorted(where, text_first)
+    word_first = np.concatenate(([0], np.cumsum(lengths)))[np.searchsorted(texts, np.arange(n + 1))]
+    bags = np.zeros(n, dtype=np.uint64)
+    has = np.flatnonzero(np.diff(word_first) > 0)
+    if len(has):
+        bags[has] = np.add.reduceat(_splitmix(hashes), word_first[has])
+        bags[has[bags[has] == 0]] = 1  # 0 stays "no words"
+    return NearIndex.of(bigrams[where], offsets, bags, band_keys(minhash(bigrams[where], offsets)))
 
 
 def minhash(shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
