@@ -296,3 +296,22 @@ def test_item5_dry_run_does_not_write_into_run(tmp_path, base, monkeypatch, caps
     fresh = tmp_path / "NEW"  # a new folder: the dry run owns it, and a run may take it over later
     assert f"leakage table: {fresh / 'leakage.json'}" in dry(fresh)
     assert json.loads((fresh / "leakage.json").read_text())["rows"]
+
+
+def test_item2_report_shows_near_duplicates_and_the_largest_share_per_target():
+    from basefuse.reports.leakage import leakage_markdown
+
+    table = {"normalisation": "n", "model_view": "v", "max_test_overlap": 0.01, "near_duplicate_method": "m",
+             "near_duplicate_jaccard": 0.8, "max_near_duplicate_overlap": 0.05,
+             "base_model": {"spec": "minilm", "provenance": "provenance unknown"},
+             "rows": [{"target": "t1", "base": "fused (all)", "n_test": 200, "overlap": 0, "fraction": 0.0,
+                       "by_source": {}, "near_overlap": 4, "near_fraction": 0.02, "near_by_source": {"s1": 4},
+                       "base_model_provenance": "provenance unknown"},
+                      {"target": "t1", "base": "intertrained (f)", "n_test": 200, "overlap": 0, "fraction": 0.0,
+                       "by_source": {}, "near_overlap": 0, "near_fraction": 0.0, "near_by_source": {},
+                       "base_model_provenance": "provenance unknown"}]}
+    md = leakage_markdown(table)
+    # 4 / 200 = 2.00% near-duplicates, listed although no exact copy; the other pair has none
+    assert "| t1 | fused (all) | 200 | 0 | 0.00% |  | 4 | 2.00% | s1 (4) | provenance unknown |" in md
+    assert "Largest share per target, exact / near-duplicates: t1 0.00% / 2.00%." in md
+    assert "The base model minilm: provenance unknown" in md and "| t1 | intertrained" not in md

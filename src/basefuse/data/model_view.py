@@ -65,12 +65,14 @@ def model_view(model_dir: str | Path) -> ModelView | None:
     except Exception as e:  # tokenizers raises its own exception type
         raise BasefuseError(f"{path}: cannot read the base model's tokenizer ({str(e)[:200]}): "
                             "repair or remove the file") from None
+    if not isinstance(spec, dict):
+        raise BasefuseError(f"{path}: not a JSON object: repair the base model's tokenizer file or remove it")
     norm, pre = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
     lowercase = bool(norm.get("lowercase")) if norm.get("type") == "BertNormalizer" \
         and pre.get("type") == "BertPreTokenizer" else None
     ident = hashlib.sha256(json.dumps([norm, pre], sort_keys=True).encode()).hexdigest()
-    view = ModelView(f"{path.parent.name}/tokenizer.json: normalizer {norm.get('type')}, pre_tokenizer "
-                     f"{pre.get('type')}", ident, tok.normalizer, tok.pre_tokenizer, lowercase)
+    view = ModelView(f"the base tokenizer's normalizer {norm.get('type')} and pre_tokenizer {pre.get('type')} "
+                     f"(settings {ident[:12]})", ident, tok.normalizer, tok.pre_tokenizer, lowercase)
     if lowercase is not None and any(view.key(p) != view.slow_key(p) for p in _PROBES):
         view = ModelView(view.name, ident, tok.normalizer, tok.pre_tokenizer, None)  # not the BERT we know
     return view

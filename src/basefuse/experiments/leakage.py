@@ -92,7 +92,7 @@ def _compute_content(task: "Task", view: "ModelView | None") -> TaskContent:
             return cache[text]
 
         mrows = view_rows(raw, key)
-        model = {"model_fingerprint": content_fingerprint(task, mrows, scheme=view.name),
+        model = {"model_fingerprint": content_fingerprint(task, mrows, scheme=view.ident),
                  "test_model": tuple(map(row_text, mrows["test"])),
                  "seen_model": frozenset(map(row_text, mrows["train"] + mrows["validation"])), "view": view.name}
     return TaskContent(fingerprint=content_fingerprint(task, rows), test=tuple(map(row_text, rows["test"])),

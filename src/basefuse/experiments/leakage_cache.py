@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from basefuse.data.near_dup import NearIndex
     from basefuse.experiments.leakage import TaskContent
 
-_VERSION = "2"
+_VERSION = "3"
 _NEAR = ("shingles", "offsets", "bags", "keys")
 
 

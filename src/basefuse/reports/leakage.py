@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from basefuse.experiments.leakage import LEAKAGE_FILE  # written at planning time
+from basefuse.experiments.leakage import LEAKAGE_FILE, largest_per_target  # written at planning time
 
 HEADER = ["target", "base", "test texts", "seen by base", "share", "from source tasks"]
 NEAR_HEADER = ["near-duplicates", "near share", "near from source tasks", "base model provenance"]
@@ -77,9 +77,14 @@ def leakage_summary(table: Mapping[str, Any]) -> str:
     if _has_near(table):
         how += (f", or above {table['max_near_duplicate_overlap']:.2%} with a near-duplicate that is not an exact "
                 f"copy ({table['near_duplicate_method']}; Jaccard >= {table['near_duplicate_jaccard']:g})")
+    largest = ""
+    if _has_near(table) and table["rows"]:
+        largest = " Largest share per target, exact / near-duplicates: " + "; ".join(
+            f"{r['target']} {r['fraction']:.2%} / {r.get('near_fraction', 0.0):.2%}"
+            for r in largest_per_target(table)) + "."
     found = ("No test text occurs in any base's training data." if not hit
              else f"{hit} of {n} (target, base) pairs share test texts with the base's training data:")
-    return f"{n} (target, base) pairs checked. {how}.{_base_model_sentence(table)} {found}"
+    return f"{n} (target, base) pairs checked. {how}.{_base_model_sentence(table)}{largest} {found}"
 
 
 def leakage_markdown(table: Mapping[str, Any]) -> str:
