@@ -19,8 +19,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from datasets import Dataset
-
     from basefuse.data.task import Task
 
 NORMALISATION = "nfkc-casefold-nocf-whitespace-unorderedpair-v3"
@@ -64,14 +62,6 @@ def view_text(parts: tuple[str, ...], view: Callable[[str], str]) -> str:
 def view_rows(rows: dict[str, list[RawRow]], view: Callable[[str], str] = normalise_text) -> dict[str, list[str]]:
     """Per split, one string per row: its text (or pair) in `view` and its label name."""
     return {name: [f"{view_text(parts, view)}\x1f{y}" for parts, y in split] for name, split in rows.items()}
-
-
-def normalised_texts(split: "Dataset") -> list[str]:
-    """One normalised string per row; a sentence pair is both texts, sorted, joined by a separator."""
-    cols = split[:]
-    if "text_pair" in cols:
-        return [view_text((t, p), normalise_text) for t, p in zip(cols["text"], cols["text_pair"])]
-    return [normalise_text(t) for t in cols["text"]]
 
 
 def normalised_rows(task: "Task") -> dict[str, list[str]]:

@@ -132,7 +132,7 @@ def loadable_spec(source: str | None) -> str | None:
 
 def base_model_facts(cfg: "ExperimentConfig", model_dir: str | Path, view: "ModelView | None") -> "BaseModelFacts":
     """Everything the leakage check needs of the base model: its record, and for a base that basefuse made, the
-    content of every task in its history that can still be loaded and every config task's loader fingerprints at
+    content of every task in its history that can still be loaded and every target's loader fingerprints at
     the budgets its finetunes used (a record made before task sources were written is matched by those alone)."""
     from basefuse.data.api import load_task
     from basefuse.experiments.leakage import BaseModelFacts, task_content
@@ -148,7 +148,8 @@ def base_model_facts(cfg: "ExperimentConfig", model_dir: str | Path, view: "Mode
             contents[facts.label(t.task)] = task_content(load_task(spec), view)
     budgets = {None, cfg.budgets.max_train_source, cfg.budgets.max_train_target,
                *(t.max_train for t in record.trained_on)}
+    targets = set(cfg.target_names())
     fps = {name: frozenset(load_task(ref.load_spec, max_train=b, text_col=ref.text_col, label_col=ref.label_col,
                                      pair_col=ref.pair_col, family=cfg.family_of(name)).fingerprint for b in budgets)
-           for name, ref in cfg.task_refs().items()}
+           for name, ref in cfg.task_refs().items() if name in targets}
     return BaseModelFacts(record.to_json(), contents, fps)

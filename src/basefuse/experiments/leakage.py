@@ -207,7 +207,7 @@ class BaseModelFacts:
 
     record: dict[str, Any]  # BaseRecord.to_json(): spec, "made by basefuse" or "provenance unknown", trained_on
     contents: Mapping[str, TaskContent] = field(default_factory=dict)  # its tasks' content, where loadable
-    # config task -> its loader fingerprints at every budget a record in the base's history names
+    # target -> its loader fingerprints at every budget a record in the base's history names
     loader_fingerprints: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property

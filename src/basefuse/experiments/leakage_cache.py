@@ -56,16 +56,16 @@ def save(key: str, c: "TaskContent") -> None:
     for split, index in (("test_near", c.test_near), ("seen_near", c.seen_near)):
         for field in _NEAR:
             arrays[f"{split}.{field}"] = getattr(index, field)
+    tmp = path.with_name(temp_name(path.name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(temp_name(path.name))
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
     except OSError:
         try:
             tmp.unlink(missing_ok=True)
-        except (OSError, UnboundLocalError):
+        except OSError:
             pass
 
 
