@@ -24,9 +24,7 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     cfg = load_experiment_config(config_path)
     if dry_run:
         plan = make_plan(cfg)
-        from basefuse.experiments.leakage import write_leakage
-
-        typer.echo(f"leakage table: {write_leakage(out, plan.leakage)}")
+        _print_leakage(plan.leakage, out)
         kinds = Counter(j.kind for j in plan.jobs.values())
         typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
@@ -84,6 +82,25 @@ def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | 
     return Path(build_report(out).html)
 
 
+def _print_leakage(table: dict, out: Path) -> None:
+    """The dry run's leakage lines: the base model's provenance, the largest overlap per target, the table's file."""
+    from basefuse.experiments.leakage import largest_per_target, write_dry_run_leakage
+
+    base = table.get("base_model") or {}
+    tasks = sorted({t["task"] for t in base.get("trained_on", [])})
+    typer.echo(f"base model {base.get('spec', '?')}: {base.get('provenance', '?')}"
+               + (f" (finetuned on {', '.join(tasks)})" if tasks else ""))
+    typer.echo(f"leakage, largest per target (exact copies / near-duplicates; limits "
+               f"{table['max_test_overlap']:g} / {table.get('max_near_duplicate_overlap', 1):g}):")
+    for r in largest_per_target(table):
+        typer.echo(f"  {r['target']}: {r['overlap']} / {r.get('near_overlap', 0)} of {r['n_test']} test texts "
+                   f"({r['fraction']:.1%} / {r.get('near_fraction', 0):.1%}), base {r['base']}")
+    written = write_dry_run_leakage(out, table)
+    typer.echo(f"leakage table: {written}" if written else
+               f"leakage table not written: {out} holds a run or other files (a dry run writes only into a new "
+               "or empty folder)")
+
+
 def _print_failures(failures: "Failures", out: Path) -> None:
     """Name every failed job and its error; the skipped ones are counted (they are listed in the file)."""
     from basefuse.experiments.failures import FAILURES
@@ -106,9 +123,11 @@ def register(app: typer.Typer) -> None:
         device: Device = None,
         ray_address: RayAddress = None,
         gpus_per_job: GpusPerJob = 0.0,
-        dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, write OUT/leakage.json, "
-                                     "print how many jobs the plan has and, per confirmatory claim C1-C5, its n, "
-                                     "whether it can reach a verdict and the smallest effect it can detect."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: check leakage, print the largest overlap "
+                                     "per target, how many jobs the plan has and, per confirmatory claim C1-C5, its "
+                                     "n, whether it can reach a verdict and the smallest effect it can detect; write "
+                                     "OUT/leakage.json if OUT is new or empty (never into an existing run: nothing "
+                                     "there is touched)."),
     ) -> None:
         """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
 

@@ -158,12 +158,17 @@ class ColdFusionSettings(BaseModel):
 
 
 class LeakageSettings(BaseModel):
-    """How much of a target's test set a base may have trained on (by normalised text) before the run is refused."""
+    """How much of a target's test set a base may have trained on before the run is refused: exact copies (by
+    normalised text, or as the base tokenizer sees it) and near-duplicates (see basefuse.data.near_dup)."""
 
     model_config = _STRICT
 
     max_test_overlap: float = Field(0.01, ge=0, le=1, description="largest allowed share of a target's test texts "
                                     "found in the training data of any task in a base's provenance")
+    max_near_duplicate_overlap: float = Field(0.01, ge=0, le=1, description="largest allowed share of a target's "
+                                              "test texts with a near-duplicate there (exact copies count above)")
+    near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="word-bigram Jaccard similarity from which "
+                                          "two texts are near-duplicates (the same words in any order always are)")
 
 
 #: SD over targets of the per-target mean gain of fused (all) over pretrained in the last committed complete run:

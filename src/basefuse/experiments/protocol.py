@@ -17,8 +17,9 @@ from basefuse.errors import BasefuseError
 from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
 from basefuse.experiments.records import OTHER_FAMILIES, SEEN, base_label
-from basefuse.experiments.leakage import (TargetRun, TaskContent, check_distinct_content, check_overlap,
-                                          check_provenance, overlap_table)
+from basefuse.experiments.leakage import (BaseModelFacts, TargetRun, TaskContent, check_base_model,
+                                          check_distinct_content, check_overlap, check_provenance, overlap_table,
+                                          unknown_base)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,11 @@ def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
             "pair_col": ref.pair_col, "family": family}
 
 
-def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str) -> Plan:
-    """Every job of the experiment, deduplicated by key, plus the runs the report will show."""
+def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str,
+               base_model: BaseModelFacts | None = None) -> Plan:
+    """Every job of the experiment, deduplicated by key, plus the runs the report will show.
+
+    `base_model`: what basefuse trained into the base model, if it made it (None: provenance unknown)."""
     contents = {n: f.content for n, f in facts.items() if f.content is not None}
     check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
@@ -216,8 +220,11 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                                    method=method.method, order=order)
     plan.prune()
     plan.provenance = check_no_leakage(plan, contents)
+    base_model = base_model or unknown_base(cfg.base_model)
+    check_base_model(base_model, (r.target for r in plan.runs), contents)
     plan.leakage = overlap_table(plan.jobs, _target_runs(plan), contents, plan.provenance,
-                                 cfg.leakage.max_test_overlap)
+                                 cfg.leakage.max_test_overlap, max_near_overlap=cfg.leakage.max_near_duplicate_overlap,
+                                 jaccard=cfg.leakage.near_duplicate_jaccard, base_model=base_model)
     check_overlap(plan.leakage)
     return plan
 

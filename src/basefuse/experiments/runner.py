@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -31,6 +31,9 @@ from basefuse.experiments.results import RESULTS, ResultsWriter, records_from
 from basefuse.experiments.rundir import LOCK_NAME, own_run_dir, remove_leftovers
 from basefuse.experiments.store import JobStore
 from basefuse.io import write_json, write_text_atomic
+
+if TYPE_CHECKING:
+    from basefuse.data.model_view import ModelView
 
 
 @dataclass
@@ -91,8 +94,9 @@ def _write_run_meta(cfg: ExperimentConfig, run_dir: Path) -> None:
                             f"choose a writable folder with --out") from None
 
 
-def gather_task_facts(cfg: ExperimentConfig) -> dict[str, TaskFacts]:
-    """Load each task once per distinct budget (from the cache after the first time) for its size and fingerprints."""
+def gather_task_facts(cfg: ExperimentConfig, view: "ModelView | None" = None) -> dict[str, TaskFacts]:
+    """Load each task once per distinct budget (from the cache after the first time) for its size and fingerprints;
+    `view`: the base model's tokenizer, for the leakage check (None: texts are compared normalised only)."""
     from basefuse.data.api import load_task
 
     facts: dict[str, TaskFacts] = {}
@@ -103,7 +107,7 @@ def gather_task_facts(cfg: ExperimentConfig) -> dict[str, TaskFacts]:
         facts[name] = TaskFacts(train_size=len(loaded[None].train),
                                 fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
                                 fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint,
-                                content=task_content(loaded[None]))
+                                content=task_content(loaded[None], view))
     return facts
 
 
@@ -117,7 +121,12 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
         # A hub id: fetch it now and use that snapshot for every job, so the fingerprint is of the
         # weights themselves and a run resumed after the hub repo changed does not reuse stale jobs.
         base = str(resolve(base).resolve())
-    return build_plan(cfg, gather_task_facts(cfg), base, base_fingerprint(base))
+    from basefuse.data.model_view import model_view
+    from basefuse.experiments.base_provenance import base_model_facts
+
+    view = model_view(base)
+    return build_plan(cfg, gather_task_facts(cfg, view), base, base_fingerprint(base),
+                      base_model_facts(cfg, base, view))
 
 
 Schedule = Literal["graph", "barriers"]

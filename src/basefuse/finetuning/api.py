@@ -367,6 +367,7 @@ def _metrics_dict(*, model: str, model_path: str, task: Task, config: FinetuneCo
         "hyperparameters": config.model_dump(mode="json"),
         "base_fingerprint": base_fingerprint(model_path, commit_hash),
         "task_fingerprint": task_fingerprint(task),
+        "task_source": task.source,  # where the data came from: a base made from this finetune is checked against it
         "label_names": list(task.label_names),
         "family": task.family,
         "device": str(device),
