@@ -72,7 +72,7 @@ def test_tiny_cold_runs_and_reports_each_iteration_beside_one_shot_seen_and_unse
         for c in (0, 1):
             assert acc[("fused", fam, None, c)] == acc[("cold", fam, 1, c)]
 
-    md = build_report(run_dir, n_boot=50).markdown.read_text()
+    md = build_report(run_dir).markdown.read_text()
     unseen = md.index("### ColD Fusion, unseen: each iteration of cold (other families) beside one-shot fusion over "
                       "the same pool (fused (other families))")
     seen = md.index("### ColD Fusion, seen: each iteration of cold (seen) beside one-shot fusion over the same pool "

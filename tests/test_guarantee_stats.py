@@ -42,7 +42,6 @@ def test_five_consistent_targets_reach_a_verdict():
     assert est.p == pytest.approx(0.0132, abs=1e-4)
     assert est.interval == (pytest.approx(1.037, abs=1e-3), pytest.approx(4.963, abs=1e-3))
     assert stats.verdict(est) == stats.BETTER
-    assert stats.sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 32)
 
 
 def test_one_large_target_is_not_a_consistent_gain():

@@ -46,7 +46,7 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_html_report_renders_in_chromium(tmp_path):
-    paths = build_report(write_run(tmp_path), n_boot=200)
+    paths = build_report(write_run(tmp_path))
     page = paths.html.read_text()
     # nothing outside the file: every src is an embedded PNG, no links, stylesheets or remote scripts
     srcs = re.findall(r'\bsrc="([^"]*)"', page)
@@ -101,7 +101,7 @@ LAYOUT_PROBE = """<script>window.addEventListener('load', () => {
 
 
 def test_nine_target_report_fits_a_1400px_window_and_captions_every_figure(tmp_path):
-    paths = build_report(write_nine_target_run(tmp_path), n_boot=100)
+    paths = build_report(write_nine_target_run(tmp_path))
     probe = tmp_path / "layout.html"
     probe.write_text(paths.html.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
     dom = chromium(tmp_path, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())

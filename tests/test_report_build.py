@@ -30,7 +30,7 @@ def write_run(tmp_path: Path, rows: list[dict] | None = None, *, extra_lines: st
 
 def test_build_report_writes_everything(tmp_path):
     run = write_run(tmp_path)
-    paths = build_report(run, n_boot=300)
+    paths = build_report(run)
     assert paths.out_dir == run / "report"
     for p in (paths.markdown, paths.html, paths.csv, paths.json, *paths.figures):
         assert p.is_file() and p.stat().st_size > 0
@@ -60,7 +60,7 @@ def test_build_report_writes_everything(tmp_path):
 
 
 def test_html_is_self_contained_and_has_the_tables(tmp_path):
-    paths = build_report(write_run(tmp_path), n_boot=300)
+    paths = build_report(write_run(tmp_path))
     page = paths.html.read_text()
     assert "<td>fused (all)</td><td>67.75</td><td>51.50</td><td>62.33</td>" in page
     assert "Table 2" in page and "How to read this" in page and "tiny-bert" in page
@@ -73,7 +73,7 @@ def test_html_is_self_contained_and_has_the_tables(tmp_path):
 
 
 def test_table1_text_for_the_terminal(tmp_path):
-    paths = build_report(write_run(tmp_path), n_boot=300)
+    paths = build_report(write_run(tmp_path))
     text = table1_text(paths.summary)
     assert "fused (all)" in text and "62.33" in text and "intertrained (A)" in text
     assert "\x1b[" not in text
@@ -82,13 +82,13 @@ def test_table1_text_for_the_terminal(tmp_path):
 
 def test_cli_end_to_end(tmp_path, cli):
     run = write_run(tmp_path)
-    code, out, err = cli(["report", str(run), "--n-boot", "300"])
+    code, out, err = cli(["report", str(run)])
     assert code == 0, err
     assert "fused (all)" in out and "62.33" in out
     assert "fused (all) vs pretrained: +1.33 points" in " ".join(out.split())
     assert str(run / "report" / "report.html") in out.replace("\n", "")
     # rerunning replaces the previous (derived) report
-    code, _, err = cli(["report", str(run), "--n-boot", "300"])
+    code, _, err = cli(["report", str(run)])
     assert code == 0, err
     assert (run / "report" / "report.html").is_file()
     assert not [p for p in run.iterdir() if p.name.startswith(".report")]
@@ -97,8 +97,8 @@ def test_cli_end_to_end(tmp_path, cli):
 def test_cli_as_subprocess(tmp_path):
     run = write_run(tmp_path)
     out = tmp_path / "elsewhere"
-    proc = subprocess.run([sys.executable, "-m", "basefuse", "report", str(run), "--out", str(out), "--n-boot",
-                           "200"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "basefuse", "report", str(run), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (out / "report.html").is_file() and not (run / "report").exists()
 
@@ -106,7 +106,7 @@ def test_cli_as_subprocess(tmp_path):
 def test_corrupt_last_line_is_skipped_with_warning(tmp_path, cli):
     run = write_run(tmp_path, extra_lines='{"target": "t1", "targ')
     n = len(fixture_rows()) + 1
-    code, out, err = cli(["report", str(run), "--n-boot", "200"])
+    code, out, err = cli(["report", str(run)])
     assert code == 0, err
     assert f"results.jsonl:{n}: skipped a corrupt line" in err
     assert f":{n}: skipped a corrupt line" in (run / "report" / "report.md").read_text()
@@ -173,11 +173,11 @@ def test_missing_run_dir_is_an_error(tmp_path):
 def test_tables_use_the_first_configured_weight_decay(tmp_path):
     run = write_run(tmp_path)
     (run / "experiment.yaml").write_text("weight_decays: [0.01, 0.0]\n")
-    paths = build_report(run, n_boot=200)
+    paths = build_report(run)
     assert paths.summary.weight_decay == 0.01
     assert paths.summary.table1["fused (all)"]["mean"] == pytest.approx(62.0)
     (run / "experiment.yaml").write_text("weight_decays: [: not yaml\n")  # unreadable: lowest present
-    assert build_report(run, n_boot=200).summary.weight_decay == 0.0
+    assert build_report(run).summary.weight_decay == 0.0
 
 
 def test_summary_text_of_a_run_dir(tmp_path, capsys):
@@ -190,7 +190,7 @@ def test_summary_text_of_a_run_dir(tmp_path, capsys):
 def test_claims_and_comparisons_are_exported_and_no_exploratory_row_has_a_verdict(tmp_path):
     import csv
 
-    paths = build_report(write_run(tmp_path), n_boot=200)
+    paths = build_report(write_run(tmp_path))
     claims = list(csv.DictReader((paths.out_dir / "claims.csv").open()))
     assert [c["id"] for c in claims] == ["C1", "C2", "C3", "C4", "C5"]  # numbering never jumps
     assert json.loads((paths.out_dir / "claims.json").read_text())[0]["id"] == "C1"

@@ -56,7 +56,7 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize([RunRecord(**r) for r in rows()], n_boot=100)
+    return summarize([RunRecord(**r) for r in rows()])
 
 
 def test_seen_and_unseen_chains_are_apart_each_beside_one_shot_over_its_own_pool(summary):
@@ -131,7 +131,7 @@ def test_report_files_show_seen_and_unseen_apart(tmp_path, summary):
     run.mkdir()
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows()))
     (run / "experiment.yaml").write_text("seeds: [0, 1]\n")
-    md = build_report(run, n_boot=100).markdown.read_text()
+    md = build_report(run).markdown.read_text()
     unseen = md.index("### ColD Fusion, unseen: each iteration of cold (other families) beside one-shot fusion over "
                       "the same pool (fused (other families))")
     seen = md.index("### ColD Fusion, seen: each iteration of cold (seen) beside one-shot fusion over the same pool "
@@ -149,9 +149,9 @@ def test_runs_without_one_shot_over_the_pool_say_there_is_no_comparison():
     old = [r for r in rows() if not (r["condition"] == "fused")]
     for r in old:
         r.pop("chain_seed", None)
-    unseen, seen = summarize([RunRecord(**r) for r in old], n_boot=100).cold
+    unseen, seen = summarize([RunRecord(**r) for r in old]).cold
     assert unseen.beside == {} and unseen.tested is None and unseen.chain_seeds == ()
-    table, _ = cold_tables(summarize([RunRecord(**r) for r in old], n_boot=100))[:2]
+    table, _ = cold_tables(summarize([RunRecord(**r) for r in old]))[:2]
     assert "No one-shot fusion over the same pool (fused (other families)) shares a (target, seed) cell" in table.note
     assert "Chain seeds: not recorded" in table.note
 

@@ -103,7 +103,7 @@ def test_inputs_produced_twice_are_named():
 def test_report_of_the_partial_run_says_partial(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["report", str(PARTIAL), "--out", str(tmp_path / "r"), "--exclude", "condition=intertrained",
-              "--exclude", "n_fused=1", "--n-boot", "200"])
+              "--exclude", "n_fused=1"])
     assert e.value.code in (0, None)
     out = " ".join(capsys.readouterr().out.split())
     # 148 rows: 51 intertrained and 2 one-model rows excluded, the other 95 match planned runs
@@ -119,11 +119,11 @@ def test_report_without_a_plan_says_so(tmp_path):
     from basefuse.reports.build import build_report
 
     run = write_run(tmp_path)
-    paths = build_report(run, n_boot=200)
+    paths = build_report(run)
     assert paths.completeness is None
     assert "Plan unknown" in paths.markdown.read_text()
     write_plan(run, small_plan())  # a plan whose runs are not these: everything planned is missing
-    paths = build_report(run, n_boot=200)
+    paths = build_report(run)
     assert paths.completeness.n_planned == 4 and "Partial: 0 of 4" in paths.markdown.read_text()
     assert json.loads((run / "plan.json").read_text())["runs"][0]["condition"] == "pretrained"
 
@@ -142,7 +142,7 @@ def test_report_names_reproduced_inputs_and_failed_jobs(tmp_path):
     (run / "failures.json").write_text(json.dumps({
         "failed": [{"key": "k9", "kind": "fuse", "label": "fuse x2+x3", "error": "out of memory\ntrace"}],
         "skipped": [{"key": "k8", "kind": "finetune", "label": "fused (all) -> x1", "because": ["k9"]}]}))
-    md = build_report(run, n_boot=200).markdown.read_text()
+    md = build_report(run).markdown.read_text()
     assert "Input 'source x2' was produced 2 times" in md and "1 input job(s) were produced more than once" in md
     assert "Failed job: fuse x2+x3: out of memory" in md and "trace" not in md
     assert "Failed job: fused (all) -> x1: skipped (a job it needs failed)" in md
@@ -167,7 +167,7 @@ def test_primary_is_read_from_the_config(tmp_path):
 
     run = write_run(tmp_path)
     (run / "experiment.yaml").write_text(CONFIG + "primary: [fused (all), intertrained (A)]\n")
-    paths = build_report(run, n_boot=200)
+    paths = build_report(run)
     assert (paths.summary.primary_comparison.a, paths.summary.primary_comparison.b) == ("fused (all)",
                                                                                         "intertrained (A)")
-    assert "C1 (fixed before the data), fused (all) vs intertrained (A)" in paths.markdown.read_text()
+    assert "C1 (confirmatory), fused (all) vs intertrained (A)" in paths.markdown.read_text()

@@ -59,7 +59,7 @@ def write_run(tmp_path: Path, lines: list[dict], config: str = "seeds: [0, 1]\n"
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize(records(), n_boot=200)
+    return summarize(records())
 
 
 # ---- records and loading -------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_display_order_known_kinds_then_unknown_and_iterations_numerically(summa
     acc = {("pretrained", None, None): ACC[("pretrained", None, None)],
            **{("cold", "other families", it): ACC[("cold", "other families", 2)] for it in (10, 2, 1)},
            ("aaa", "all", None): ACC[("fused", "all", None)]}
-    assert summarize(records(acc), n_boot=100).labels == [
+    assert summarize(records(acc)).labels == [
         "pretrained", "cold@1 (other families)", "cold@2 (other families)", "cold@10 (other families)", "aaa (all)"]
 
 
@@ -135,7 +135,7 @@ def test_new_conditions_are_rows_of_every_table(summary):
 
 
 def test_report_files_show_the_new_rows_with_n(tmp_path):
-    paths = build_report(write_run(tmp_path, rows()), n_boot=200)
+    paths = build_report(write_run(tmp_path, rows()))
     md, page = paths.markdown.read_text(), paths.html.read_text()
     assert "| fused[ties] (all) | 68.00 | 53.00 | 63.00 |" in md
     assert "| distilled (all) | 67.00 | 58.00 | 64.00 |" in md
@@ -170,7 +170,7 @@ def test_plots_show_the_new_labels_with_n(summary, tmp_path):
 
 def test_without_fused_all_rows_the_primary_says_so():
     acc = {k: v for k, v in ACC.items() if k[0] != "fused"}
-    s = summarize(records(acc), n_boot=100)
+    s = summarize(records(acc))
     assert s.primary == ("fused (all)", "pretrained") and s.primary_comparison is None
     assert s.claims[0].verdict == "not measured"  # C1 has no runs: no other base takes its place
     text = headline(s)
@@ -180,11 +180,11 @@ def test_without_fused_all_rows_the_primary_says_so():
 
 def test_a_configured_primary_may_name_a_fusion_method(tmp_path):
     run = write_run(tmp_path, rows(), config='seeds: [0, 1]\nprimary: ["fused[ties] (all)", pretrained]\n')
-    paths = build_report(run, n_boot=200)
+    paths = build_report(run)
     c = paths.summary.primary_comparison
     assert (c.a, c.b) == ("fused[ties] (all)", "pretrained") and c.est.p_holm is None
     assert headline(paths.summary).startswith(
-        "C1 (fixed before the data), fused[ties] (all) vs pretrained: +2.00 points")
+        "C1 (confirmatory), fused[ties] (all) vs pretrained: +2.00 points")
 
 
 # ---- ColD Fusion -----------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_cold_gain_per_iteration(summary):
 def test_cold_tables_and_plot_in_the_report(tmp_path, summary):
     import matplotlib
 
-    paths = build_report(write_run(tmp_path, rows()), n_boot=200)
+    paths = build_report(write_run(tmp_path, rows()))
     md, page = paths.markdown.read_text(), paths.html.read_text()
     title = ("ColD Fusion, unseen: gain over pretrained per iteration, cold (other families) (points, weight decay "
              "0)")
@@ -226,7 +226,7 @@ def test_cold_tables_and_plot_in_the_report(tmp_path, summary):
 
 def test_no_cold_rows_no_cold_table(tmp_path):
     acc = {k: v for k, v in ACC.items() if k[0] != "cold"}
-    s = summarize(records(acc), n_boot=100)
+    s = summarize(records(acc))
     assert s.cold == [] and not plots.plot_cold_iterations(s, tmp_path / "x.png")
 
 
@@ -242,7 +242,7 @@ def test_n_models_one_curve_per_fusion_method():
                     lines.append(dict(target=target, target_family="A", condition=cond, source_family="all",
                                       n_fused=k, seed=seed, accuracy=acc / 100, macro_f1=0.5, ablation="n_models",
                                       job_key=f"n-{cond}-{k}-{target}-{seed}"))
-    s = summarize([RunRecord(**r) for r in lines], n_boot=100)
+    s = summarize([RunRecord(**r) for r in lines])
     # fused gains k points, fused[ties] 2k: never pooled into one mean
     assert [(p.condition, p.n_fused, p.gain.est.mean) for p in s.n_models] == [
         ("fused", 1, pytest.approx(1)), ("fused", 2, pytest.approx(2)),

@@ -61,7 +61,7 @@ def write_nine_target_run(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize(nine_target_records(), n_boot=100)
+    return summarize(nine_target_records())
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_titles_fit_inside_the_figure_width(drawn):
     rows = [r | {"condition": "fused[dare-ties-with-a-rather-long-method-name-to-stretch-every-title]"}
             if r["condition"] == "fused" else r for r in nine_target_rows()]
     recs = [RunRecord(**r) for r in rows]
-    s = summarize(recs, n_boot=100)
+    s = summarize(recs)
     for draw in (plots.plot_target_gains, plots.plot_fused_vs_intertrained, plots.plot_spread):
         assert draw(s, Path("unused.png"))
     assert plots.plot_seed_std(s, Path("unused.png"), recs)
@@ -323,7 +323,7 @@ def check_page(page: str) -> FigureCheck:
 
 
 def test_every_image_on_the_page_has_a_figure_caption(tmp_path):
-    paths = build_report(write_nine_target_run(tmp_path), n_boot=100)
+    paths = build_report(write_nine_target_run(tmp_path))
     page = check_page(paths.html.read_text())
     # C1, C2, C3, C5 (C4: one weight decay, not measured) and the 4 standard figures of a one-decay run
     assert len(page.images) == len(paths.figures) == 8
@@ -343,7 +343,7 @@ def test_an_image_outside_a_figure_or_without_caption_is_caught():
 
 
 def test_every_table_on_the_page_sits_in_a_sideways_scrolling_box(tmp_path):
-    paths = build_report(write_nine_target_run(tmp_path), n_boot=100)
+    paths = build_report(write_nine_target_run(tmp_path))
     page = check_page(paths.html.read_text())
     assert page.tables and all(page.tables)
     assert ".table-scroll{max-width:100%;overflow-x:auto" in render.CSS

@@ -46,7 +46,7 @@ def fixture_records() -> list[RunRecord]:
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize(fixture_records(), n_boot=2000, seed=0)
+    return summarize(fixture_records(), seed=0)
 
 
 def test_table1_matches_hand_computation(summary):
@@ -68,7 +68,7 @@ def test_table1_matches_hand_computation(summary):
 
 
 def test_primary_weight_decay_can_be_chosen():
-    s = summarize(fixture_records(), weight_decay=0.01, n_boot=200)
+    s = summarize(fixture_records(), weight_decay=0.01)
     assert s.table1["fused (all)"]["mean"] == pytest.approx(62.0)
     assert s.vs_pretrained[0].est.mean == pytest.approx(2.0)
 
@@ -84,6 +84,6 @@ def test_n_models_curve_is_exact_for_constant_gains(summary):
 def test_unpaired_runs_are_counted_not_used():
     rows = fixture_rows() + [dict(target="t9", target_family="B", condition="fused", source_family="all", seed=0,
                                   accuracy=0.9, macro_f1=0.9)]
-    s = summarize([RunRecord(**r) for r in rows], n_boot=200)
+    s = summarize([RunRecord(**r) for r in rows])
     assert s.unpaired == 1
     assert "t9" not in s.vs_pretrained[0].per_target

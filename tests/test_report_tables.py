@@ -26,20 +26,6 @@ def test_t_quantile_matches_the_t_table(df, table):
     assert stats.t_quantile(0.025, df) == pytest.approx(-table, abs=1e-4)
 
 
-@pytest.mark.parametrize("df, lo, hi", [(2, 0.05064, 7.3778), (8, 2.1797, 17.5345)])
-def test_chi2_quantiles_match_the_table(df, lo, hi):
-    assert stats.chi2_quantile(0.025, df) == pytest.approx(lo, abs=1e-4)
-    assert stats.chi2_quantile(0.975, df) == pytest.approx(hi, abs=1e-4)
-
-
-def test_sign_flip_p_by_hand():
-    # [3, 1, 1, 1]: sum 6; of the 16 sign patterns only (+,+,+,+) and (-,-,-,-) reach |sum| >= 6
-    assert stats.sign_flip_p([3, 1, 1, 1]) == pytest.approx(2 / 16)
-    # [5, 2.5, -4.5]: |sum| = 3; the 8 sums are +-12, +-3, +-7, +-2: six reach 3
-    assert stats.sign_flip_p([5, 2.5, -4.5]) == pytest.approx(6 / 8)
-    assert stats.smallest_p(5) == pytest.approx(2 / 32)
-
-
 def test_holm_by_hand():
     # sorted 0.01, 0.03, 0.04 with m = 3: 3 * 0.01, max(0.03, 2 * 0.03), max(0.06, 1 * 0.04)
     assert stats.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None}) == pytest.approx(
@@ -83,7 +69,7 @@ def test_per_target_verdict_from_seeds():
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize(fixture_records(), n_boot=500, seed=0)
+    return summarize(fixture_records(), seed=0)
 
 
 
@@ -129,10 +115,9 @@ def test_dependence_on_the_target(summary):
     # std of (3, 1.5, -0.5): variance ((5/3)^2 + (1/6)^2 + (11/6)^2) / 2 = 37/12
     var = ((5 / 3) ** 2 + (1 / 6) ** 2 + (11 / 6) ** 2) / 2
     assert spread.std == pytest.approx(math.sqrt(var))
-    # chi-square interval with df = 2: sqrt(2 var / 7.3778), sqrt(2 var / 0.050636)
-    assert spread.interval == pytest.approx((math.sqrt(2 * var / 7.37776), math.sqrt(2 * var / 0.0506356)),
-                                            rel=1e-4)
-    assert (spread.helped, spread.n_targets, spread.better) == (2, 3, None)
+    # no interval (the chi-square one under-covers skewed gains): the descriptive row has none to print
+    assert not hasattr(spread, "interval")
+    assert (spread.helped, spread.n_targets) == (2, 3)
 
 
 def seed_std_records() -> list[RunRecord]:
@@ -150,7 +135,7 @@ def seed_std_records() -> list[RunRecord]:
 
 
 def test_seed_std_over_the_same_targets_and_seeds():
-    s = summarize(seed_std_records(), n_boot=500)
+    s = summarize(seed_std_records())
     (row,) = s.seed_std
     # matched: t1 and t2 (t3 has one fused seed), seeds 0 and 1 only; std of two values = |a - b| / sqrt 2
     r2 = math.sqrt(2)
@@ -158,11 +143,11 @@ def test_seed_std_over_the_same_targets_and_seeds():
     assert row.std == pytest.approx((1 / r2 + 4 / r2) / 2)
     assert row.reference_std == pytest.approx((4 / r2 + 2 / r2) / 2)  # not pretrained's std over all 3 seeds
     assert row.difference.est.mean == pytest.approx(((1 - 4) / r2 + (4 - 2) / r2) / 2)
-    assert row.interval is None and row.difference.est.interval is None  # 2 targets: n/a
+    assert row.difference.est.interval is None  # 2 targets: n/a
 
 
 def test_a_configured_primary_replaces_the_default():
-    s = summarize(fixture_records(), primary=("fused (all)", "intertrained (A)"), n_boot=200)
+    s = summarize(fixture_records(), primary=("fused (all)", "intertrained (A)"))
     c = s.primary_comparison
     assert (c.a, c.b) == ("fused (all)", "intertrained (A)")
     c1 = s.claims[0]
@@ -185,8 +170,8 @@ def test_only_the_five_claims_are_holm_adjusted(summary):
 
 def test_headline_names_the_primary_and_no_other(summary):
     text = headline(summary)
-    assert text.startswith("C1 (fixed before the data), fused (all) vs pretrained: +1.33 points")
+    assert text.startswith("C1 (confirmatory), fused (all) vs pretrained: +1.33 points")
     assert "3 targets, 2 seeds" in text and "inconclusive" in text
     # without the primary's runs the headline does not fall back on another base
     rows = [r for r in fixture_records() if r.base_label != "fused (all)"]
-    assert "no paired runs" in headline(summarize(rows, n_boot=200))
+    assert "no paired runs" in headline(summarize(rows))

@@ -121,10 +121,3 @@ def test_spread_ratio_needs_five_targets_and_spread():
     assert stats.spread_ratio_interval(SPREAD_A, [2.0] * 5) is None  # no spread in b
     with pytest.raises(ValueError):
         stats.spread_ratio_p(SPREAD_A, SPREAD_B[:4])
-
-
-def test_sign_flip_p_enumerates_the_swaps_by_hand():
-    # Values 1, 2, -4, observed sum -1: the 8 sign patterns give sums +-1, +-3, +-5, +-7, all with |sum| >= 1.
-    assert stats.sign_flip_p([1.0, 2.0, -4.0]) == pytest.approx(1.0)
-    # Values 1, 2, 4: sums 7, 3, 1, 5 and their negatives; |sum| >= 7 for 2 of 8 patterns.
-    assert stats.sign_flip_p([1.0, 2.0, 4.0]) == pytest.approx(2 / 8)

@@ -15,9 +15,6 @@ def register(app: typer.Typer) -> None:
         exclude: list[str] | None = typer.Option(
             None, "--exclude", help="Leave out runs with FIELD=VALUE (e.g. condition=intertrained, n_fused=1); "
                                     "repeatable; counted in the planned-vs-finished table."),
-        n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the seed-std CIs."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and Monte Carlo tests (same seed, same "
-                                                   "report)."),
     ) -> None:
         """Planned vs finished, the confirmatory claims C1-C5 with verdicts, exploratory tables (95% CIs, effect sizes),
         plots; report.md/.html and CSV/JSON exports."""
@@ -37,8 +34,7 @@ def register(app: typer.Typer) -> None:
                 planned = {"unavailable": f"no {PLAN}, and the plan cannot be rebuilt from {CONFIG} ({e})"}
         inside = out is None or out.resolve().is_relative_to(run_dir.resolve())
         with read_run_dir(run_dir, writes_inside=inside):  # never race a running experiment's writes
-            paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned, n_boot=n_boot,
-                                 seed=seed)
+            paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned)
         console = Console()
         console.print(terminal_summary(paths.summary, paths.completeness))
         console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)

@@ -45,6 +45,7 @@ class Plan:
     # what the config planned, so a claim that is not measured says whether the config or the data is why
     config_weight_decays: int | None = None
     config_intertrained: bool | None = None
+    declared: bool = False  # the config names the plan (`confirmatory` or `primary`); else the defaults apply
 
     @property
     def c1(self) -> tuple[str, str]:
@@ -57,7 +58,8 @@ def plan_from_config(cfg) -> Plan:  # cfg: basefuse.experiments.config.Experimen
     c = cfg.confirmatory
     return Plan(a, c.pretrained, c.intertrained, c.assumed_target_sd, c.alpha,
                 b if b != c.pretrained else None, len(cfg.weight_decays),
-                any(cond.split("[", 1)[0] == c.intertrained for cond in cfg.conditions))
+                any(cond.split("[", 1)[0] == c.intertrained for cond in cfg.conditions),
+                bool({"confirmatory", "primary"} & cfg.model_fields_set))
 
 
 TITLES = {

@@ -462,8 +462,8 @@ def claim_caption(claim: Claim) -> str:
                f"[{_claim_number(lo, claim.scale)}, {_claim_number(hi, claim.scale)}].")
     p = "" if claim.p_holm is None else f" p (Holm over the claims) = {_p(claim.p_holm)}."
     verdict = f" Verdict: {claim.verdict} (n = {claim.n} targets)."
-    why = f" {claim.reason}" if claim.reason and claim.interval is not None else ""
-    method = f" {claim.method}" if claim.method else ""
+    why = f" {claim.reason[0].upper()}{claim.reason[1:]}." if claim.reason and claim.interval is not None else ""
+    method = f" Method: {claim.method}." if claim.method else ""
     return " ".join([dots, ref, est]) + p + verdict + why + method
 
 

@@ -102,7 +102,9 @@ EXPLORATORY = ("Exploratory: an interval and an effect size (d_z = mean / SD of 
 def _on_scale(c: Claim, x: float | None) -> str:
     if x is None:
         return "–"
-    return f"{x:.2f}" if c.scale == "ratio" else _gain(x)
+    if c.scale != "ratio":
+        return _gain(x)
+    return f"{x:.2f}" if 0.01 <= x < 100 else f"{x:.2g}"  # 3.7e-05 is not "0.00"
 
 
 def claim_interval(c: Claim) -> str:
@@ -136,8 +138,11 @@ def claims_table(summary: Summary) -> TableModel:
              _dz(c.effect_size), _p(c.p), _p(c.p_holm), claim_verdict_text(c), claim_detectable(c)]
             for c in summary.claims]
     conf = summary.confirmatory
-    note = ("The confirmatory plan, fixed before the data (config key `confirmatory`); Holm's adjustment over these "
-            "five claims only. 'better' is the paper's direction: a mean above 0 (points), a ratio below 1 (C3, C5). "
+    declared = bool(conf and conf.plan.declared)
+    note = (("The confirmatory plan, named in the config before the run (key `confirmatory`)" if declared else
+             "The confirmatory plan: the defaults, since this run's config names none (key `confirmatory`), so it "
+             "was not declared before the data") + "; Holm's adjustment over the measured claims of these five "
+            "only. 'better' is the paper's direction: a mean above 0 (points), a ratio below 1 (C3, C5). "
             "Detectable: the smallest true effect found with 80% power at level "
             f"{conf.plan.alpha if conf else stats.ALPHA:g} (Holm's last step; an upper bound on power), from the "
             f"config's assumed SD over targets ({conf.plan.assumed_target_sd if conf else '–'} points; C5: the SD of "
@@ -398,7 +403,7 @@ def all_tables(summary: Summary, comp: Completeness | None = None) -> list[Table
 
 
 def headline(summary: Summary, comp: Completeness | None = None) -> str:
-    """C1 (fixed before the data), prefixed by "partial: X of Y runs" when runs are missing."""
+    """C1, prefixed by "partial: X of Y runs" when runs are missing."""
     prefix = f"Partial: {comp.n_finished} of {comp.n_planned} planned runs finished. " if comp and comp.partial else ""
     a, b = summary.primary
     c = next((c for c in summary.claims if c.id == "C1"), None)
@@ -407,10 +412,10 @@ def headline(summary: Summary, comp: Completeness | None = None) -> str:
         missing = [lab for lab in (a, b) if lab not in summary.labels]
         if missing:
             text += (f" The runs have no {' and no '.join(repr(m) for m in missing)} rows (bases with rows: "
-                     f"{', '.join(summary.labels)}); C1 is fixed before the data, so no other base takes its "
+                     f"{', '.join(summary.labels)}); C1 is named in the plan, so no other base takes its "
                      "place (name one with `confirmatory.fused` in the config).")
         return text
-    text = (f"{prefix}C1 (fixed before the data), {a} vs {b}: {_gain(c.estimate)} points, 95% CI "
+    text = (f"{prefix}C1 (confirmatory), {a} vs {b}: {_gain(c.estimate)} points, 95% CI "
             f"{claim_interval(c)} ({c.n} targets, {_seeds(c.seeds)}), d_z {_dz(c.effect_size)}, p (Holm over C1-C5) = "
             f"{_p(c.p_holm)}: {claim_verdict_text(c)}.")
     if c.detectable_observed is not None:
@@ -427,8 +432,9 @@ HOW_TO_READ = [
     f"over the per-target means (printed only from {stats.MIN_TARGETS} targets up; 'n/a (n=2)' below). It assumes "
     "independent targets; see docs/statistics.md for its measured coverage. d_z: the mean divided by the SD of the "
     "per-target values.",
-    "Confirmatory claims C1-C5: one test per claim of the paper, fixed before the data in the config; p-values "
-    "Holm-adjusted over these five only. Verdict: 'better' (the paper's direction) only if the interval excludes "
+    "Confirmatory claims C1-C5: one test per claim of the paper, named in the config's `confirmatory` block before "
+    "the run (its defaults where the config names none, as the claims table says); p-values Holm-adjusted over the "
+    "measured ones of these five only. Verdict: 'better' (the paper's direction) only if the interval excludes "
     "no difference on that side and p (Holm) is below the config's alpha; 'worse' mirrored; otherwise "
     "'inconclusive', which means the data cannot tell, not that the bases are equal. A claim the run cannot "
     "address says why; one whose n cannot reach a verdict says so.",

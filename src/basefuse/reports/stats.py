@@ -26,12 +26,10 @@ The bar: a 95 % interval covers at least 93 % and a test at 0.05 rejects a true 
 * **Power**: `detectable_effect` is the smallest true mean the t-test detects with 80 % power (noncentral t);
   `mean_p` is at least as strict, so the printed test needs at least that.
 
-`std_interval`, `bootstrap_interval` and `sign_flip_p` remain only for the summary and renderer still calling them.
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,8 +39,6 @@ import numpy as np
 MIN_TARGETS = 3  # below this no interval is printed ("n/a (n=2)")
 MIN_TARGETS_SPREAD = 5  # the spread ratio's interval covers 0.91 at n = 3 (docs/statistics.md): none printed below 5
 MIN_SEEDS = 3    # a per-target verdict needs at least this many seeds
-EXACT_MAX = 16   # all 2^n sign flips up to this many targets; Monte Carlo beyond
-MC_FLIPS = 100_000
 ALPHA = 0.05
 LEVEL = 0.95
 
@@ -74,20 +70,6 @@ def t_cdf(x: float, df: int) -> float:
     return 0.5 + math.copysign(inside / 2, x)
 
 
-def chi2_cdf(x: float, df: int) -> float:
-    """P(X <= x) for chi-square with `df` degrees of freedom (series of the lower incomplete gamma)."""
-    if x <= 0:
-        return 0.0
-    a, z = df / 2, x / 2
-    term = math.exp(a * math.log(z) - z - math.lgamma(a + 1))
-    total, n = term, 0
-    while term > 1e-16 * total and n < 10_000:
-        n += 1
-        term *= z / (a + n)
-        total += term
-    return min(1.0, total)
-
-
 def _invert(cdf: Callable[[float], float], q: float, lo: float, hi: float) -> float:
     while cdf(hi) < q:
         hi *= 2
@@ -106,11 +88,6 @@ def t_quantile(q: float, df: int) -> float:
     lower = min(q, 1 - q)  # invert on the lower half, where the CDF is below 0.5; symmetric above
     x = _invert(lambda v: t_cdf(v, df), lower, -1e7, 0.0)
     return -x if q > 0.5 else x
-
-
-@functools.lru_cache(maxsize=256)
-def chi2_quantile(q: float, df: int) -> float:
-    return _invert(lambda x: chi2_cdf(x, df), q, 0.0, max(1.0, 2.0 * df))
 
 
 # ---- intervals and tests ----------------------------------------------------------------------
@@ -145,26 +122,6 @@ def t_test_p(values: Sequence[float]) -> float | None:
     return 2 * (1 - t_cdf(abs(t), x.size - 1))
 
 
-@functools.lru_cache(maxsize=EXACT_MAX + 1)
-def _all_signs(n: int) -> np.ndarray:
-    """All 2^n sign patterns as rows (cached: the spread-ratio interval asks for them ~100 times per call)."""
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    signs.setflags(write=False)
-    return signs
-
-
-def sign_flip_p(values: Sequence[float], *, seed: int = 0, n_mc: int = MC_FLIPS) -> float | None:
-    """Two-sided sign-flip permutation p-value of mean 0: exact for <= EXACT_MAX values."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return None
-    observed = abs(x.mean()) - 1e-12 * max(1.0, float(np.abs(x).max()))  # ties count as extreme
-    if x.size <= EXACT_MAX:
-        return float(np.mean(np.abs(_all_signs(x.size) @ x / x.size) >= observed))
-    signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(n_mc, x.size))
-    return float((1 + np.sum(np.abs(signs @ x / x.size) >= observed)) / (n_mc + 1))
-
-
 def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
     """Holm step-down adjusted p-values (family-wise error over the given comparisons)."""
     present = sorted((p, k) for k, p in pvalues.items() if p is not None)
@@ -174,28 +131,6 @@ def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
         running = max(running, min(1.0, (m - i) * p))
         out[k] = running
     return out
-
-
-def std_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:
-    """Chi-square interval for the standard deviation (normal model); None below MIN_TARGETS or all equal."""
-    x = _spread(values)
-    if x is None:
-        return None
-    df, var = x.size - 1, float(x.var(ddof=1))
-    a = (1 - level) / 2
-    return math.sqrt(df * var / chi2_quantile(1 - a, df)), math.sqrt(df * var / chi2_quantile(a, df))
-
-
-def bootstrap_interval(values: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
-                       level: float = LEVEL) -> tuple[float, float] | None:
-    """Percentile bootstrap of the mean over targets (seed std only); None below MIN_TARGETS or all equal."""
-    x = _spread(values)
-    if x is None:
-        return None
-    draws = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size))
-    a = (1 - level) / 2 * 100
-    lo, hi = np.percentile(x[draws].mean(axis=1), [a, 100 - a])
-    return float(lo), float(hi)
 
 
 # ---- the mean over targets: a t-interval that survives skewed target effects -----------------
@@ -430,7 +365,3 @@ def seed_verdict(est: Estimate | None, alpha: float = ALPHA) -> str:
         return TOO_FEW_SEEDS
     return verdict(est, alpha, min_n=MIN_SEEDS, n=est.seeds[0])
 
-
-def smallest_p(n_targets: int) -> float:
-    """The smallest p-value the exact sign-flip test can give with n targets (2 / 2^n)."""
-    return min(1.0, 2.0 / 2 ** n_targets) if n_targets <= EXACT_MAX else 1.0 / (MC_FLIPS + 1)

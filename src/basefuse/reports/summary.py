@@ -65,10 +65,8 @@ class Spread:
     label: str
     n_targets: int
     seeds: tuple[int, int]
-    std: float | None
-    interval: tuple[float, float] | None
+    std: float | None  # no interval: the chi-square one under-covers skewed gains (docs/statistics.md); C3 tests
     helped: int  # targets with a positive mean gain
-    better: int | None  # targets with a per-target verdict "better" (None: too few seeds everywhere)
 
 
 @dataclass
@@ -85,10 +83,8 @@ class SeedStdRow:
     label: str
     n_targets: int
     seeds: tuple[int, int]
-    std: float | None
-    interval: tuple[float, float] | None
+    std: float | None  # means over targets, no interval: a bootstrap of them under-covers (docs/statistics.md)
     reference_std: float | None
-    reference_interval: tuple[float, float] | None
     difference: Comparison | None
 
 
@@ -159,7 +155,6 @@ class Summary:
     cold: list[ColdChain]
     n_records: int
     unpaired: int
-    n_boot: int
     seed: int
     confirmatory: confirmatory.Confirmatory | None = None
     table1_f1: dict[str, dict[str, float | None]] = field(default_factory=dict)  # Table 1 in macro-F1 points
@@ -252,14 +247,11 @@ def _table1(acc: Mapping[str, SeedCells], labels: Sequence[str], families: Seque
 
 def _spread(c: Comparison) -> Spread:
     means = [e.mean for e in c.per_target.values()]
-    verdicts = [c.target_verdict(t) for t in c.per_target]
-    judged = [v for v in verdicts if v != stats.TOO_FEW_SEEDS]
     return Spread(c.a, len(means), c.est.seeds, float(np.std(means, ddof=1)) if len(means) >= 2 else None,
-                  stats.std_interval(means), sum(m > 0 for m in means),
-                  sum(v == stats.BETTER for v in judged) if judged else None)
+                  sum(m > 0 for m in means))
 
 
-def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, n_boot: int, seed: int) -> SeedStdRow:
+def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> SeedStdRow:
     """Seed std of `label` and of pretrained over the targets (and seeds) where both have >= 2 seeds."""
     mine, ref = acc.get(label, {}), acc.get(PRETRAINED, {})
     per_target: dict[str, tuple[float, float]] = {}
@@ -271,14 +263,12 @@ def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, n_boot: int, seed
                                   float(np.std([ref[target][s] for s in shared], ddof=1)))
             sizes.append(len(shared))
     if not per_target:
-        return SeedStdRow(label, 0, (0, 0), None, None, None, None, None)
+        return SeedStdRow(label, 0, (0, 0), None, None, None)
     a = [v[0] for v in per_target.values()]
     b = [v[1] for v in per_target.values()]
     diff = compare(f"{label} seed std", "pretrained seed std", {t: [v[0] - v[1]] for t, v in per_target.items()},
                    seed=seed, kind="seed std")
-    return SeedStdRow(label, len(a), (min(sizes), max(sizes)), float(np.mean(a)),
-                      stats.bootstrap_interval(a, n_boot=n_boot, seed=seed), float(np.mean(b)),
-                      stats.bootstrap_interval(b, n_boot=n_boot, seed=seed + 1), diff)
+    return SeedStdRow(label, len(a), (min(sizes), max(sizes)), float(np.mean(a)), float(np.mean(b)), diff)
 
 
 def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float], float], *,
@@ -390,7 +380,7 @@ def _seed_std_ratio(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> C
 
 
 def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None,
-              primary: tuple[str, str] | None = None, n_boot: int = 2000, seed: int = 0,
+              primary: tuple[str, str] | None = None, seed: int = 0,
               plan: confirmatory.Plan | None = None) -> Summary:
     """Compute every table of the report. `weight_decay` defaults to the lowest one present; `plan` (the config's
     confirmatory plan) defaults to C1 = `primary` with the rest of the paper's defaults."""
@@ -454,7 +444,7 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
             if gains:
                 wd_rows.append(WeightDecayRow(lab, gains, difference))
 
-    seed_rows = [_seed_std_row(lab, acc, n_boot=n_boot, seed=seed + 500 + 2 * i) for i, lab in enumerate(others)]
+    seed_rows = [_seed_std_row(lab, acc, seed=seed + 500 + 2 * i) for i, lab in enumerate(others)]
     pre_all = _pretrained_acc(records)
     summary = Summary(wd, wds, families, targets, target_family, labels,
                       _table1(acc, labels, families, targets, target_family), primary, vs_pre, vs_inter,
@@ -463,7 +453,7 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
                       _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre, seed=seed + 700),
                       len(records),
                       sum(1 for r in records if r.condition != PRETRAINED
-                          and (r.target, r.seed, r.weight_decay) not in pre_all), n_boot, seed)
+                          and (r.target, r.seed, r.weight_decay) not in pre_all), seed)
     summary.confirmatory = confirmatory.confirm(records, plan, wd)
     f1 = seed_cells([r for r in main if r.weight_decay == wd], "macro_f1")
     summary.table1_f1 = _table1(f1, labels, families, targets, target_family)
