@@ -140,6 +140,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         parts = sorted(parts)
         params = {"sources": [{"job": k, "kind": "finetune"} for _, k in parts], "base": start or base,
                   "method": method.method, "method_params": dict(method.params)}
+        if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
+            params["allow_unrelated"] = True
         deps = tuple(k for _, k in parts) + ((start["job"],) if start else ())
         label = label or f"fuse {'+'.join(n for n, _ in parts)}"
         if method.method != "average":
@@ -218,6 +220,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                         add_target(target, model, deps, seed, cfg.weight_decays[0], condition=condition,
                                    source_family=group, sources=subset, n_fused=k, ablation="n_models",
                                    method=method.method, order=order)
+    _check_primary(cfg, plan)
     plan.prune()
     plan.provenance = check_no_leakage(plan, contents)
     base_model = base_model or unknown_base(cfg.base_model)
@@ -227,6 +230,18 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                                  jaccard=cfg.leakage.near_duplicate_jaccard, base_model=base_model)
     check_overlap(plan.leakage)
     return plan
+
+
+def _check_primary(cfg: ExperimentConfig, plan: Plan) -> None:
+    """A `primary` naming a base no job makes would leave the report's fixed comparison empty forever."""
+    if cfg.primary is None:
+        return
+    labels = sorted({base_label(r.condition, r.source_family, r.iteration) for r in plan.runs
+                     if r.ablation == "main"})
+    for name in cfg.primary:
+        if name not in labels:
+            raise BasefuseError(f"primary: no base is labelled {name!r} in this experiment; valid labels: "
+                                f"{', '.join(labels)}")
 
 
 def _fuses(cfg: ExperimentConfig, group: str) -> bool:
