@@ -84,8 +84,9 @@ def check_planned_data(task_params: dict[str, Any], loaded: str) -> None:
 
 def _recorded_data_matches(out: Path, params: dict[str, Any]) -> bool:
     """A finished finetune counts as done only if it recorded the data fingerprint its key was planned with."""
-    planned = params.get("task", {}).get("fingerprint")
-    if not planned:
+    task = params.get("task")
+    planned = task.get("fingerprint") if isinstance(task, dict) else None
+    if not planned:  # a job described without one (hand-made plans)
         return True
     try:
         recorded = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("task_fingerprint")
