@@ -131,7 +131,9 @@ def test_item8_report_force_refuses_run_jobs_base_and_data(tmp_path, cli):
     (run / "jobs" / "k1").mkdir(parents=True)
     (run / "jobs" / "k1" / "metrics.json").write_text("{}")
     (run / "store.jsonl").write_text("")
-    for out in (run / "jobs", run / "jobs" / "k1" / "report", run, base, data):
+    from basefuse.io import cache_dir
+
+    for out in (run / "jobs", run / "jobs" / "k1" / "report", run, base, data, cache_dir()):
         code, _, err = cli(["report", str(run), "--out", str(out), "--force"])
         assert code == 2 and "overlaps input" in err and err.count("\n") == 1, (out, err)
     assert (run / "jobs" / "k1" / "metrics.json").read_text() == "{}"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from basefuse.errors import BasefuseError
-from basefuse.io import atomic_output_dir, check_output_path, write_json
+from basefuse.io import atomic_output_dir, cache_dir, check_output_path, write_json
 from basefuse.experiments.failures import read_failures
 from basefuse.experiments.plan_record import read_plan
 from basefuse.reports import confirmatory, leakage, render
@@ -192,8 +192,9 @@ RUN_FILES = (RESULTS, CONFIG, STORE, "jobs", "plan.json", "run.json", "leakage.j
 
 
 def _run_inputs(run_dir: Path) -> list[Path]:
-    """The run's own files and folders, and the local base model and data files its config names."""
-    paths = [run_dir / name for name in RUN_FILES]
+    """The run's own files and folders, the local base model and data files its config names, and the cache
+    (where built-in models and tasks live)."""
+    paths = [run_dir / name for name in RUN_FILES] + [cache_dir()]
     cfg = _read_config(run_dir)
     refs = [cfg.get("base_model")]
     for group in ("families", "held_out"):
