@@ -311,6 +311,10 @@ def test_low_primary_that_no_job_makes_refused(tiny_root):
         make_plan(cfg)
     assert str(e.value) == "primary: no base is labelled 'fused (x)' in this experiment; valid labels: " \
                            "fused (all), pretrained"
+    cfg = _cfg(data | {"conditions": ["pretrained", "fused"], "fused_groups": ["all"],
+                       "confirmatory": {"fused": "fused (al)"}})
+    with pytest.raises(BasefuseError, match=r"^confirmatory.fused: no base is labelled 'fused \(al\)'"):
+        make_plan(cfg)
 
 
 def test_low_refused_config_leaves_no_run_folder(tiny_root, tmp_path):

@@ -233,14 +233,18 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
 
 
 def _check_primary(cfg: ExperimentConfig, plan: Plan) -> None:
-    """A `primary` naming a base no job makes would leave the report's fixed comparison empty forever."""
-    if cfg.primary is None:
+    """A base label the config names for C1 (`primary`, or `confirmatory.fused` / `.pretrained` when set) that no
+    job makes would leave the claim fixed before the data unmeasurable forever: a typo, refused now."""
+    named = [("primary", n) for n in cfg.primary or ()]
+    named += [(f"confirmatory.{k}", getattr(cfg.confirmatory, k)) for k in ("fused", "pretrained")
+              if k in cfg.confirmatory.model_fields_set and getattr(cfg.confirmatory, k) is not None]
+    if not named:
         return
     labels = sorted({base_label(r.condition, r.source_family, r.iteration) for r in plan.runs
                      if r.ablation == "main"})
-    for name in cfg.primary:
+    for key, name in named:
         if name not in labels:
-            raise BasefuseError(f"primary: no base is labelled {name!r} in this experiment; valid labels: "
+            raise BasefuseError(f"{key}: no base is labelled {name!r} in this experiment; valid labels: "
                                 f"{', '.join(labels)}")
 
 
