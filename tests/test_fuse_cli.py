@@ -100,10 +100,10 @@ def test_dtype_and_force(tmp_path, cli, bert):
 
 # ---- bad input: one line naming the file/tensor, exit 2, nothing written ----------------------------------
 
-def _bad(tmp_path, cli, args, pattern):
+def _bad(tmp_path, cli, args, pattern, exit_code=2):
     out = tmp_path / "out"
     code, _, err = cli(["fuse", *args, "--out", out, "--no-progress"])
-    assert code == 2, err
+    assert code == exit_code, err
     assert err.startswith("basefuse: error: ") and err.count("\n") == 1, err
     import re
 
@@ -208,7 +208,8 @@ def test_bad_task_vector_method_without_base(tmp_path, cli, bert):
 
 
 def test_bad_disk_full_leaves_nothing(tmp_path, cli, bert, monkeypatch):
-    """The writer's thread hits ENOSPC part-way: the error reaches the CLI and no folder is left."""
+    """The writer's thread hits ENOSPC part-way: the error reaches the CLI and no folder is left; a full disk is a
+    runtime failure (exit 1), not bad input."""
     from basefuse.checkpoints import safetensors_io
 
     real = safetensors_io.write_all
@@ -221,7 +222,7 @@ def test_bad_disk_full_leaves_nothing(tmp_path, cli, bert, monkeypatch):
         real(fd, data)
 
     monkeypatch.setattr(safetensors_io, "write_all", full)
-    _bad(tmp_path, cli, bert[1], r"No space left on device")
+    _bad(tmp_path, cli, bert[1], r"No space left on device", exit_code=1)
     assert calls["n"] > 5
 
 

@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints them as one line and exits with code 2."""
+"""User-facing errors: the CLI prints them as one line and exits with code 2 (bad input) or 1 (a runtime failure)."""
 from __future__ import annotations
 
 
@@ -13,3 +13,9 @@ class BasefuseError(Exception):
 
 class TrainingDiverged(BasefuseError):
     """A finetune whose loss became NaN or Inf: a failed run, never a result (its metrics would be noise)."""
+
+
+class WriteFailed(BasefuseError):
+    """The disk refused a write (full, over quota, an I/O error): a runtime failure, not bad input."""
+
+    exit_code = 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import mmap
@@ -14,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from basefuse.errors import BasefuseError
+from basefuse.errors import BasefuseError, WriteFailed
+
+# A write that failed for lack of room or a device fault: a runtime failure (exit 1), not a wrong path (exit 2).
+_RUNTIME_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+
+def write_error(e: OSError, message: str) -> BasefuseError:
+    """The one-line error for a failed write: WriteFailed (exit 1) for a full disk or a device fault, else a
+    BasefuseError (exit 2: a path the user can change)."""
+    return (WriteFailed if e.errno in _RUNTIME_ERRNOS else BasefuseError)(message)
 
 
 def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any = None) -> str:
@@ -143,7 +153,7 @@ def atomic_output_dir(out: str | os.PathLike[str], *, force: bool = False,
             os.replace(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BasefuseError(f"cannot write output {out}: {e.strerror or e} (nothing was written)") from e
+        raise write_error(e, f"cannot write output {out}: {e.strerror or e} (nothing was written)") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

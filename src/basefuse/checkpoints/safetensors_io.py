@@ -81,6 +81,10 @@ def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
             itemsize = DTYPES[dtype][1]
         except (KeyError, TypeError, ValueError):
             raise BasefuseError(f"{path}: tensor {name!r} has a corrupt header entry; re-download or re-save it") from None
+        if e - s != math.prod(shape) * itemsize and 0 <= s <= e:
+            raise BasefuseError(f"{path}: tensor {name!r}: its dtype {dtype} and shape {list(shape)} need "
+                                f"{math.prod(shape) * itemsize} bytes but its data offsets span {e - s} "
+                                "(dtype/shape mismatch: corrupt header); re-download or re-save it")
         if e - s != math.prod(shape) * itemsize or s < 0 or data_start + e > size:
             raise BasefuseError(f"{path}: tensor {name!r} lies outside the file (truncated or corrupt); "
                                 "re-download or re-save it")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from basefuse.cli.executor_options import Device, ExecutorName, GpusPerJob, RayAddress, Threads, Workers
+from basefuse.errors import BasefuseError
 
 if TYPE_CHECKING:
     from basefuse.experiments.failures import Failures
@@ -38,7 +39,13 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
-    report_html = build_run_report(out, summary.records, cfg.conditions)
+    report_error = None
+    try:
+        report_html = build_run_report(out, summary.records, cfg.conditions)
+    except BasefuseError as e:
+        if not failures:
+            raise
+        report_html, report_error = None, str(e)  # the failed jobs come first: they are named, then this
     if report_html is not None:
         from basefuse.reports.build import summary_text
 
@@ -46,6 +53,8 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         typer.echo(f"HTML report: {report_html}")
     if failures:
         _print_failures(failures, out)
+        if report_error:
+            typer.echo(f"basefuse: error: no report: {report_error}", err=True)
         raise typer.Exit(1)
 
 
@@ -108,7 +117,7 @@ def _print_failures(failures: "Failures", out: Path) -> None:
     typer.echo(f"basefuse: error: {len(failures.failed)} job(s) failed and {len(failures.skipped)} were skipped "
                f"because they need one; rerun to retry them (details: {out / FAILURES})", err=True)
     for f in failures.failed.values():
-        typer.echo(f"  failed: {f['label']}: {f['error']}", err=True)
+        typer.echo(f"  failed: {f['label']}: {f['error']} (job {f['key']})", err=True)
 
 
 def register(app: typer.Typer) -> None:

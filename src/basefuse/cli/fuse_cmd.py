@@ -13,11 +13,15 @@ _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "M
 
 
 def parse_size(text: str) -> int:
-    """'500MB', '2GB', '1GiB' or a byte count."""
+    """'500MB', '2GB', '1.5GiB' or a byte count (rounded down to whole bytes)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(2).upper() not in _UNITS:
         raise BasefuseError(f"--shard-size {text!r}: use a size like 500MB, 2GB or a byte count")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    size = float(m.group(1)) * _UNITS[m.group(2).upper()]
+    if size < 1:  # "0.5B" would round to 0: name what was given, not the rounded value
+        raise BasefuseError(f"--shard-size {text!r} is under one byte: give a size like 500MB or 2GB (fractions "
+                            "of a unit are fine: 1.5GB)")
+    return int(size)
 
 
 def parse_weights(values: list[str] | None) -> list[float] | None:

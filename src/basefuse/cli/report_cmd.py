@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
     def report(
         run_dir: Path = typer.Argument(..., help="Run directory holding results.jsonl (and experiment.yaml)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report)."),
-        force: bool = typer.Option(False, "--force", help="Replace --out even if it is not a previous report."),
+        force: bool = typer.Option(False, "--force", help="Replace --out even if it is not a previous report (never "
+                                   "a folder holding or inside the run's own files, its base model, data or the "
+                                   "cache)."),
         exclude: list[str] | None = typer.Option(
             None, "--exclude", help="Leave out runs with FIELD=VALUE (e.g. condition=intertrained, n_fused=1); "
                                     "repeatable; counted in the planned-vs-finished table."),

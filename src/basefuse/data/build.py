@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import re
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from basefuse.data.task import Task
 from basefuse.errors import BasefuseError
 
 SPLITS = ("train", "validation", "test")
+_INT = re.compile(r"-?[0-9]+")
 SPLIT_ALIASES = {"train": "train", "training": "train",
                  "validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
                  "test": "test", "testing": "test"}
@@ -36,9 +38,12 @@ def _is_missing(v: Any) -> bool:
 
 
 def _label_key(v: Any) -> tuple:
-    # Numbers sort numerically (so 2 < 10), everything else by its string form.
+    # Numbers sort numerically (so 2 < 10), everything else by its string form. An integer written as a string
+    # ("10", as CSV labels are read) sorts as that integer, so "2" < "10" whether a file gave 10 or "10".
     if isinstance(v, numbers.Number) and not isinstance(v, bool):
         return (0, float(v), str(v))
+    if isinstance(v, str) and _INT.fullmatch(v) and str(int(v)) == v:
+        return (0, float(int(v)), v)
     return (1, 0.0, str(v))
 
 

@@ -5,11 +5,13 @@ or from a `split` column; otherwise everything is train and the recipe carves th
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
 from basefuse.data.build import canonical_split
+from basefuse.data.encoding import decode_text, read_bytes
 from basefuse.errors import BasefuseError
 
 COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".zip")
@@ -32,26 +34,27 @@ def _stem(path: Path) -> str:
     return name
 
 
-def _read_text_table(path: Path, sep: str, text_cols: list[str]) -> tuple[pd.DataFrame, str]:
-    # Texts stay exactly as written (no NA guessing: "NA" and "null" are words too).
-    for enc in ("utf-8", "latin-1"):
-        try:
-            df = pd.read_csv(path, sep=sep, encoding=enc, keep_default_na=False, na_values=[],
-                             dtype={c: str for c in text_cols})
-            return df, enc
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-            raise BasefuseError(f"cannot parse {path} as {'TSV' if sep == chr(9) else 'CSV'}: "
-                                f"{str(e).splitlines()[0]}") from e
-    raise AssertionError("latin-1 decodes any bytes")
+def _read_text_table(path: Path, sep: str, str_cols: list[str]) -> tuple[pd.DataFrame, str]:
+    # Texts and labels stay exactly as written: no NA guessing ("NA" and "null" are words too) and no numbers
+    # ("1.1" and "1.10" are two classes, as they are in JSON Lines).
+    text, enc = decode_text(read_bytes(path), path)
+    try:
+        df = pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[],
+                         dtype={c: str for c in str_cols})
+        return df, enc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise BasefuseError(f"cannot parse {path} as {'TSV' if sep == chr(9) else 'CSV'}: "
+                            f"{str(e).splitlines()[0]}") from e
 
 
-def read_table(path: Path, text_cols: list[str]) -> tuple[pd.DataFrame, str | None]:
-    """Read one data file; returns the frame and the text encoding used (None for binary formats)."""
+def read_table(path: Path, str_cols: list[str]) -> tuple[pd.DataFrame, str | None]:
+    """Read one data file; returns the frame and the text encoding used (None for binary formats).
+
+    `str_cols`: the columns a CSV/TSV keeps as strings (texts and labels).
+    """
     fmt = file_format(path)
     if fmt in ("csv", "tsv"):
-        return _read_text_table(path, "," if fmt == "csv" else "\t", text_cols)
+        return _read_text_table(path, "," if fmt == "csv" else "\t", str_cols)
     if fmt == "jsonl":
         try:
             return pd.read_json(path, lines=True, dtype=False), "utf-8"
@@ -105,12 +108,12 @@ def load_file_frames(path: str | Path, *, text_col: str = "text", label_col: str
                      pair_col: str | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
     """Split frames (columns text, label[, text_pair]) from a data file or a folder of split files."""
     path = Path(path)
-    text_cols = [text_col] + ([pair_col] if pair_col else [])
+    str_cols = [text_col, label_col] + ([pair_col] if pair_col else [])
     meta: dict = {"files": {}}
     if path.is_dir():
         frames = {}
         for split, p in _split_files(path).items():
-            df, enc = read_table(p, text_cols)
+            df, enc = read_table(p, str_cols)
             frames[split] = select_columns(df, str(p), text_col, label_col, pair_col)
             meta["files"][split] = str(p)
             if enc:
@@ -119,7 +122,7 @@ def load_file_frames(path: str | Path, *, text_col: str = "text", label_col: str
     if not path.exists():
         raise BasefuseError(f"data file {path} not found: give an existing file or folder, "
                             f"a built-in task name or hf:NAME")
-    df, enc = read_table(path, text_cols)
+    df, enc = read_table(path, str_cols)
     meta["files"]["all"] = str(path)
     if enc:
         meta["encoding"] = enc

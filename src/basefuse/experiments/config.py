@@ -7,14 +7,24 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from basefuse.errors import BasefuseError
 from basefuse.experiments.records import CONFIG_CONDITIONS, condition_name
+from basefuse.experiments.strict_yaml import DuplicateKeyError, load_strict
 from basefuse.finetuning.config import FinetuneConfig
 
 _STRICT = ConfigDict(extra="forbid")
-Seed = Annotated[int, Field(ge=0)]
+
+
+def _no_bool(v: object) -> object:
+    # YAML `true` is a bool, which pydantic would take as the integer 1.
+    if isinstance(v, bool):
+        raise ValueError(f"{str(v).lower()} is a boolean, not a seed: give a whole number >= 0")
+    return v
+
+
+Seed = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 
 
 class TaskRef(BaseModel):
@@ -69,6 +79,8 @@ class FusionSettings(BaseModel):
     params: dict[str, float | int | str] = {}
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                              description="its condition name fused[NAME] (default: the method)")
+    allow_unrelated: bool = Field(False, description="fuse even a source that is far from the base (relative "
+                                  "distance over 0.5), as `fuse --allow-unrelated`")
 
     def condition(self, kind: str = "fused") -> str:
         return condition_name(kind, self.name or self.method)
@@ -237,9 +249,11 @@ class ExperimentConfig(BaseModel):
     def _normalise_refs(cls, v: dict[str, list[TaskRef | str]]) -> dict[str, list[TaskRef]]:
         return {fam: [TaskRef(name=t) if isinstance(t, str) else t for t in tasks] for fam, tasks in v.items()}
 
-    @field_validator("seeds", "weight_decays")
+    @field_validator("seeds", "weight_decays", "conditions", "targets")
     @classmethod
-    def _non_empty_unique(cls, v: list) -> list:
+    def _non_empty_unique(cls, v: list | None) -> list | None:
+        if v is None:  # targets: every task
+            return v
         if not v:
             raise ValueError("must list at least one value")
         if len(set(v)) != len(v):
@@ -332,9 +346,13 @@ class ExperimentConfig(BaseModel):
             data.pop("cold_fusion", None)
         else:
             data["cold_fusion"] = self.cold_fusion.fingerprint_view()
-        for f in data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]:
+        fusions = data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]
+        for f in fusions:
             if f.get("name") is None:
                 f.pop("name", None)
+        for f in fusions + ([data["cold_fusion"]["fusion"]] if data.get("cold_fusion") else []):
+            if not f.get("allow_unrelated"):  # added later too
+                f.pop("allow_unrelated", None)
         defaults = NModelsAblation()
         for k in ("min_k", "within_family"):
             if data["n_models"].get(k) == getattr(defaults, k):
@@ -371,7 +389,10 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
     except UnicodeDecodeError as e:
         raise BasefuseError(f"{path}: not UTF-8 text (bad byte at offset {e.start}): save it as UTF-8") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_strict(text)
+    except DuplicateKeyError as e:
+        raise BasefuseError(f"{path}: line {e.line}: key {e.key!r} is given twice (first on line {e.first_line}): "
+                            "keep one (merge the two lists if both are wanted)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -11,6 +11,7 @@ went wrong in the last run is written to RUN/failures.json (replaced whole):
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +68,12 @@ class Failures:
         return bool(self.failed or self.skipped)
 
     def write(self, run_dir: Path) -> Path:
+        """Replace RUN/failures.json; a failed write (a full disk) is a warning: the CLI names the failures too."""
         path = Path(run_dir) / FAILURES
-        write_json(path, {"failed": list(self.failed.values()), "skipped": list(self.skipped.values())})
+        try:
+            write_json(path, {"failed": list(self.failed.values()), "skipped": list(self.skipped.values())})
+        except OSError as e:
+            print(f"basefuse: warning: cannot write {path}: {e.strerror or e}", file=sys.stderr)
         return path
 
 

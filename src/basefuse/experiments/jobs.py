@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from basefuse.errors import BasefuseError
+
 JobKind = Literal["finetune", "fuse"]
 
 
@@ -64,17 +66,44 @@ def _run_finetune(params: dict[str, Any], out: Path, run_dir: Path, device: str 
     t = params["task"]
     task = load_task(t["spec"], max_train=params.get("max_train"), text_col=t["text_col"],
                      label_col=t["label_col"], pair_col=t.get("pair_col"), family=t.get("family"))
+    check_planned_data(t, task.fingerprint)
     return finetune(model_path_of(run_dir, params["model"]), task, config=FinetuneConfig(**params["hparams"]),
                     seed=params["seed"], out=out, save=bool(params.get("save")), device=device, threads=threads,
                     progress=False, force=True)
+
+
+def check_planned_data(task_params: dict[str, Any], loaded: str) -> None:
+    """The data a finetune loads must be the data its key (and the leakage check) was planned with: a file
+    replaced after planning would train on rows nobody checked, under a key that describes others."""
+    planned = task_params.get("fingerprint")
+    if planned and loaded != planned:
+        raise BasefuseError(f"task {task_params.get('name', '?')}: its data ({task_params.get('spec')}) changed "
+                            f"after the run was planned (fingerprint {loaded[:12]}, planned {planned[:12]}): "
+                            "restore it, or rerun `basefuse experiment` to plan (and check) the new data")
+
+
+def _recorded_data_matches(out: Path, params: dict[str, Any]) -> bool:
+    """A finished finetune counts as done only if it recorded the data fingerprint its key was planned with."""
+    task = params.get("task")
+    planned = task.get("fingerprint") if isinstance(task, dict) else None
+    if not planned:  # a job described without one (hand-made plans)
+        return True
+    try:
+        recorded = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("task_fingerprint")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+    return recorded == planned
 
 
 def _run_fuse(params: dict[str, Any], out: Path, run_dir: Path, device: str | None,
               threads: int | None) -> dict[str, Any]:
     from basefuse.fusion.api import fuse
 
+    # The sources are this plan's own finetunes of the base: one that trained longer (early stopping) is far from
+    # the others' median by design, so only the absolute distance rule applies (and `allow_unrelated` lifts it).
     return fuse([model_path_of(run_dir, ref) for ref in params["sources"]], out,
                 base=model_path_of(run_dir, params["base"]), method=params["method"], force=True, progress=False,
+                allow_unrelated=bool(params.get("allow_unrelated")), flag_outliers=False,
                 **params.get("method_params", {}))
 
 
@@ -98,17 +127,20 @@ class KindSpec:
     record_file: str  # written last into the output folder: the output is complete once it is there
     model_dir: str  # where the job's model is inside its folder ("" = the folder itself)
     summarise: Callable[[dict[str, Any]], dict[str, Any]]  # output's record -> the small result the store keeps
+    verify: Callable[[Path, dict[str, Any]], bool] | None = None  # (out, params) -> the output is of these inputs
 
     def complete(self, out: Path, params: dict[str, Any]) -> bool:
         """An output folder only exists once it was renamed into place whole; a saved model must be in it."""
         if not (out / self.record_file).exists():
+            return False
+        if self.verify is not None and not self.verify(out, params):
             return False
         return not params.get("save") or (out / self.model_dir / "config.json").exists()
 
 
 KINDS: dict[str, KindSpec] = {
     "finetune": KindSpec(run=_run_finetune, record_file="metrics.json", model_dir="model",
-                         summarise=summarise_metrics),
+                         summarise=summarise_metrics, verify=_recorded_data_matches),
     "fuse": KindSpec(run=_run_fuse, record_file="fusion.json", model_dir="", summarise=_summarise_fusion),
 }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from basefuse.errors import BasefuseError
-from basefuse.io import write_json
+from basefuse.io import write_error, write_json
 
 PLAN = "plan.json"
 
@@ -27,7 +27,11 @@ def plan_dict(plan: Any) -> dict[str, Any]:
 def write_plan(run_dir: str | Path, plan: Any) -> Path:
     """Write RUN_DIR/plan.json atomically (a temporary file renamed into place)."""
     path = Path(run_dir) / PLAN
-    write_json(path, plan_dict(plan))
+    try:
+        write_json(path, plan_dict(plan))
+    except OSError as e:  # the temporary file is gone: nothing half-written is left
+        raise write_error(e, f"cannot write {path}: {e.strerror or e}; free space (or choose another --out) and "
+                             "rerun (no job has run yet)") from None
     return path
 
 

@@ -140,6 +140,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         parts = sorted(parts)
         params = {"sources": [{"job": k, "kind": "finetune"} for _, k in parts], "base": start or base,
                   "method": method.method, "method_params": dict(method.params)}
+        if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
+            params["allow_unrelated"] = True
         deps = tuple(k for _, k in parts) + ((start["job"],) if start else ())
         label = label or f"fuse {'+'.join(n for n, _ in parts)}"
         if method.method != "average":
@@ -218,6 +220,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                         add_target(target, model, deps, seed, cfg.weight_decays[0], condition=condition,
                                    source_family=group, sources=subset, n_fused=k, ablation="n_models",
                                    method=method.method, order=order)
+    _check_primary(cfg, plan)
     plan.prune()
     plan.provenance = check_no_leakage(plan, contents)
     base_model = base_model or unknown_base(cfg.base_model)
@@ -227,6 +230,22 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                                  jaccard=cfg.leakage.near_duplicate_jaccard, base_model=base_model)
     check_overlap(plan.leakage)
     return plan
+
+
+def _check_primary(cfg: ExperimentConfig, plan: Plan) -> None:
+    """A base label the config names for C1 (`primary`, or `confirmatory.fused` / `.pretrained` when set) that no
+    job makes would leave the claim fixed before the data unmeasurable forever: a typo, refused now."""
+    named = [("primary", n) for n in cfg.primary or ()]
+    named += [(f"confirmatory.{k}", getattr(cfg.confirmatory, k)) for k in ("fused", "pretrained")
+              if k in cfg.confirmatory.model_fields_set and getattr(cfg.confirmatory, k) is not None]
+    if not named:
+        return
+    labels = sorted({base_label(r.condition, r.source_family, r.iteration) for r in plan.runs
+                     if r.ablation == "main"})
+    for key, name in named:
+        if name not in labels:
+            raise BasefuseError(f"{key}: no base is labelled {name!r} in this experiment; valid labels: "
+                                f"{', '.join(labels)}")
 
 
 def _fuses(cfg: ExperimentConfig, group: str) -> bool:

@@ -78,6 +78,21 @@ def read_run_dir(run_dir: Path, *, writes_inside: bool) -> Iterator[None]:
         os.close(fd)
 
 
+def run_in_progress(run_dir: Path) -> bool:
+    """Whether a process holds RUN/.lock exclusively now (an experiment running in the folder)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Remove the temporaries dead processes left in the run directory (call only while owning it)."""
     run_dir = Path(run_dir)

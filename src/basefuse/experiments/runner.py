@@ -30,7 +30,7 @@ from basefuse.experiments.records import RunRecord
 from basefuse.experiments.results import RESULTS, ResultsWriter, records_from
 from basefuse.experiments.rundir import LOCK_NAME, own_run_dir, remove_leftovers
 from basefuse.experiments.store import JobStore
-from basefuse.io import write_json, write_text_atomic
+from basefuse.io import write_error, write_json, write_text_atomic
 
 if TYPE_CHECKING:
     from basefuse.data.model_view import ModelView
@@ -84,14 +84,14 @@ def _write_run_meta(cfg: ExperimentConfig, run_dir: Path) -> None:
     nothing that would tie the folder to it."""
     from basefuse import __version__
 
-    try:
-        write_text_atomic(run_dir / "experiment.yaml",
-                          yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    try:  # run.json first: a disk that fills between the two must not leave a folder no run would take back
         write_json(run_dir / "run.json", {"config_name": cfg.name, "config_fingerprint": cfg.fingerprint(),
                                           "basefuse_version": __version__})
+        write_text_atomic(run_dir / "experiment.yaml",
+                          yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
     except OSError as e:
-        raise BasefuseError(f"cannot write to the run directory {run_dir}: {e.strerror or e}; "
-                            f"choose a writable folder with --out") from None
+        raise write_error(e, f"cannot write to the run directory {run_dir}: {e.strerror or e}; "
+                             f"choose a writable folder with --out") from None
 
 
 def gather_task_facts(cfg: ExperimentConfig, view: "ModelView | None" = None) -> dict[str, TaskFacts]:
@@ -312,11 +312,7 @@ def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[
                        barriers=schedule == "barriers").run()
         finally:
             results.write()  # at the end, whatever ended the run
-            try:
-                outcome.failures.write(run_dir)
-            except OSError as e:
-                print(f"basefuse: warning: cannot write {run_dir / 'failures.json'}: {e.strerror or e}",
-                      file=sys.stderr)
+            outcome.failures.write(run_dir)  # a failed write is a warning
     return outcome
 
 
@@ -331,16 +327,31 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
     cfg = config if isinstance(config, ExperimentConfig) else load_experiment_config(config)
     run_dir = Path(run_dir).resolve()  # jobs may run in other processes or on other Ray nodes
     t0 = time.perf_counter()
+    created, had_lock = not run_dir.exists(), (run_dir / LOCK_NAME).exists()
     _make_run_dir(run_dir, force)
     with own_run_dir(run_dir), contextlib.ExitStack() as stack:
         remove_leftovers(run_dir)  # what dead runs left: we own the folder, nobody else writes there
-        _check_run_dir(cfg, run_dir, force)
-        plan = make_plan(cfg)  # refuses leakage and impossible protocols before anything is written
+        try:
+            _check_run_dir(cfg, run_dir, force)
+            plan = make_plan(cfg)  # refuses leakage and impossible protocols before anything is written
+        except BaseException:
+            _undo_new_run_dir(run_dir, created, had_lock)
+            raise
         _write_run_meta(cfg, run_dir)
         if executor is None:
             executor = stack.enter_context(LocalExecutor())
         return _run_owned(cfg, plan, run_dir, t0, executor=executor, device=device, progress=progress,
                           schedule=schedule)
+
+
+def _undo_new_run_dir(run_dir: Path, created: bool, had_lock: bool) -> None:
+    """A refused config leaves nothing: the lock this run added (removed while still held, so no other process
+    can take it meanwhile) and the folder, if this run made it and nothing else is in it."""
+    if not had_lock:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
 
 
 def _run_owned(cfg: ExperimentConfig, plan: Plan, run_dir: Path, t0: float, *, executor: Executor,

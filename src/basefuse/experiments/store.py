@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from basefuse.errors import BasefuseError
-from basefuse.io import append_jsonl
+from basefuse.io import append_jsonl, write_error
 
 
 class JobStore:
@@ -48,6 +47,6 @@ class JobStore:
         try:
             append_jsonl(self.path, [row])
         except OSError as e:
-            raise BasefuseError(f"cannot append to {self.path}: {e.strerror or e}; free space and rerun "
-                                f"(finished jobs are recovered from their outputs)") from None
+            raise write_error(e, f"cannot record finished job {key} ({label}) in {self.path}: {e.strerror or e}; "
+                                 "free space and rerun (finished jobs are recovered from their outputs)") from None
         self.results[key] = row

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from basefuse.errors import TrainingDiverged
+from basefuse.errors import BasefuseError, TrainingDiverged
 from basefuse.finetuning.config import FinetuneConfig
 from basefuse.finetuning.metrics import classification_metrics
 
@@ -110,14 +110,32 @@ class Encoded:
         return len(self.labels)
 
 
+# Texts are cut to this many characters per token of max_length before tokenizing: a tokenizer truncates only
+# after it has tokenized the whole text, so one multi-megabyte cell would take minutes and gigabytes. A token
+# is rarely more than a few characters (a word-piece vocabulary gives up on words over 100), so the first
+# max_length tokens come from far fewer characters than this.
+CHARS_PER_TOKEN = 64
+
+
+def clip_texts(texts: list[str], max_length: int) -> list[str]:
+    """Each text cut to CHARS_PER_TOKEN * max_length characters (the tokens kept by truncation are unchanged)."""
+    limit = CHARS_PER_TOKEN * max_length
+    return [t if len(t) <= limit else t[:limit] for t in texts]
+
+
 def encode(tokenizer: Any, ds: "Dataset", max_length: int) -> Encoded:
     """Tokenise a split in one call to the fast tokenizer (no padding: batches pad themselves)."""
     cols = ds[:]
     pairs = cols.get("text_pair")
-    enc = tokenizer(list(cols["text"]), list(pairs) if pairs is not None else None, truncation=True,
+    enc = tokenizer(clip_texts(list(cols["text"]), max_length),
+                    clip_texts(list(pairs), max_length) if pairs is not None else None, truncation=True,
                     max_length=max_length, padding=False)
     ids = enc["input_ids"]
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    if len(ids) and not lengths.any():
+        raise BasefuseError(f"the model's tokenizer ({type(tokenizer).__name__}) turns every text into no token "
+                            f"ids (e.g. {str(cols['text'][0])[:40]!r}): use a model whose tokenizer covers "
+                            "these texts (and adds its special tokens)")
     width = int(lengths.max()) if len(ids) else 1
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     features: dict[str, np.ndarray] = {}

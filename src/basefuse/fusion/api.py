@@ -58,7 +58,7 @@ def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
 def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None = None, method: str = "average",
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
-         progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
+         flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
          **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
@@ -67,7 +67,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     first source. Nothing is written unless the whole fusion succeeds. `hash_cache=False` re-hashes
     every input instead of trusting the (path, size, mtime, inode) cache of earlier runs. `hasher`: a
     Hasher already started on the inputs (the CLI starts one before the heavy imports); it replaces
-    `hash_cache`, and fuse() closes it.
+    `hash_cache`, and fuse() closes it. `flag_outliers=False`: sources known to be finetunes of `base` (an
+    experiment's own) are not refused for being far from the others' median (see `flag_unrelated`).
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -113,7 +114,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                                               total, progress, compute_device)
             dist = [float(v) for v in np.sqrt(stats.sq_dist)]
             ref_norm = float(np.sqrt(stats.ref_sq))
-            flags = flag_unrelated([c.name for c in cks], dist, ref_norm)
+            flags = flag_unrelated([c.name for c in cks], dist, ref_norm, outliers=flag_outliers)
             if flags and not allow_unrelated:
                 f = flags[0]
                 raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "

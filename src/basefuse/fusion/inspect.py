@@ -19,11 +19,13 @@ OUTLIER_FACTOR = 10.0
 CHUNK = 1 << 21
 
 
-def flag_unrelated(names: Sequence[str], dist: Sequence[float], ref_norm: float) -> list[dict[str, Any]]:
+def flag_unrelated(names: Sequence[str], dist: Sequence[float], ref_norm: float,
+                   outliers: bool = True) -> list[dict[str, Any]]:
     """Sources whose distance to the reference is implausible for a finetune.
 
-    Rules: relative distance > MAX_RELATIVE_DISTANCE, or (N >= 3) more than OUTLIER_FACTOR times the
-    median distance of the other sources.
+    Rules: relative distance > MAX_RELATIVE_DISTANCE, or (N >= 3, `outliers`) more than OUTLIER_FACTOR times
+    the median distance of the other sources. The outlier rule guesses at sources of unknown origin; for
+    finetunes known to start from the base (an experiment's own) it only measures how long each trained.
     """
     flags = []
     for i, (name, d) in enumerate(zip(names, dist)):
@@ -33,7 +35,7 @@ def flag_unrelated(names: Sequence[str], dist: Sequence[float], ref_norm: float)
         if rel > MAX_RELATIVE_DISTANCE:
             flags.append({"source": name, "reason": f"relative distance {rel:.3g} to the reference is above "
                                                     f"{MAX_RELATIVE_DISTANCE} (not a finetune of it?)"})
-        elif len(dist) >= 3 and med > 0 and d > OUTLIER_FACTOR * med:
+        elif outliers and len(dist) >= 3 and med > 0 and d > OUTLIER_FACTOR * med:
             flags.append({"source": name, "reason": f"distance {d:.3g} is over {OUTLIER_FACTOR:g}x the median "
                                                     f"{med:.3g} of the other sources"})
     return flags
@@ -42,7 +44,8 @@ def flag_unrelated(names: Sequence[str], dist: Sequence[float], ref_norm: float)
 def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = None) -> dict[str, Any]:
     """Per-source task-vector norm, pairwise cosine, sign-conflict rate, head share, and flags.
 
-    Task vectors are relative to `base`, or to the sources' mean when no base is given.
+    Task vectors are relative to `base`, or to the sources' mean when no base is given. A model (source or
+    base) with a NaN or Inf in a body tensor is listed under `non_finite` and flagged: its statistics are NaN.
     """
     cks = [load_checkpoint(s) for s in sources]
     bck = load_checkpoint(base) if base is not None else None
@@ -54,6 +57,7 @@ def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = Non
         conflicts = 0
         counted = 0
         fused = [k for k in al.body if k not in al.copied]
+        non_finite: dict[str, str] = {}  # model name -> first body tensor holding NaN or Inf
         for canon in fused:
             numel = math.prod(al.shapes[canon])
             for a in range(0, numel, CHUNK):
@@ -67,6 +71,10 @@ def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = Non
                     ref = to_compute(bck.view(bk, a, b), bck.tensors[bk].dtype, np.float64)
                 else:
                     ref = x.mean(axis=0)
+                for i in np.flatnonzero(~np.isfinite(x).all(axis=1)):
+                    non_finite.setdefault(cks[i].name, al.source_keys[i][canon])
+                if bck is not None and not np.isfinite(ref).all():
+                    non_finite.setdefault(bck.name, al.base_keys[canon])
                 tv = x - ref
                 gram += tv @ tv.T
                 ref_sq += float(ref @ ref)
@@ -94,7 +102,10 @@ def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = Non
                 "cosine": [[float(v) for v in row] for row in cos],
                 "sign_conflict_rate": conflicts / counted if counted else 0.0,
                 "body_parameters": int(sum(math.prod(al.shapes[k]) for k in fused)),
-                "flagged": flag_unrelated(names, list(norms), ref_norm)}
+                "non_finite": [{"model": m, "tensor": k} for m, k in non_finite.items()],
+                "flagged": [{"source": m, "reason": f"tensor {k!r} holds NaN or Inf values (a diverged or corrupt "
+                                                    "checkpoint)"} for m, k in non_finite.items()]
+                + flag_unrelated(names, list(norms), ref_norm)}
     finally:
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from basefuse.errors import BasefuseError
-from basefuse.io import atomic_output_dir, check_output_path, write_json
+from basefuse.io import atomic_output_dir, cache_dir, check_output_path, write_json
 from basefuse.experiments.failures import read_failures
 from basefuse.experiments.plan_record import read_plan
 from basefuse.reports import confirmatory, leakage, render
@@ -76,11 +76,29 @@ def _read_config(run_dir: Path) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def _no_results_yet(run_dir: Path) -> BasefuseError | None:
+    """A run directory whose experiment has not finished a target finetune yet: say so, not "run it first"."""
+    from basefuse.experiments.rundir import run_in_progress
+
+    if not any((run_dir / name).exists() for name in ("run.json", "plan.json", STORE)):
+        return None
+    if run_in_progress(run_dir):
+        return BasefuseError(f"{run_dir} is a run in progress with no results yet: report again once its first "
+                             "target finetunes have finished")
+    return BasefuseError(f"{run_dir} is a run with no results yet (no target finetune finished): resume it with "
+                         "`basefuse experiment CONFIG --out RUN_DIR`, then report")
+
+
 def _load(run_dir: Path, warn, filters, stats_options):
     if not run_dir.is_dir():
         raise BasefuseError(f"run directory {run_dir} not found or not a folder: pass the folder "
                             "`basefuse experiment` wrote")
+    early = _no_results_yet(run_dir)
+    if early is not None and not (run_dir / RESULTS).is_file():
+        raise early
     records, warnings = read_results(run_dir / RESULTS)
+    if early is not None and not records:
+        raise early
     for w in warnings:
         if warn:
             warn(w)
@@ -169,6 +187,25 @@ def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict
                         store_rows=_jsonl(run_dir / STORE), failures=failures)
 
 
+# What a run folder holds besides its report: never inside an output folder that --force may replace.
+RUN_FILES = (RESULTS, CONFIG, STORE, "jobs", "plan.json", "run.json", "leakage.json", "failures.json", ".lock")
+
+
+def _run_inputs(run_dir: Path) -> list[Path]:
+    """The run's own files and folders, the local base model and data files its config names, and the cache
+    (where built-in models and tasks live)."""
+    paths = [run_dir / name for name in RUN_FILES] + [cache_dir()]
+    cfg = _read_config(run_dir)
+    refs = [cfg.get("base_model")]
+    for group in ("families", "held_out"):
+        for tasks in (cfg.get(group) or {}).values() if isinstance(cfg.get(group), dict) else []:
+            refs += [t.get("spec") if isinstance(t, dict) else t for t in tasks or []]
+    for ref in refs:
+        if isinstance(ref, str) and ref and Path(ref).expanduser().exists():
+            paths.append(Path(ref).expanduser())
+    return [p for p in paths if p.exists()]
+
+
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
                  warn: Callable[[str], None] | None = _stderr_warning, exclude: list[str] | None = None,
                  planned: dict | None = None, **stats_options) -> ReportPaths:
@@ -183,7 +220,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
     comp = run_completeness(run_dir, records, excluded, planned)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     config = run_dir / CONFIG
-    protected = [run_dir / RESULTS] + ([config] if config.exists() else [])
+    protected = _run_inputs(run_dir)
     check_output_path(out, force=True, protected=protected)
     if out.exists() and not (force or (out / MARKER).exists() or (out.is_dir() and not any(out.iterdir()))):
         raise BasefuseError(f"output {out} exists and is not a basefuse report: choose another --out or pass --force")
