@@ -59,7 +59,7 @@ def test_tiny_cold_plan_counts_and_leakage(tiny_cold):
 def test_tiny_cold_runs_and_reports_each_iteration_beside_one_shot_seen_and_unseen_apart(tiny_cold):
     root, cfg, plan = tiny_cold
     run_dir = root / "run"
-    summary = run_experiment(cfg, run_dir, progress=False, report=False)
+    summary = run_experiment(cfg, run_dir, progress=False)
     assert summary.jobs_executed == len(plan.jobs) == 25 + 8
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert len(records) == 13
