@@ -132,8 +132,8 @@ def test_with_no_effect_no_claim_is_called_more_than_5_percent_of_the_time():
 @pytest.mark.slow
 def test_the_effect_is_found_as_often_as_the_design_allows():
     """C1 and C2 (+3 points, target-level SD about 1) are found almost always. C5 is the weak one: halving the seed
-    std gives per target log(1.1 / 2.1) = -0.65 with SD sqrt(trigamma(2) / 2) = 0.57 at 5 seeds, so a t-test over 9
-    targets at Holm's third step (0.05 / 3) has power 0.66 (noncentral t, computed here) and the printed test, which
+    std gives per target log(1.02 / 2.02) = -0.68 (the 0.02-point floor) with SD sqrt(trigamma(2) / 2) = 0.57 at 5 seeds, so a t-test over 9
+    targets at Holm's third step (0.05 / 3) has power about 0.7 (noncentral t, computed here) and the printed test, which
     also needs Hall's p, somewhat less."""
     from scipy import special
     from scipy import stats as sps
@@ -145,9 +145,9 @@ def test_the_effect_is_found_as_often_as_the_design_allows():
         claims = by_id(grid(rng, gain=3.0, fused_sd_factor=0.5)[0])
         for cid in wins:
             wins[cid] += claims[cid].verdict == stats.BETTER
-    nc = abs(math.log(1.1 / 2.1)) / (math.sqrt(0.5 * float(special.polygamma(1, 2.0))) / 3)
+    nc = abs(math.log(1.02 / 2.02)) / (math.sqrt(0.5 * float(special.polygamma(1, 2.0))) / 3)
     power_c5 = float(sps.nct.sf(sps.t.ppf(1 - 0.05 / 3 / 2, 8), 8, nc))
-    assert 0.6 < power_c5 < 0.7
+    assert 0.6 < power_c5 < 0.8
     assert wins["C1"] >= 0.9 * n_grids and wins["C2"] >= 0.9 * n_grids, wins
     # at most the t-test's power (plus two binomial SEs), and not far below it
     se = math.sqrt(power_c5 * (1 - power_c5) / n_grids)
