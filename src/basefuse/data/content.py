@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -23,9 +22,6 @@ if TYPE_CHECKING:
 
 NORMALISATION = "nfkc-casefold-nocf-whitespace-unorderedpair-v3"
 _SPACE = re.compile(r"\s+")
-#: every Unicode format character (category Cf) as one character class: a regex pass instead of a lookup per character
-_FORMAT = re.compile("[" + "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1)
-                                   if unicodedata.category(chr(c)) == "Cf") + "]")
 _PAIR_SEP = "\x1d"  # cannot survive normalisation inside a text, so a pair never collides with a single text
 
 
@@ -34,7 +30,8 @@ def normalise_text(text: str) -> str:
     whitespace to one space, stripped."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
-        text = _FORMAT.sub("", text)
+        # only non-ASCII characters can be format characters (a class of all 1.1M code points took 0.5 s to build)
+        text = "".join(c for c in text if c < "\x80" or unicodedata.category(c) != "Cf")
     return _SPACE.sub(" ", text).strip()
 
 
