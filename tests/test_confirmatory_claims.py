@@ -91,7 +91,8 @@ def test_one_weight_decay_leaves_c4_not_measured_and_keeps_the_numbering():
     claims = by_id([r for r in records if r.weight_decay == 0.0])
     assert list(claims) == ["C1", "C2", "C3", "C4", "C5"]
     assert claims["C4"].verdict == NOT_MEASURED
-    assert claims["C4"].reason == "not measured: one weight decay in this config"
+    # Plan() knows no config, so the reason speaks of the results
+    assert claims["C4"].reason == "not measured: one weight decay among the reported results"
     assert claims["C4"].p is None and claims["C1"].verdict == stats.BETTER
 
 
@@ -104,16 +105,31 @@ def test_without_intertrained_runs_c2_c3_c4_say_why():
     assert claims["C1"].p_holm <= 2 * claims["C1"].p + 1e-12
 
 
-def test_c2_averages_several_intertrained_runs_of_a_cell_first():
+def test_c2_averages_a_targets_own_intertrained_runs_and_ignores_other_families():
     records, pts = grid(np.random.default_rng(4), gain=3.0, fused_sd_factor=0.5)
-    extra = [r.model_copy(update={"source_family": "other", "accuracy": r.accuracy - 0.04})
-             for r in records if r.condition == "intertrained"]
-    c2 = by_id(records + extra)["C2"]
+    inter = [r for r in records if r.condition == "intertrained"]
+    # a second intertrained base of the target's own family, 4 points lower: averaged in (-2 points)
+    own = [r.model_copy(update={"accuracy": r.accuracy - 0.04, "job_key": "own2"}) for r in inter]
+    # intertrained bases of another family (`family_bases: every`), 30 points lower: not the target's own, ignored
+    other = [r.model_copy(update={"source_family": "elsewhere", "accuracy": r.accuracy - 0.30}) for r in inter]
+    c2 = by_id(records + own + other)["C2"]
     targets = [t for ts in FAMILIES.values() for t in ts]
-    # the cell's intertrained accuracy is the mean of the two runs: 2 points below the simulated one
     expected = np.mean([np.mean([pts["fused", t, s, 0.0] - (pts["intertrained", t, s, 0.0] - 2) for s in SEEDS])
                         for t in targets])
     assert c2.estimate == pytest.approx(expected) and c2.n == 9
+
+
+def test_c5_with_no_shared_seeds_says_so_and_missing_config_facts_say_results():
+    records, _ = grid(np.random.default_rng(5), gain=3.0, fused_sd_factor=0.5)
+    # fused ran seeds 0, 1 and pretrained 2, 3, 4: every base has 2+ seeds per target, but none in common
+    split = [r for r in records if (r.condition == "fused") == (r.seed < 2)]
+    claims = by_id(split)
+    assert claims["C5"].verdict == NOT_MEASURED
+    assert claims["C5"].reason.endswith("no target has 2 seeds that both bases ran: no paired seed std")
+    # Plan() knows no config: a missing arm is described from the results, never as "in this config"
+    no_inter = by_id([r for r in records if r.condition != "intertrained" and r.weight_decay == 0.0])
+    assert "among the reported results" in no_inter["C2"].reason and "config" not in no_inter["C2"].reason
+    assert no_inter["C4"].reason.endswith("one weight decay among the reported results")
 
 
 @pytest.mark.slow

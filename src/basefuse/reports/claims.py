@@ -21,7 +21,9 @@ class Claim:
     b: str
     measure: str  # what `values` hold, e.g. "gain (points)", "log seed-std ratio"
     scale: Literal["points", "ratio"]  # how `estimate`/`interval` read: points, or a ratio (1 = no difference)
-    values: dict[str, float] = field(default_factory=dict)  # target -> the value the test is over (log for ratios)
+    # target -> the value the test is over (log for C5's ratio); C3: fused's per-target gain in points, the values
+    # whose spread C3 compares (its figure draws the estimate and interval only)
+    values: dict[str, float] = field(default_factory=dict)
     estimate: float | None = None  # on `scale`
     interval: tuple[float, float] | None = None  # on `scale`; None where no interval may be printed
     n: int = 0  # targets the test is over

@@ -139,7 +139,9 @@ def arms(records: Sequence[RunRecord], plan: Plan, weight_decay: float | None = 
     pick = {
         "fused": lambda r: r.base_label == plan.fused,
         "pretrained": lambda r: r.base_label == plan.pretrained,
-        "intertrained": lambda r: r.condition == plan.intertrained,
+        # each target's OWN intertrained base (its family's source): with `family_bases: every` a target also has
+        # intertrained bases from the other families, which the claim is not about
+        "intertrained": lambda r: r.condition == plan.intertrained and r.source_family == r.target_family,
         "c1_reference": lambda r: r.base_label == plan.c1[1],
     }
     return Arms(*({w: cells(records, keep, w) for w in wds} for keep in pick.values()), wd, wds)
@@ -171,8 +173,8 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
     no_pre = f"no {plan.pretrained!r} runs" if not p else None
     no_inter = None
     if not i:
-        no_inter = (f"no {plan.intertrained} runs in this config" if plan.config_intertrained in (None, False)
-                    else f"no {plan.intertrained} runs among the reported results")
+        no_inter = (f"no {plan.intertrained} runs in this config" if plan.config_intertrained is False
+                    else f"no {plan.intertrained} runs from a target's own family among the reported results")
 
     fp = diff_cells(f, p)
     ref = a.c1_reference.get(wd, {})
@@ -188,9 +190,10 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
                        gi, (noise_sd({t: fp[t] for t in shared}), noise_sd({t: ip[t] for t in shared})))
 
     if len(a.weight_decays) < 2:
-        out["C4"] = Values({}, (0, 0), "one weight decay in this config" if (plan.config_weight_decays or 1) < 2
-                           else f"one weight decay among the reported results (the config has "
-                                f"{plan.config_weight_decays})")
+        planned = plan.config_weight_decays
+        out["C4"] = Values({}, (0, 0), "one weight decay in this config" if planned == 1
+                           else "one weight decay among the reported results" + (
+                               f" (the config has {planned})" if planned else ""))
     else:
         lo, hi = a.weight_decays[0], a.weight_decays[-1]
         g = {(arm, w): diff_cells(cs.get(w, {}), a.pretrained.get(w, {}))
@@ -209,7 +212,10 @@ def claim_values(a: Arms, plan: Plan) -> dict[str, Values]:
             sd_p = float(np.std([p[t][s] for s in common], ddof=1))
             ratios[t] = stats.log_std_ratios([sd_f], [sd_p])[0]
             sizes.append(len(common))
-    one_seed = "one seed per target: no seed std" if not ratios and not (no_fused or no_pre) else None
+    one_seed = None
+    if not ratios and not (no_fused or no_pre):
+        one_seed = ("one seed per target: no seed std" if all(len(c) < 2 for arm in (f, p) for c in arm.values())
+                    else "no target has 2 seeds that both bases ran: no paired seed std")
     out["C5"] = Values(ratios, (min(sizes), max(sizes)) if sizes else (0, 0), no_fused or no_pre or one_seed)
     for k, v in out.items():
         if v.reason is None and not v.values:
@@ -275,13 +281,13 @@ def planned_claims(values: dict[str, Values], plan: Plan) -> list[Claim]:
     return out
 
 
-def _test(cid: str, v: Values) -> tuple[float | None, tuple[float, float] | None, float | None, float | None,
-                                        float | None]:
+def _test(cid: str, v: Values, level: float) -> tuple[float | None, tuple[float, float] | None, float | None,
+                                                      float | None, float | None]:
     """(estimate, interval, p, effect size, SD of the values) on the claim's own scale."""
     x = list(v.values.values())
     sd = float(np.std(x, ddof=1)) if len(x) >= 2 else None
     mean = float(np.mean(x))
-    ci, p, es = stats.mean_interval(x), stats.mean_p(x), stats.effect_size(x)
+    ci, p, es = stats.mean_interval(x, level), stats.mean_p(x), stats.effect_size(x)
     if cid == "C5":
         return math.exp(mean), (math.exp(ci[0]), math.exp(ci[1])) if ci else None, p, es, sd
     return mean, ci, p, es, sd
@@ -301,7 +307,7 @@ def observed_claims(values: dict[str, Values], plan: Plan) -> list[Claim]:
             c.interval = stats.spread_ratio_interval(a, b, 1 - plan.alpha)
             c.p = stats.spread_ratio_p(a, b)
         else:
-            c.estimate, c.interval, c.p, c.effect_size, sd = _test(c.id, v)
+            c.estimate, c.interval, c.p, c.effect_size, sd = _test(c.id, v, 1 - plan.alpha)
             c.detectable_observed = detectable(c.id, c.n, sd, v.seeds[0], plan.alpha, planned=False)
     adjusted = stats.holm({c.id: c.p for c in claims})
     for c in claims:

@@ -152,7 +152,8 @@ def claims_table(summary: Summary) -> TableModel:
         note += (f" C3 reference (descriptive): seed noise alone would give the per-target mean gains an SD of about "
                  f"{_acc(f)} (fused) and {_acc(i)} (intertrained) points.")
     return TableModel("Confirmatory claims (C1-C5)",
-                      ["claim", "comparison", "measure", "estimate", "95% CI", "n", "d_z", "p", "p (Holm)",
+                      ["claim", "comparison", "measure", "estimate",
+                       f"{100 * (1 - (conf.plan.alpha if conf else stats.ALPHA)):g}% CI", "n", "d_z", "p", "p (Holm)",
                        "verdict", "detectable (planned / observed)"], rows, note)
 
 
