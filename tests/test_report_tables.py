@@ -69,7 +69,7 @@ def test_per_target_verdict_from_seeds():
 
 @pytest.fixture(scope="module")
 def summary():
-    return summarize(fixture_records(), seed=0)
+    return summarize(fixture_records())
 
 
 

@@ -329,7 +329,7 @@ class Estimate:
         return self.p_holm if self.p_holm is not None else self.p
 
 
-def estimate(per_target: Mapping[str, Sequence[float]], *, seed: int = 0) -> Estimate | None:
+def estimate(per_target: Mapping[str, Sequence[float]]) -> Estimate | None:
     """Mean over targets of the per-target mean, with `mean_interval` and `mean_p` over those means."""
     groups = [np.asarray(v, dtype=float) for v in per_target.values() if len(v)]
     if not groups:

@@ -155,7 +155,6 @@ class Summary:
     cold: list[ColdChain]
     n_records: int
     unpaired: int
-    seed: int
     confirmatory: confirmatory.Confirmatory | None = None
     table1_f1: dict[str, dict[str, float | None]] = field(default_factory=dict)  # Table 1 in macro-F1 points
     vs_pretrained_f1: list[Comparison] = field(default_factory=list)  # gains in macro-F1 points
@@ -221,10 +220,10 @@ def _pretrained_acc(records: Sequence[RunRecord]) -> dict[tuple[str, int, float]
     return {k: float(np.mean(v)) for k, v in cells.items()}
 
 
-def compare(a: str, b: str, diffs: Mapping[str, Sequence[float]], *, seed: int, kind: str,
+def compare(a: str, b: str, diffs: Mapping[str, Sequence[float]], *, kind: str,
             primary: bool = False) -> Comparison:
     per_target = {t: e for t, v in diffs.items() if (e := stats.seed_estimate(v)) is not None}
-    return Comparison(a, b, stats.estimate(diffs, seed=seed), per_target, primary, kind,
+    return Comparison(a, b, stats.estimate(diffs), per_target, primary, kind,
                       {t: list(v) for t, v in diffs.items()})
 
 
@@ -251,7 +250,7 @@ def _spread(c: Comparison) -> Spread:
                   sum(m > 0 for m in means))
 
 
-def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> SeedStdRow:
+def _seed_std_row(label: str, acc: Mapping[str, SeedCells]) -> SeedStdRow:
     """Seed std of `label` and of pretrained over the targets (and seeds) where both have >= 2 seeds."""
     mine, ref = acc.get(label, {}), acc.get(PRETRAINED, {})
     per_target: dict[str, tuple[float, float]] = {}
@@ -266,16 +265,13 @@ def _seed_std_row(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> See
         return SeedStdRow(label, 0, (0, 0), None, None, None)
     a = [v[0] for v in per_target.values()]
     b = [v[1] for v in per_target.values()]
-    diff = compare(f"{label} seed std", "pretrained seed std", {t: [v[0] - v[1]] for t, v in per_target.items()},
-                   seed=seed, kind="seed std")
+    diff = compare(f"{label} seed std", "pretrained seed std", {t: [v[0] - v[1]] for t, v in per_target.items()}, kind="seed std")
     return SeedStdRow(label, len(a), (min(sizes), max(sizes)), float(np.mean(a)), float(np.mean(b)), diff)
 
 
-def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float], float], *,
-              seed: int) -> list[NModelsPoint]:
+def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float], float]) -> list[NModelsPoint]:
     """One point per (condition, number of models): fusion methods are separate curves, never pooled."""
     rows = [r for r in records if r.ablation == "n_models" and r.n_fused is not None]
-    conditions = sorted({r.condition for r in rows}, key=condition_rank)
     points = []
     for cond, k in sorted({(r.condition, r.n_fused) for r in rows}, key=lambda ck: (condition_rank(ck[0]), ck[1])):
         gains: dict[str, list[float]] = defaultdict(list)
@@ -287,9 +283,7 @@ def _n_models(records: Sequence[RunRecord], pre: Mapping[tuple[str, int, float],
                 subsets[r.target].add(tuple(r.sources))
         if gains:
             sizes = [len(s) for s in subsets.values()]
-            points.append(NModelsPoint(k, compare(f"{cond} ({k} models)", PRETRAINED, gains,
-                                                  seed=seed + k + 100 * conditions.index(cond),
-                                                  kind="models fused"),
+            points.append(NModelsPoint(k, compare(f"{cond} ({k} models)", PRETRAINED, gains, kind="models fused"),
                                        (min(sizes), max(sizes)), sum(map(len, gains.values())), cond))
     return points
 
@@ -308,8 +302,7 @@ def _chain_cells(records: Sequence[RunRecord], label: str) -> ChainCells:
     return out
 
 
-def _cold_beside(a: ChainCells, b: ChainCells, pre: SeedCells, names: tuple[str, str], *,
-                 seed: int) -> ColdBeside | None:
+def _cold_beside(a: ChainCells, b: ChainCells, pre: SeedCells, names: tuple[str, str]) -> ColdBeside | None:
     """`a` (an iteration) beside `b` (one-shot fusion) on the cells both and pretrained have, each cell the mean
     over the chain seeds both have there."""
     gain_a: dict[str, list[float]] = defaultdict(list)
@@ -328,13 +321,12 @@ def _cold_beside(a: ChainCells, b: ChainCells, pre: SeedCells, names: tuple[str,
     if not diff:
         return None
     kind = "ColD vs one-shot"
-    return ColdBeside(compare(names[0], PRETRAINED, gain_a, seed=seed, kind=kind),
-                      compare(names[1], PRETRAINED, gain_b, seed=seed + 1, kind=kind),
-                      compare(names[0], names[1], diff, seed=seed + 2, kind=kind), (min(per_cell), max(per_cell)))
+    return ColdBeside(compare(names[0], PRETRAINED, gain_a, kind=kind),
+                      compare(names[1], PRETRAINED, gain_b, kind=kind),
+                      compare(names[0], names[1], diff, kind=kind), (min(per_cell), max(per_cell)))
 
 
-def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre: Sequence[Comparison], *,
-                 seed: int) -> list[ColdChain]:
+def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre: Sequence[Comparison]) -> list[ColdChain]:
     """Per ColD Fusion chain (condition and pool; seen and unseen apart): its vs-pretrained rows by iteration,
     and each iteration beside one-shot fusion of the same method over the same pool (`cold@2 (other families)`
     beside `fused (other families)`, `cold[ties]@2 (seen)` beside `fused[ties] (seen)`)."""
@@ -358,7 +350,7 @@ def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre
         shot = _chain_cells(main, one_shot)
         for t in sorted(its):
             name = base_label(cond, fam, t)
-            b = _cold_beside(_chain_cells(main, name), shot, pre, (name, one_shot), seed=seed + 1000 * i + 3 * t)
+            b = _cold_beside(_chain_cells(main, name), shot, pre, (name, one_shot))
             if b is not None:
                 chain.beside[t] = b
         if chain.beside:
@@ -367,7 +359,7 @@ def _cold_chains(main: Sequence[RunRecord], acc: Mapping[str, SeedCells], vs_pre
     return out
 
 
-def _seed_std_ratio(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> Comparison | None:
+def _seed_std_ratio(label: str, acc: Mapping[str, SeedCells]) -> Comparison | None:
     """Exploratory: per target log(seed std of `label` / of pretrained) over shared seeds (>= 2), mean over targets."""
     mine, ref = acc.get(label, {}), acc.get(PRETRAINED, {})
     logs = {}
@@ -376,11 +368,11 @@ def _seed_std_ratio(label: str, acc: Mapping[str, SeedCells], *, seed: int) -> C
         if len(shared) >= 2:
             logs[t] = [stats.log_std_ratios([float(np.std([mine[t][s] for s in shared], ddof=1))],
                                             [float(np.std([ref[t][s] for s in shared], ddof=1))])[0]]
-    return compare(label, PRETRAINED, logs, seed=seed, kind="seed std ratio") if logs else None
+    return compare(label, PRETRAINED, logs, kind="seed std ratio") if logs else None
 
 
 def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None,
-              primary: tuple[str, str] | None = None, seed: int = 0,
+              primary: tuple[str, str] | None = None,
               plan: confirmatory.Plan | None = None) -> Summary:
     """Compute every table of the report. `weight_decay` defaults to the lowest one present; `plan` (the config's
     confirmatory plan) defaults to C1 = `primary` with the rest of the paper's defaults."""
@@ -409,7 +401,7 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
     acc = acc_at[wd]
 
     def vs(a: str, b: str, cells: Mapping[str, SeedCells], kind: str, i: int) -> Comparison:
-        return compare(a, b, paired_differences(cells.get(a, {}), cells.get(b, {})), seed=seed + i, kind=kind,
+        return compare(a, b, paired_differences(cells.get(a, {}), cells.get(b, {})), kind=kind,
                        primary=(a, b) == primary)
 
     vs_pre = [vs(lab, PRETRAINED, acc, "vs pretrained", i) for i, lab in enumerate(others)]
@@ -436,24 +428,23 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
         lo_wd, hi_wd = wds[0], wds[-1]
         for i, lab in enumerate(others):
             cells = {w: gain_cells(acc_at[w].get(lab, {}), acc_at[w].get(PRETRAINED, {})) for w in wds}
-            gains = {w: compare(f"{lab} at wd {w:g}", PRETRAINED, {t: list(v.values()) for t, v in c.items()},
-                                seed=seed + 300 + i, kind="weight decay") for w, c in cells.items() if c}
+            gains = {w: compare(f"{lab} at wd {w:g}", PRETRAINED, {t: list(v.values()) for t, v in c.items()}, kind="weight decay") for w, c in cells.items() if c}
             diff = paired_differences(cells[hi_wd], cells[lo_wd])
-            difference = (compare(f"{lab} gain at wd {hi_wd:g}", f"gain at wd {lo_wd:g}", diff, seed=seed + 400 + i,
+            difference = (compare(f"{lab} gain at wd {hi_wd:g}", f"gain at wd {lo_wd:g}", diff,
                                   kind="weight decay") if diff else None)
             if gains:
                 wd_rows.append(WeightDecayRow(lab, gains, difference))
 
-    seed_rows = [_seed_std_row(lab, acc, seed=seed + 500 + 2 * i) for i, lab in enumerate(others)]
+    seed_rows = [_seed_std_row(lab, acc) for i, lab in enumerate(others)]
     pre_all = _pretrained_acc(records)
     summary = Summary(wd, wds, families, targets, target_family, labels,
                       _table1(acc, labels, families, targets, target_family), primary, vs_pre, vs_inter,
                       [_spread(c) for c in vs_pre], wd_rows, seed_rows,
-                      _n_models(records, pre_all, seed=seed + 600),
-                      _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre, seed=seed + 700),
+                      _n_models(records, pre_all),
+                      _cold_chains([r for r in main if r.weight_decay == wd], acc, vs_pre),
                       len(records),
                       sum(1 for r in records if r.condition != PRETRAINED
-                          and (r.target, r.seed, r.weight_decay) not in pre_all), seed)
+                          and (r.target, r.seed, r.weight_decay) not in pre_all))
     summary.confirmatory = confirmatory.confirm(records, plan, wd)
     f1 = seed_cells([r for r in main if r.weight_decay == wd], "macro_f1")
     summary.table1_f1 = _table1(f1, labels, families, targets, target_family)
@@ -462,5 +453,5 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
     summary.per_target_acc = {lab: {t: float(np.mean(list(v.values()))) for t, v in acc.get(lab, {}).items() if v}
                               for lab in labels}
     summary.seed_std_ratio = [c for i, lab in enumerate(others)
-                              if (c := _seed_std_ratio(lab, acc, seed=seed + 900 + i)) is not None]
+                              if (c := _seed_std_ratio(lab, acc)) is not None]
     return summary
