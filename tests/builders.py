@@ -184,3 +184,13 @@ def user_cache() -> Path:
     if os.environ.get("BASEFUSE_CACHE"):
         return Path(os.environ["BASEFUSE_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "basefuse"
+
+
+def cold_beside_sections(md: str) -> tuple[int, int]:
+    """Where report.md's unseen and seen "each iteration beside one-shot fusion" tables start; unseen must come first."""
+    unseen = md.index("### ColD Fusion, unseen: each iteration of cold (other families) beside one-shot fusion over "
+                      "the same pool (fused (other families))")
+    seen = md.index("### ColD Fusion, seen: each iteration of cold (seen) beside one-shot fusion over the same pool "
+                    "(fused (seen))")
+    assert unseen < seen
+    return unseen, seen

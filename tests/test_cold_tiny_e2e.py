@@ -12,7 +12,7 @@ from basefuse.experiments.config import parse_experiment_config
 from basefuse.experiments.runner import make_plan, run_experiment
 from basefuse.reports.build import build_report
 
-from builders import make_tiny_experiment
+from builders import cold_beside_sections, make_tiny_experiment
 
 HPARAMS = {"learning_rate": 3e-3, "batch_size": 16, "max_epochs": 1, "max_length": 16, "eval_every": 2,
            "patience": 1, "min_steps": 0, "max_eval": 16, "max_test": 24}
@@ -73,11 +73,7 @@ def test_tiny_cold_runs_and_reports_each_iteration_beside_one_shot_seen_and_unse
             assert acc[("fused", fam, None, c)] == acc[("cold", fam, 1, c)]
 
     md = build_report(run_dir).markdown.read_text()
-    unseen = md.index("### ColD Fusion, unseen: each iteration of cold (other families) beside one-shot fusion over "
-                      "the same pool (fused (other families))")
-    seen = md.index("### ColD Fusion, seen: each iteration of cold (seen) beside one-shot fusion over the same pool "
-                    "(fused (seen))")
-    assert unseen < seen
+    unseen, seen = cold_beside_sections(md)
     for pool, start in (("other families (target's family left out)", unseen),
                         ("all sources, target's train split included", seen)):
         table = md[start:].split("\n\n")[1]

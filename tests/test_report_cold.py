@@ -8,6 +8,7 @@ import json
 import pytest
 
 from basefuse.experiments.records import RunRecord
+from builders import cold_beside_sections
 from stats_reference import hull_interval, hull_p
 from basefuse.reports import plots
 from basefuse.reports.build import build_report
@@ -132,11 +133,7 @@ def test_report_files_show_seen_and_unseen_apart(tmp_path, summary):
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows()))
     (run / "experiment.yaml").write_text("seeds: [0, 1]\n")
     md = build_report(run).markdown.read_text()
-    unseen = md.index("### ColD Fusion, unseen: each iteration of cold (other families) beside one-shot fusion over "
-                      "the same pool (fused (other families))")
-    seen = md.index("### ColD Fusion, seen: each iteration of cold (seen) beside one-shot fusion over the same pool "
-                    "(fused (seen))")
-    assert unseen < seen
+    unseen, seen = cold_beside_sections(md)
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         assert plots.plot_cold_iterations(summary, tmp_path / "cold.svg")
     svg = (tmp_path / "cold.svg").read_text()
