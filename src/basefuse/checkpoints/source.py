@@ -102,8 +102,9 @@ class Checkpoint:
         self._reader.close()
 
 
-def resolve(ref: str | Path) -> Path:
-    """A built-in model (e.g. `minilm`) or a local folder as is; otherwise a hub id fetched with huggingface_hub."""
+def resolve(ref: str | Path, revision: str | None = None) -> Path:
+    """A built-in model (e.g. `minilm`) or a local folder as is; otherwise a hub id fetched with huggingface_hub
+    (at `revision`: a branch, tag or commit, if given)."""
     from basefuse.models import BUILTIN_MODELS, resolve_model
 
     if str(ref) in BUILTIN_MODELS:
@@ -119,10 +120,11 @@ def resolve(ref: str | Path) -> Path:
 
     patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES]
     try:
-        local = snapshot_download(str(ref), allow_patterns=patterns)
+        local = snapshot_download(str(ref), allow_patterns=patterns, revision=revision)
     except Exception as e:  # offline, unknown repo, auth...: all user-fixable
         try:  # offline with the model already in the hub cache: use that copy
-            return Path(snapshot_download(str(ref), allow_patterns=patterns, local_files_only=True))
+            return Path(snapshot_download(str(ref), allow_patterns=patterns, revision=revision,
+                                          local_files_only=True))
         except Exception:
             pass
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

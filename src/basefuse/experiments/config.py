@@ -4,10 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from basefuse.errors import BasefuseError
 from basefuse.experiments.records import CONFIG_CONDITIONS, condition_name
@@ -41,6 +42,49 @@ class TaskRef(BaseModel):
     @property
     def load_spec(self) -> str:
         return self.spec or self.name
+
+
+class CheckpointRef(BaseModel):
+    """An existing finetune of the base model used as a source, like a finished source finetune of basefuse.
+
+    `trained_on`: the tasks it was finetuned on (names of this config's tasks, built-in names, data specs, or full
+    task entries), which enter the leakage check like a source task's data; `unknown` only with
+    `leakage.allow_unknown: true`, and every base built from it is then marked "provenance unknown"."""
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@+-]+$")
+    model: str = Field(description="a model folder, a hub id, or hub id@revision")
+    trained_on: list[TaskRef | str] | Literal["unknown"] = Field(
+        description="the tasks it was finetuned on, or 'unknown'")
+    allow_unrelated: bool = Field(False, description="use it even if it is far from the base model (relative "
+                                  "distance over 0.5: not a finetune of it?), as `fuse --allow-unrelated`")
+
+    @field_validator("trained_on", mode="after")
+    @classmethod
+    def _refs(cls, v: list[TaskRef | str] | str) -> list[TaskRef] | str:
+        if v == "unknown":
+            return v
+        if not v:
+            raise ValueError("lists no task: name the tasks it was finetuned on, or write `unknown`")
+        return [TaskRef(name=t) if isinstance(t, str) else t for t in v]
+
+    @property
+    def known(self) -> bool:
+        return self.trained_on != "unknown"
+
+
+def _source_kind(v: object) -> str:
+    """A family entry is a checkpoint when it names a `model`, a task otherwise (so errors speak of the one meant)."""
+    if isinstance(v, str):
+        return "name"
+    if isinstance(v, dict):
+        return "checkpoint" if "model" in v else "task"
+    return "checkpoint" if isinstance(v, CheckpointRef) else "task"
+
+
+SourceEntry = Annotated[Union[Annotated[str, Tag("name")], Annotated[TaskRef, Tag("task")],
+                              Annotated[CheckpointRef, Tag("checkpoint")]], Discriminator(_source_kind)]
 
 
 class Budgets(BaseModel):
@@ -181,6 +225,8 @@ class LeakageSettings(BaseModel):
                                               "test texts with a near-duplicate there (exact copies count above)")
     near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="word-bigram Jaccard similarity from which "
                                           "two texts are near-duplicates (the same words in any order always are)")
+    allow_unknown: bool = Field(False, description="accept pool checkpoints with `trained_on: unknown`; every base "
+                                "built from one is marked 'provenance unknown' and cannot be proven clean")
 
 
 #: SD over targets of the per-target mean gain of fused (all) over pretrained in the last committed complete run:
@@ -218,7 +264,8 @@ class ExperimentConfig(BaseModel):
 
     name: str = "experiment"
     base_model: str = "minilm"
-    families: dict[str, list[TaskRef | str]]
+    families: dict[str, list[SourceEntry]] = Field(
+        description="source tasks (finetuned from the base) and existing checkpoints (a pool), by family")
     held_out: dict[str, list[TaskRef | str]] = Field(
         default_factory=dict, description="target-only tasks by family (never used as sources)")
     targets: list[str] | None = Field(None, min_length=1, description="target task names (default: every task)")
@@ -246,8 +293,19 @@ class ExperimentConfig(BaseModel):
 
     @field_validator("families", "held_out", mode="after")
     @classmethod
-    def _normalise_refs(cls, v: dict[str, list[TaskRef | str]]) -> dict[str, list[TaskRef]]:
+    def _normalise_refs(cls, v: dict[str, list[TaskRef | CheckpointRef | str]]
+                        ) -> dict[str, list[TaskRef | CheckpointRef]]:
         return {fam: [TaskRef(name=t) if isinstance(t, str) else t for t in tasks] for fam, tasks in v.items()}
+
+    @field_validator("held_out", mode="after")
+    @classmethod
+    def _held_out_tasks(cls, v: dict[str, list[TaskRef | CheckpointRef]]) -> dict[str, list[TaskRef | CheckpointRef]]:
+        for fam, refs in v.items():
+            for r in refs:
+                if isinstance(r, CheckpointRef):
+                    raise ValueError(f"{fam}: {r.name!r} is a checkpoint; held_out lists target tasks only (put "
+                                     "checkpoints under families)")
+        return v
 
     @field_validator("seeds", "weight_decays", "conditions", "targets")
     @classmethod
@@ -273,6 +331,8 @@ class ExperimentConfig(BaseModel):
                         raise ValueError(f"duplicate task name {ref.name!r} (in families {seen[ref.name]!r} "
                                          f"and {fam!r}): give each task a unique name")
                     seen[ref.name] = fam
+                    if isinstance(ref, CheckpointRef):
+                        continue
                     data = (ref.load_spec, ref.text_col, ref.label_col, ref.pair_col)
                     if data in specs:  # two names for the same data would defeat leave-one-out
                         raise ValueError(f"tasks {specs[data]!r} and {ref.name!r} load the same data "
@@ -290,10 +350,40 @@ class ExperimentConfig(BaseModel):
         if self.primary is not None and self.confirmatory.fused is not None:
             raise ValueError("primary and confirmatory.fused both name C1's fused base: keep confirmatory.fused "
                              "(primary is its deprecated alias)")
+        checkpoints = self.checkpoints()
         for t in self.targets or []:
+            if t in checkpoints:
+                raise ValueError(f"target {t!r} is a checkpoint of the pool; targets are tasks: list tasks under "
+                                 "targets (a held_out family for tasks that are no source)")
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
+        self._check_pool()
         return self
+
+    def _check_pool(self) -> None:
+        checkpoints = self.checkpoints()
+        if not checkpoints:
+            return
+        if not self.target_names():
+            raise ValueError("families hold checkpoints only: add the target tasks under held_out")
+        unknown = [c.name for c in checkpoints.values() if not c.known]
+        if unknown and not self.leakage.allow_unknown:
+            raise ValueError(f"checkpoint {unknown[0]!r}: trained_on is unknown, so no target can be proven clean of "
+                             "its data: list the tasks it was finetuned on, or set leakage.allow_unknown: true to "
+                             "run anyway (every base built from it is then marked 'provenance unknown')")
+        if self.cold_fusion is not None:
+            raise ValueError(f"cold_fusion finetunes every source again from the shared model, which an existing "
+                             f"checkpoint ({next(iter(checkpoints))!r}) cannot be: use source tasks for ColD Fusion")
+        tasks: dict[str, TaskRef] = dict(self.task_refs())
+        for c in checkpoints.values():
+            for t in c.trained_on if c.known else []:
+                if t.name in checkpoints:
+                    raise ValueError(f"checkpoint {c.name!r}: trained_on names {t.name!r}, which is a checkpoint: "
+                                     "name the tasks it was finetuned on")
+                own = tasks.setdefault(t.name, t)
+                if t != TaskRef(name=t.name) and t != own:
+                    raise ValueError(f"checkpoint {c.name!r}: trained_on names task {t.name!r} with other data than "
+                                     "another entry of that name: give it another name")
 
     # ---- derived views -------------------------------------------------------------------
     def fusions(self) -> list[FusionSettings]:
@@ -314,7 +404,32 @@ class ExperimentConfig(BaseModel):
         return self.source_finetune or self.finetune
 
     def task_refs(self) -> dict[str, TaskRef]:
-        return {r.name: r for g in (self.families, self.held_out) for refs in g.values() for r in refs}
+        """Every task of the config (sources and held-out targets), by name; pool checkpoints are not tasks."""
+        return {r.name: r for g in (self.families, self.held_out) for refs in g.values() for r in refs
+                if isinstance(r, TaskRef)}
+
+    def checkpoints(self) -> dict[str, CheckpointRef]:
+        """The existing checkpoints among the sources, by name."""
+        return {r.name: r for refs in self.families.values() for r in refs if isinstance(r, CheckpointRef)}
+
+    def trained_on(self, source: str) -> frozenset[str] | None:
+        """The tasks a source's model was finetuned on: a source task's own name, a checkpoint's declared tasks,
+        None for a checkpoint of unknown provenance."""
+        ck = self.checkpoints().get(source)
+        if ck is None:
+            return frozenset({source})
+        return frozenset(t.name for t in ck.trained_on) if ck.known else None
+
+    def provenance_refs(self) -> dict[str, TaskRef]:
+        """Tasks only a checkpoint's `trained_on` names (not a source or target here): loaded for the leakage
+        check alone."""
+        tasks = self.task_refs()
+        out: dict[str, TaskRef] = {}
+        for c in self.checkpoints().values():
+            for t in c.trained_on if c.known else []:
+                if t.name not in tasks:
+                    out.setdefault(t.name, t)
+        return out
 
     def family_of(self, task: str) -> str:
         for g in (self.families, self.held_out):
@@ -322,6 +437,13 @@ class ExperimentConfig(BaseModel):
                 if any(r.name == task for r in refs):
                     return fam
         raise KeyError(task)
+
+    def family_or_none(self, task: str) -> str | None:
+        """A task's family, or None for a task only a checkpoint's `trained_on` names."""
+        try:
+            return self.family_of(task)
+        except KeyError:
+            return None
 
     def source_names(self, family: str | None = None) -> list[str]:
         fams = [family] if family else list(self.families)

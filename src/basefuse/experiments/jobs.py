@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from basefuse.errors import BasefuseError
 
-JobKind = Literal["finetune", "fuse"]
+JobKind = Literal["finetune", "fuse", "checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,25 @@ def _run_fuse(params: dict[str, Any], out: Path, run_dir: Path, device: str | No
                 **params.get("method_params", {}))
 
 
+def _run_checkpoint(params: dict[str, Any], out: Path, run_dir: Path, device: str | None,
+                    threads: int | None) -> dict[str, Any]:
+    """A pool checkpoint is not made here: check that its weights are the ones planned (where this job runs), and
+    record that, so a checkpoint edited after planning is never used under a key that describes other weights."""
+    from basefuse.finetuning.api import base_fingerprint
+    from basefuse.io import atomic_output_dir, write_json
+
+    found = base_fingerprint(params["base"])
+    if found != params["fingerprint"]:
+        raise BasefuseError(f"checkpoint {params['name']!r} ({params['base']}): its weights changed after the run "
+                            f"was planned (fingerprint {found[:19]}, planned {params['fingerprint'][:19]}): "
+                            "restore them, or rerun `basefuse experiment` to plan with the new weights")
+    record = {"name": params["name"], "model": params["base"], "fingerprint": found,
+              "trained_on": params["trained_on"]}
+    with atomic_output_dir(out, force=True) as tmp:
+        write_json(tmp / "checkpoint.json", record)
+    return record
+
+
 def summarise_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The few numbers the store keeps of a finetune: test accuracy and macro-F1, and its wall time."""
     test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
@@ -142,11 +161,14 @@ KINDS: dict[str, KindSpec] = {
     "finetune": KindSpec(run=_run_finetune, record_file="metrics.json", model_dir="model",
                          summarise=summarise_metrics, verify=_recorded_data_matches),
     "fuse": KindSpec(run=_run_fuse, record_file="fusion.json", model_dir="", summarise=_summarise_fusion),
+    "checkpoint": KindSpec(run=_run_checkpoint, record_file="checkpoint.json", model_dir="",
+                           summarise=lambda r: {"checkpoint": r["name"], "fingerprint": r["fingerprint"]}),
 }
 
 
 def model_path_of(run_dir: Path, ref: dict[str, str]) -> str:
-    """Resolve a model reference of a job: the base model, or the model a job made."""
+    """Resolve a model reference of a job: the base model or a pool checkpoint (where it is), or the model a job
+    made."""
     if "base" in ref:
         return ref["base"]
     out = job_dir(run_dir, ref["job"])

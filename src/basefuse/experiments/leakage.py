@@ -101,7 +101,7 @@ def _compute_content(task: "Task", view: "ModelView | None") -> TaskContent:
                        seen_near=build_index([p for p, _ in seen_raw]), **model)
 
 
-def _fingerprints(c: TaskContent) -> list[str]:
+def content_fingerprints(c: TaskContent) -> list[str]:
     return [c.fingerprint] + ([c.model_fingerprint] if c.model_fingerprint else [])
 
 
@@ -109,7 +109,7 @@ def check_distinct_content(contents: Mapping[str, TaskContent]) -> None:
     """The same rows under two task names would let a target's data in under the other name."""
     first: dict[str, str] = {}
     for name, c in contents.items():
-        for fp in _fingerprints(c):
+        for fp in content_fingerprints(c):
             if fp in first and first[fp] != name:
                 how = "" if fp == c.fingerprint else ", as the base model's tokenizer sees them"
                 raise LeakageError(f"tasks {first[fp]!r} and {name!r} hold the same data (same rows{how}, "
@@ -126,10 +126,31 @@ def job_inputs(job: Job) -> list[str]:
     return list(dict.fromkeys([*job.deps, *named]))
 
 
-def own_task(job: Job) -> str | None:
-    """The task whose training data a job adds itself (a finetune's task; a fusion adds none)."""
+def own_tasks(job: Job) -> frozenset[str]:
+    """The tasks whose training data a job adds itself: a finetune's task, the tasks a pool checkpoint declares;
+    a fusion adds none."""
     task = job.params.get("task")
-    return task.get("name") if job.kind == "finetune" and isinstance(task, dict) else None
+    if job.kind == "finetune" and isinstance(task, dict):
+        return frozenset({task["name"]})
+    declared = job.params.get("trained_on")
+    if job.kind == "checkpoint" and isinstance(declared, list):
+        return frozenset(t["name"] for t in declared)
+    return frozenset()
+
+
+def unknown_checkpoints(jobs: Mapping[str, Job], key: str) -> list[str]:
+    """Names of the pool checkpoints of unknown provenance in a job's output, through any depth."""
+    found, stack, seen = set(), [key], set()
+    while stack:
+        k = stack.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        job = jobs[k]
+        if job.kind == "checkpoint" and job.params.get("trained_on") == "unknown":
+            found.add(job.params["name"])
+        stack.extend(job_inputs(job))
+    return sorted(found)
 
 
 def provenance(jobs: Mapping[str, Job]) -> dict[str, frozenset[str]]:
@@ -145,9 +166,7 @@ def provenance(jobs: Mapping[str, Job]) -> dict[str, frozenset[str]]:
         if key in stack:  # keys hash their inputs, so a cycle means a hand-built, broken graph
             raise LeakageError(f"job {jobs[key].label!r} depends on itself")
         job = jobs[key]
-        names = {n for dep in job_inputs(job) for n in visit(dep, stack + (key,))}
-        if own_task(job):
-            names.add(own_task(job))
+        names = {n for dep in job_inputs(job) for n in visit(dep, stack + (key,))} | own_tasks(job)
         out[key] = frozenset(names)
         return out[key]
 
@@ -159,7 +178,7 @@ def provenance(jobs: Mapping[str, Job]) -> dict[str, frozenset[str]]:
 def leak_path(jobs: Mapping[str, Job], prov: Mapping[str, frozenset[str]], key: str, task: str) -> list[str]:
     """Labels of the jobs from `key` down to a finetune on `task`: how the task's data got in."""
     path = [jobs[key].label]
-    while own_task(jobs[key]) != task:
+    while task not in own_tasks(jobs[key]):
         key = next(d for d in job_inputs(jobs[key]) if task in prov[d])
         path.append(jobs[key].label)
     return path
@@ -233,11 +252,11 @@ def check_base_model(base: BaseModelFacts, targets: Iterable[str], contents: Map
     """Refuse a base model that basefuse trained on a target's data (same loader fingerprint, or same content)."""
     for target in dict.fromkeys(targets):
         fps = base.loader_fingerprints.get(target, frozenset())
-        mine = set(_fingerprints(contents[target])) if target in contents else set()
+        mine = set(content_fingerprints(contents[target])) if target in contents else set()
         for t in base.record.get("trained_on", []):
             label = base.label(t["task"])
             same = t.get("task_fingerprint") in fps or (label in base.contents
-                                                       and mine & set(_fingerprints(base.contents[label])))
+                                                       and mine & set(content_fingerprints(base.contents[label])))
             if same:
                 raise LeakageError(f"leakage: base model {base.record['spec']!r} was finetuned on task "
                                    f"{t['task']!r} ({t['record']}), which holds the data of target {target!r}: "
@@ -297,7 +316,10 @@ def overlap_table(jobs: Mapping[str, Job], runs: Iterable[TargetRun], contents: 
         bases = job_inputs(jobs[run.job_key])
         names = sorted({n for d in bases for n in prov[d]}) + sorted(base_model.contents)
         key = (run.target, bases[0] if bases else "")
-        if not names or key in rows:
+        if key in rows:
+            continue
+        unknown = sorted({n for d in bases for n in unknown_checkpoints(jobs, d)})
+        if not names and not unknown:
             continue
         by_source = {n: seen_by(run.target, n) for n in names if n in every}
         n_test = len(contents[run.target].test)
@@ -310,6 +332,8 @@ def overlap_table(jobs: Mapping[str, Job], runs: Iterable[TargetRun], contents: 
             "near_overlap": len(near), "near_fraction": len(near) / n_test if n_test else 0.0,
             "near_by_source": {n: len(h - exact) for n, (_, h) in by_source.items() if h - exact},
             "provenance": names, "base_model_provenance": provenance_of_base}
+        if unknown:  # what these were trained on is not declared: nothing proves the target is not in them
+            rows[key]["provenance_unknown"] = unknown
     views = sorted({c.view for c in contents.values() if c.view})
     return {"normalisation": NORMALISATION, "model_view": views[0] if views else None,
             "max_test_overlap": max_test_overlap,

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from basefuse.errors import BasefuseError
-from basefuse.experiments.config import ExperimentConfig, FusionSettings, TaskRef
+from basefuse.experiments.config import CheckpointRef, ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
 from basefuse.experiments.records import OTHER_FAMILIES, SEEN, base_label
-from basefuse.experiments.leakage import (BaseModelFacts, TargetRun, TaskContent, check_base_model,
-                                          check_distinct_content, check_overlap, check_provenance, overlap_table,
-                                          unknown_base)
+from basefuse.experiments.leakage import (BaseModelFacts, LeakageError, TargetRun, TaskContent,
+                                          check_base_model, check_distinct_content, check_overlap, check_provenance,
+                                          content_fingerprints, overlap_table, unknown_base)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,14 @@ class TaskFacts:
     fingerprint_source: str  # fingerprint with the source budget applied
     fingerprint_target: str  # fingerprint with the target budget applied
     content: TaskContent | None = None  # rows and texts for the leakage check (None: checked by name only)
+
+
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """A pool checkpoint as planning sees it: where its model is, and the sha256 of its weights."""
+
+    path: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,12 @@ class PlannedRun:
     iteration: int | None = None  # the ColD Fusion iteration whose shared model is the base
     order: int | None = None  # the number-of-models ablation: which random order of the pool
     chain_seed: int | None = None  # the ColD chain seed of a ColD row, or of the one-shot fusion over its pool
+    provenance: str | None = None  # "unknown": the base holds a pool checkpoint of unknown provenance
 
     def record_fields(self) -> dict[str, Any]:
         extra = {k: v for k, v in (("method", self.method), ("iteration", self.iteration), ("order", self.order),
-                                   ("chain_seed", self.chain_seed)) if v is not None}
+                                   ("chain_seed", self.chain_seed), ("provenance", self.provenance))
+                 if v is not None}
         return {"target": self.target, "target_family": self.target_family, "condition": self.condition,
                 "source_family": self.source_family, "sources": list(self.sources), "n_fused": self.n_fused,
                 "seed": self.seed, "weight_decay": self.weight_decay, "ablation": self.ablation,
@@ -63,7 +73,7 @@ class PlannedRun:
 @dataclass
 class Plan:
     jobs: dict[str, Job] = field(default_factory=dict)  # by key; every job after the jobs it needs
-    sources: dict[str, str] = field(default_factory=dict)  # source task name -> key of its finetune from the base
+    sources: dict[str, str] = field(default_factory=dict)  # source name -> key of its finetune (or checkpoint) job
     runs: list[PlannedRun] = field(default_factory=list)
     provenance: dict[str, frozenset[str]] = field(default_factory=dict)  # by key: tasks trained into its output
     leakage: dict[str, Any] = field(default_factory=dict)  # the overlap table, written to RUN/leakage.json
@@ -77,8 +87,17 @@ class Plan:
 
     # ---- views (derived from `jobs`, `sources` and `runs`) ----
     def source_jobs(self) -> dict[str, Job]:
-        """Source task name -> its finetune from the base."""
+        """Source name -> its finetune from the base, or its checkpoint job."""
         return {n: self.jobs[k] for n, k in self.sources.items()}
+
+    def model_ref(self, key: str) -> dict[str, str]:
+        """How a job names the model another job made or stands for (a checkpoint: its folder and weights'
+        fingerprint, so the job reads it where it is and its key holds the weights, not the path)."""
+        job = self.jobs[key]
+        ref = {"job": key, "kind": job.kind}
+        if job.kind == "checkpoint":
+            ref |= {"base": job.params["base"], "fingerprint": job.params["fingerprint"]}
+        return ref
 
     def fuse_jobs(self) -> dict[str, Job]:
         return {k: j for k, j in self.jobs.items() if j.kind == "fuse"}
@@ -109,11 +128,14 @@ def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
 
 
 def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str,
-               base_model: BaseModelFacts | None = None) -> Plan:
+               base_model: BaseModelFacts | None = None,
+               checkpoints: dict[str, CheckpointFacts] | None = None) -> Plan:
     """Every job of the experiment, deduplicated by key, plus the runs the report will show.
 
-    `base_model`: what basefuse trained into the base model, if it made it (None: provenance unknown)."""
+    `base_model`: what basefuse trained into the base model, if it made it (None: provenance unknown).
+    `checkpoints`: the pool checkpoints among the sources (resolved and fingerprinted), by name."""
     contents = {n: f.content for n, f in facts.items() if f.content is not None}
+    _check_declared_data(cfg, contents)
     check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
     refs = cfg.task_refs()
@@ -131,14 +153,21 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                   "seed": cfg.source_seed if seed is None else seed, "save": True}
         return plan.add(make_job("finetune", label, params, (start["job"],) if start else ())).key
 
+    pool = cfg.checkpoints()
+    missing = sorted(set(pool) - set(checkpoints or {}))
+    if missing:
+        raise BasefuseError(f"checkpoint {missing[0]!r} was not resolved before planning (pass `checkpoints`)")
     for name in cfg.source_names():  # one saved finetune per source task (pruned if nothing uses it)
-        plan.sources[name] = finetuned(name, None, f"source {name}")
+        if name in pool:
+            plan.sources[name] = _checkpoint_job(plan, pool[name], (checkpoints or {})[name], facts)
+        else:
+            plan.sources[name] = finetuned(name, None, f"source {name}")
 
     def fused(parts: list[tuple[str, str]], method: FusionSettings, start: dict[str, str] | None = None,
               label: str = "") -> dict[str, str]:
         """A fusion of finetunes (name, key), relative to the base or to the model `start` they began from."""
         parts = sorted(parts)
-        params = {"sources": [{"job": k, "kind": "finetune"} for _, k in parts], "base": start or base,
+        params = {"sources": [plan.model_ref(k) for _, k in parts], "base": start or base,
                   "method": method.method, "method_params": dict(method.params)}
         if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
             params["allow_unrelated"] = True
@@ -153,7 +182,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         """A base built from source models: the model itself for one, a fusion for several."""
         if len(sources) == 1:
             key = plan.sources[sources[0]]
-            return {"job": key, "kind": "finetune"}, (key,)
+            return plan.model_ref(key), (key,)
         model = fused([(s, plan.sources[s]) for s in sources], method)
         return model, (model["job"],)
 
@@ -161,7 +190,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                    **run: Any) -> None:
         fam = cfg.family_of(target)
         hp = cfg.finetune.model_copy(update={"weight_decay": wd}).model_dump(mode="json")
-        params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model else {}),
+        params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model and "job" not in model
+                                    else {}),
                   "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
                   "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
         name = base_label(run["condition"], None, run.get("iteration"))
@@ -171,7 +201,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
             name += f" chain seed {run['chain_seed']}"
         job = plan.add(make_job("finetune", f"{name} -> {target} (seed {seed}, wd {wd:g})", params, deps))
         plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
-                                    weight_decay=wd, **run))
+                                    weight_decay=wd, provenance=_unknown_provenance(plan, deps), **run))
 
     for target in targets:
         for group, pool in _source_groups(cfg, target):
@@ -191,7 +221,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                             add_target(target, model, deps, seed, wd, condition=condition, source_family=group,
                                        sources=tuple(sorted(pool)), n_fused=len(pool), method=method.method)
                     if "intertrained" in cfg.conditions and group != "all":
-                        for src in _intertrain_sources(cfg, pool, facts):
+                        for src in _intertrain_sources(cfg, pool, facts, plan):
                             model, deps = model_from([src], cfg.fusions()[0])
                             add_target(target, model, deps, seed, wd, condition="intertrained",
                                        source_family=group, sources=(src,), n_fused=1)
@@ -264,9 +294,15 @@ def _source_groups(cfg: ExperimentConfig, target: str) -> list[tuple[str, list[s
     families = list(cfg.families)
     if cfg.family_bases == "own":
         families = [f for f in families if f == cfg.family_of(target)]
-    groups = [(fam, [s for s in cfg.source_names(fam) if s != target]) for fam in families]
-    groups.append(("all", [s for s in cfg.source_names() if s != target]))
+    groups = [(fam, _left_out(cfg, cfg.source_names(fam), target)) for fam in families]
+    groups.append(("all", _left_out(cfg, cfg.source_names(), target)))
     return groups
+
+
+def _left_out(cfg: ExperimentConfig, sources: list[str], target: str) -> list[str]:
+    """The sources not trained on the target by name: its own finetune, and every checkpoint declaring it (one that
+    holds its data under another name is refused by content; one of unknown provenance stays, marked)."""
+    return [s for s in sources if target not in (cfg.trained_on(s) or ())]
 
 
 def _check_pool(cfg: ExperimentConfig, target: str, group: str, pool: list[str]) -> None:
@@ -282,11 +318,57 @@ def _check_pool(cfg: ExperimentConfig, target: str, group: str, pool: list[str])
             f"model is intertraining: add sources or set allow_single_source_fusion: true")
 
 
-def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str, TaskFacts]) -> list[str]:
+def _intertrain_sources(cfg: ExperimentConfig, pool: list[str], facts: dict[str, TaskFacts], plan: Plan) -> list[str]:
     if cfg.intertrained == "each":
         return sorted(pool)
+
+    def size(s: str) -> int:  # a checkpoint: the train splits of the tasks it declares (unknown: 0)
+        return sum(facts[t].train_size for t in cfg.trained_on(s) or () if t in facts)
+
     # The seed paper intertrains on the family's largest remaining dataset; ties go to the name.
-    return [max(pool, key=lambda s: (facts[s].train_size, s))]
+    return [max(pool, key=lambda s: (size(s), s))]
+
+
+def _checkpoint_job(plan: Plan, ref: CheckpointRef, ck: CheckpointFacts, facts: dict[str, TaskFacts]) -> str:
+    """A pool checkpoint as a node of the graph, like a finished source finetune: its key holds its weights'
+    fingerprint and what it declares it was trained on (with each task's data fingerprint, where loaded)."""
+    trained: Any = "unknown"
+    if ref.known:
+        trained = [{"name": t.name, "fingerprint": facts[t.name].fingerprint_source if t.name in facts else None}
+                   for t in ref.trained_on]
+    params = {"name": ref.name, "base": ck.path, "fingerprint": ck.fingerprint, "trained_on": trained}
+    return plan.add(make_job("checkpoint", f"checkpoint {ref.name}", params)).key
+
+
+def _unknown_provenance(plan: Plan, deps: tuple[str, ...]) -> str | None:
+    """'unknown' if a pool checkpoint of unknown provenance is in the base, through any depth."""
+    stack, seen = list(deps), set()
+    while stack:
+        key = stack.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        job = plan.jobs[key]
+        if job.kind == "checkpoint" and job.params.get("trained_on") == "unknown":
+            return "unknown"
+        stack.extend(job.deps)
+    return None
+
+
+def _check_declared_data(cfg: ExperimentConfig, contents: dict[str, TaskContent]) -> None:
+    """A checkpoint declared trained on a target's data under another name (a renamed or shuffled copy) is refused
+    by content, naming the checkpoint (leave-one-out only leaves out the target's own name)."""
+    targets = {t: contents[t] for t in cfg.target_names() if t in contents}
+    for ck in cfg.checkpoints().values():
+        for t in ck.trained_on if ck.known else []:
+            if t.name in targets or t.name not in contents:
+                continue
+            mine = set(content_fingerprints(contents[t.name]))
+            for target, c in targets.items():
+                if mine & set(content_fingerprints(c)):
+                    raise LeakageError(f"leakage: checkpoint {ck.name!r} was trained on {t.name!r}, which holds the "
+                                       f"data of target {target!r} (same rows, by content): drop {target!r} from "
+                                       "targets, or leave the checkpoint out of the pool")
 
 
 def _n_models_pool(cfg: ExperimentConfig, target: str) -> tuple[str, list[str]]:

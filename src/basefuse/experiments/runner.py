@@ -101,9 +101,10 @@ def gather_task_facts(cfg: ExperimentConfig, view: "ModelView | None" = None) ->
 
     facts: dict[str, TaskFacts] = {}
     budgets = {None, cfg.budgets.max_train_source, cfg.budgets.max_train_target}
-    for name, ref in cfg.task_refs().items():
+    # the tasks pool checkpoints declare count in the leakage check like source tasks (read at the same budgets)
+    for name, ref in (cfg.task_refs() | cfg.provenance_refs()).items():
         loaded = {b: load_task(ref.load_spec, max_train=b, text_col=ref.text_col, label_col=ref.label_col,
-                               pair_col=ref.pair_col, family=cfg.family_of(name)) for b in budgets}
+                               pair_col=ref.pair_col, family=cfg.family_or_none(name)) for b in budgets}
         facts[name] = TaskFacts(train_size=len(loaded[None].train),
                                 fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
                                 fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint,
@@ -124,9 +125,12 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     from basefuse.data.model_view import model_view
     from basefuse.experiments.base_provenance import base_model_facts
 
+    from basefuse.experiments.pool import resolve_pool
+
+    pool = resolve_pool(cfg, base)  # before anything else: a checkpoint of another model is refused at once
     view = model_view(base)
     return build_plan(cfg, gather_task_facts(cfg, view), base, base_fingerprint(base),
-                      base_model_facts(cfg, base, view))
+                      base_model_facts(cfg, base, view), checkpoints=pool)
 
 
 Schedule = Literal["graph", "barriers"]

@@ -41,11 +41,13 @@ def flag_unrelated(names: Sequence[str], dist: Sequence[float], ref_norm: float,
     return flags
 
 
-def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = None) -> dict[str, Any]:
+def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = None,
+                    outliers: bool = True) -> dict[str, Any]:
     """Per-source task-vector norm, pairwise cosine, sign-conflict rate, head share, and flags.
 
     Task vectors are relative to `base`, or to the sources' mean when no base is given. A model (source or
     base) with a NaN or Inf in a body tensor is listed under `non_finite` and flagged: its statistics are NaN.
+    `outliers`: apply the far-from-the-median rule of `flag_unrelated` too.
     """
     cks = [load_checkpoint(s) for s in sources]
     bck = load_checkpoint(base) if base is not None else None
@@ -105,7 +107,7 @@ def inspect_sources(sources: Sequence[str | Path], base: str | Path | None = Non
                 "non_finite": [{"model": m, "tensor": k} for m, k in non_finite.items()],
                 "flagged": [{"source": m, "reason": f"tensor {k!r} holds NaN or Inf values (a diverged or corrupt "
                                                     "checkpoint)"} for m, k in non_finite.items()]
-                + flag_unrelated(names, list(norms), ref_norm)}
+                + flag_unrelated(names, list(norms), ref_norm, outliers=outliers)}
     finally:
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()

@@ -37,12 +37,14 @@ def _counts(by_source: Mapping[str, int]) -> str:
 
 def leakage_rows(table: Mapping[str, Any]) -> list[list[str]]:
     """One formatted row per (target, base) pair with any overlap (exact, or near-duplicates), largest share first."""
-    rows = sorted((r for r in table["rows"] if r["overlap"] or r.get("near_overlap")),
+    rows = sorted((r for r in table["rows"] if r["overlap"] or r.get("near_overlap") or r.get("provenance_unknown")),
                   key=lambda r: (-r["fraction"], -r.get("near_fraction", 0.0), r["target"], r["base"]))
     out = []
     for r in rows:
-        row = [r["target"], r["base"], str(r["n_test"]), str(r["overlap"]), f"{r['fraction']:.2%}",
-               _counts(r["by_source"])]
+        sources = _counts(r["by_source"])
+        if r.get("provenance_unknown"):
+            sources = "; ".join(x for x in (sources, "provenance unknown: " + ", ".join(r["provenance_unknown"])) if x)
+        row = [r["target"], r["base"], str(r["n_test"]), str(r["overlap"]), f"{r['fraction']:.2%}", sources]
         if _has_near(table):
             row += [str(r.get("near_overlap", 0)), f"{r.get('near_fraction', 0.0):.2%}",
                     _counts(r.get("near_by_source", {})), r.get("base_model_provenance", "provenance unknown")]
@@ -84,7 +86,19 @@ def leakage_summary(table: Mapping[str, Any]) -> str:
             for r in largest_per_target(table)) + "."
     found = ("No test text occurs in any base's training data." if not hit
              else f"{hit} of {n} (target, base) pairs share test texts with the base's training data:")
-    return f"{n} (target, base) pairs checked. {how}.{_base_model_sentence(table)}{largest} {found}"
+    return f"{n} (target, base) pairs checked. {how}.{_base_model_sentence(table)}{largest} {found}{_unknown(table)}"
+
+
+def _unknown(table: Mapping[str, Any]) -> str:
+    """Bases holding a pool checkpoint whose training data was not declared: their rows prove nothing clean."""
+    rows = [r for r in table["rows"] if r.get("provenance_unknown")]
+    if not rows:
+        return ""
+    cks = sorted({c for r in rows for c in r["provenance_unknown"]})
+    targets = sorted({r["target"] for r in rows})
+    return (f" Provenance unknown: {len(rows)} (target, base) pairs use pool checkpoint(s) {', '.join(cks)}, whose "
+            f"training data was not declared (leakage.allow_unknown); for target(s) {', '.join(targets)} those "
+            "bases cannot be proven clean of the target's data, even where no declared task holds it.")
 
 
 def leakage_markdown(table: Mapping[str, Any]) -> str:
