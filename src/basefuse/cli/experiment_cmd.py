@@ -87,8 +87,12 @@ def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | 
     if not records or "pretrained" not in conditions:
         return None
     from basefuse.reports.build import build_report
+    from basefuse.reports.evaluations import evaluations_in, report_folder
 
-    return Path(build_report(out).html)
+    present = evaluations_in(records)
+    for other in present[1:]:  # each further evaluation gets its own report beside the primary one
+        build_report(out, out / report_folder(other, present[0]), evaluation=other)
+    return Path(build_report(out, evaluation=present[0] if present else None).html)
 
 
 def _print_leakage(table: dict, out: Path) -> None:

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "basefuse.cli.finetune_cmd",
     "basefuse.cli.experiment_cmd",
     "basefuse.cli.report_cmd",
+    "basefuse.cli.rank_cmd",
     "basefuse.cli.demo_cmd",
 ]
 
