@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "basefuse.cli.inspect_cmd",
     "basefuse.cli.tasks_cmd",
     "basefuse.cli.finetune_cmd",
+    "basefuse.cli.probe_cmd",
     "basefuse.cli.experiment_cmd",
     "basefuse.cli.report_cmd",
     "basefuse.cli.rank_cmd",

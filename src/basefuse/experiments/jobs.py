@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from basefuse.errors import BasefuseError
 
-JobKind = Literal["finetune", "fuse", "checkpoint"]
+JobKind = Literal["finetune", "fuse", "checkpoint", "probe"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,26 @@ def _run_finetune(params: dict[str, Any], out: Path, run_dir: Path, device: str 
     return finetune(model_path_of(run_dir, params["model"]), task, config=FinetuneConfig(**params["hparams"]),
                     seed=params["seed"], out=out, save=bool(params.get("save")), device=device, threads=threads,
                     progress=False, force=True)
+
+
+def _run_probe(params: dict[str, Any], out: Path, run_dir: Path, device: str | None,
+               threads: int | None) -> dict[str, Any]:
+    """A linear probe of a base on a target: params as a finetune's ("model", "task" with its planned
+    "fingerprint" at the budget "max_train", "seed"), "hparams" a ProbeConfig's dump. The task is checked at its
+    budget like a finetune's; the seed then draws the probe's training examples from the whole train split, whose
+    fingerprint is checked too when the plan gives one (task "pool_fingerprint")."""
+    from basefuse.probing.config import ProbeConfig
+    from basefuse.probing.probe import linear_probe, probe_task
+
+    t = params["task"]
+    loaded = probe_task(t["spec"], params.get("max_train"), text_col=t["text_col"], label_col=t["label_col"],
+                        pair_col=t.get("pair_col"), family=t.get("family"))
+    check_planned_data(t, loaded.fingerprint)
+    if t.get("pool_fingerprint"):
+        check_planned_data({**t, "fingerprint": t["pool_fingerprint"]}, loaded.pool.fingerprint)
+    return linear_probe(model_path_of(run_dir, params["model"]), loaded, config=ProbeConfig(**params["hparams"]),
+                        seed=params["seed"], max_train=params.get("max_train"), out=out, device=device,
+                        threads=threads, force=True)
 
 
 def check_planned_data(task_params: dict[str, Any], loaded: str) -> None:
@@ -160,6 +180,8 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     "finetune": KindSpec(run=_run_finetune, record_file="metrics.json", model_dir="model",
                          summarise=summarise_metrics, verify=_recorded_data_matches),
+    "probe": KindSpec(run=_run_probe, record_file="metrics.json", model_dir="", summarise=summarise_metrics,
+                      verify=_recorded_data_matches),
     "fuse": KindSpec(run=_run_fuse, record_file="fusion.json", model_dir="", summarise=_summarise_fusion),
     "checkpoint": KindSpec(run=_run_checkpoint, record_file="checkpoint.json", model_dir="",
                            summarise=lambda r: {"checkpoint": r["name"], "fingerprint": r["fingerprint"]}),
