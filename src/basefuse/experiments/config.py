@@ -14,6 +14,7 @@ from basefuse.errors import BasefuseError
 from basefuse.experiments.records import CONFIG_CONDITIONS, condition_name
 from basefuse.experiments.strict_yaml import DuplicateKeyError, load_strict
 from basefuse.finetuning.config import FinetuneConfig
+from basefuse.probing.config import ProbeConfig
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -315,6 +316,7 @@ class ExperimentConfig(BaseModel):
     confirmatory: ConfirmatorySettings = ConfirmatorySettings()
     leakage: LeakageSettings = LeakageSettings()
     selection: SelectionSettings | None = Field(None, description="choose the fused set on probe tasks (greedy)")
+    probe: ProbeConfig = Field(ProbeConfig(), description="linear-probe settings (evaluation and selection)")
     evaluation: Literal["finetune", "linear_probe", "both"] = Field(
         "finetune", description="how every base is evaluated on a target: finetuned, linearly probed (frozen base, "
                                 "logistic regression on its features), or both side by side")
@@ -519,6 +521,8 @@ class ExperimentConfig(BaseModel):
             data.pop("selection", None)
         if self.evaluation == "finetune":
             data.pop("evaluation", None)
+        if self.probe == ProbeConfig():
+            data.pop("probe", None)
         fusions = data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]
         for f in fusions:
             if f.get("name") is None:

@@ -31,6 +31,7 @@ class TaskFacts:
     fingerprint_source: str  # fingerprint with the source budget applied
     fingerprint_target: str  # fingerprint with the target budget applied
     content: TaskContent | None = None  # rows and texts for the leakage check (None: checked by name only)
+    fingerprint_full: str | None = None  # the whole train split's (a probe's seed draws its examples from it)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def probe_job(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], mo
     target budget and the config's probe settings."""
     params = {"model": model,
               "task": _task_params(cfg.task_refs()[task], cfg.family_of(task))
-              | {"fingerprint": facts[task].fingerprint_target},
+              | {"fingerprint": facts[task].fingerprint_target}
+              | ({"pool_fingerprint": facts[task].fingerprint_full} if facts[task].fingerprint_full else {}),
               "max_train": cfg.budgets.max_train_target, "hparams": cfg.probe.model_dump(mode="json"), "seed": seed}
     return plan.add(make_job("probe", label, params, deps))
 

@@ -110,6 +110,7 @@ def gather_task_facts(cfg: ExperimentConfig, view: "ModelView | None" = None) ->
         facts[name] = TaskFacts(train_size=len(loaded[None].train),
                                 fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
                                 fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint,
+                                fingerprint_full=loaded[None].fingerprint,
                                 content=task_content(loaded[None], view))
     return facts
 
