@@ -122,7 +122,10 @@ def run_ranking(req: RankRequest, cfg: ExperimentConfig, inputs: Any, run_round:
     if req.select:
         from basefuse.experiments.selection import select
 
-        members = tuple(sorted(cfg.source_names()))
+        # as in an experiment's selection: a member declared trained on a probe task is no candidate
+        members = tuple(sorted(s for s in cfg.source_names() if not (cfg.trained_on(s) or frozenset()) & set(tasks)))
+        if not members:
+            raise BasefuseError("--select greedy: every pool member was trained on a probe task; nothing to select")
         _, sel = select(cfg, facts, base, inputs.checkpoints, run_round, lambda k: read(k)["accuracy"],
                         settings=SelectionSettings(probe=tasks, seeds=list(req.probe_seeds)),
                         targets={"(rank)": members})
