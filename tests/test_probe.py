@@ -116,11 +116,23 @@ def test_a_second_probe_runs_no_forward_pass_and_a_bad_cache_file_is_recomputed(
                                                                                  forward_calls):
     from basefuse.probing.probe import linear_probe
 
+    from basefuse.probing.probe import train_draw
+
     first = linear_probe(str(tiny_bert), task, config=CFG, seed=0, max_train=100)
-    assert len(forward_calls) == 3 and not any(first["feature_cache_hits"].values())
+    # only the rows the probe uses are run: its 100 drawn train rows, and all of validation and test (60 each)
+    assert forward_calls == [100, 60, 60] and not any(first["feature_cache_hits"].values())
     other = ProbeConfig(max_length=16, batch_size=32, c_grid=[0.1, 1.0])  # another seed, grid and budget
     again = linear_probe(str(tiny_bert), task, config=other, seed=1, max_train=150)
-    assert len(forward_calls) == 3 and all(again["feature_cache_hits"].values())
+    labels = np.asarray(task.train["label"])
+    new_rows = set(train_draw(labels, 150, task.name, 1)) - set(train_draw(labels, 100, task.name, 0))
+    assert 0 < len(new_rows) < 150
+    # another draw runs only the train rows not extracted yet; validation and test come from the cache
+    assert forward_calls == [100, 60, 60, len(new_rows)]
+    assert again["feature_cache_hits"] == {"train": False, "validation": True, "test": True}
+    repeat = linear_probe(str(tiny_bert), task, config=other, seed=1, max_train=150)
+    assert len(forward_calls) == 4 and all(repeat["feature_cache_hits"].values())
+    assert repeat["accuracy"] == again["accuracy"]
+    del forward_calls[3:]
 
     files = sorted((isolated_cache / "features").glob("test-*.safetensors"))
     assert len(files) == 1
@@ -236,7 +248,8 @@ def test_cli_probe_end_to_end(tiny_bert, tmp_path, isolated_cache, cli):
 
     code, stdout, err = cli(["probe", tiny_bert, spec, "--out", out, "--max-length", "16"])
     assert code == 2 and "exists" in err  # no --force: nothing replaced
-    code, stdout, err = cli(["probe", tiny_bert, spec, "--out", out, "--force", "--max-length", "16"])
+    code, stdout, err = cli(["probe", tiny_bert, spec, "--out", out, "--force", "--max-length", "16", "--seed", "1",
+                             "--max-train", "100"])  # the same draw: every row it uses is cached
     assert code == 0 and "test" in stdout and "features from the cache" in stdout
     code, _, err = cli(["probe", tiny_bert, spec, "--c-grid", "0.1,abc"])
     assert code == 2 and "--c-grid" in err
@@ -251,3 +264,29 @@ def test_bad_config_is_refused():
         ProbeConfig(unknown=1)
     assert ProbeConfig(c_grid=[10, 0.1]).c_grid == [0.1, 10.0]
     assert ProbeConfig().c_grid == [10.0 ** k for k in range(-3, 4)]
+
+
+def test_features_of_some_rows_are_those_rows_of_the_whole_split_and_the_cache_grows(tiny_bert, isolated_cache,
+                                                                                     forward_calls):
+    import torch
+    from datasets import Dataset
+
+    from basefuse.probing.features import split_features
+
+    from builders import keyword_rows
+
+    rows = keyword_rows(12, seed=3)
+    ds = Dataset.from_dict({"text": [t for t, _ in rows], "label": [0] * 12})
+    kw = dict(max_length=16, pooling="mean", batch_size=4, device=torch.device("cpu"))
+    whole, _ = split_features(str(tiny_bert), "sha256:whole", "t", {"train": ds}, **kw)
+    a, hits_a = split_features(str(tiny_bert), "sha256:rows", "t", {"train": ds}, rows={"train": np.array([9, 2, 5])},
+                               **kw)
+    b, hits_b = split_features(str(tiny_bert), "sha256:rows", "t", {"train": ds}, rows={"train": np.array([2, 7, 7])},
+                               **kw)
+    c, hits_c = split_features(str(tiny_bert), "sha256:rows", "t", {"train": ds}, rows={"train": np.array([7, 9])},
+                               **kw)
+    np.testing.assert_allclose(a["train"], whole["train"][[9, 2, 5]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b["train"], whole["train"][[2, 7, 7]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c["train"], whole["train"][[7, 9]], rtol=1e-5, atol=1e-6)
+    # whole split 12 rows, then 3 rows, then only row 7 (2 was cached), then nothing
+    assert forward_calls == [12, 3, 1] and hits_c == {"train": True} and hits_a == hits_b == {"train": False}

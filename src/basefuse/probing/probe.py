@@ -163,18 +163,18 @@ def linear_probe(model: str, task: Task | ProbeTask | str, *, config: ProbeConfi
     with out_ctx as tmp, _torch_threads(dev, threads):
         import torch
 
+        train_rows = draw if draw is not None else np.arange(len(y_train_all))
         feats, hits = split_features(model_path, base_fp, pool_fp,
                                      {"train": full.train, "validation": full.validation, "test": full.test},
                                      max_length=config.max_length, pooling=config.pooling,
-                                     batch_size=config.batch_size, device=dev)
+                                     batch_size=config.batch_size, device=dev,
+                                     rows={"train": train_rows, "validation": val_rows, "test": test_rows})
         t_feat = time.perf_counter() - t0
-        train_rows = draw if draw is not None else np.arange(len(y_train_all))
-        x_train, y_train = feats["train"][train_rows], y_train_all[train_rows]
+        x_train, y_train = feats["train"], y_train_all[train_rows]
         y_val = np.asarray(full.validation["label"], dtype=np.int64)[val_rows]
         y_test = np.asarray(full.test["label"], dtype=np.int64)[test_rows]
-        scaler, clf, curve, best = fit_and_select(x_train, y_train, feats["validation"][val_rows], y_val, config)
-        test = classification_metrics(clf.predict(scaler.transform(feats["test"][test_rows])).tolist(),
-                                      y_test.tolist())
+        scaler, clf, curve, best = fit_and_select(x_train, y_train, feats["validation"], y_val, config)
+        test = classification_metrics(clf.predict(scaler.transform(feats["test"])).tolist(), y_test.tolist())
         validation = {k: curve[best][k] for k in ("accuracy", "macro_f1")} | {"n": len(val_rows)}
         metrics = _record(model=str(model), task=full, fingerprint=pt.fingerprint, pool_fp=pool_fp,
                           base_fp=base_fp, config=config, seed=seed, max_train=max_train, draw=draw,
