@@ -98,5 +98,6 @@ def test_selection_and_both_evaluations_end_to_end(tmp_path):
     md = (run / "report" / "report.md").read_text()
     assert "Every table and figure of this report is of the finetuning evaluation" in md
     assert "report-linear_probe/" in md and "Spearman's rank correlation" in md and "(n = 4 cells)" in md
+    assert "## Fusion-set selection" in md and f"chosen set {', '.join(p['chosen'])}" in md
     probe_md = (run / "report-linear_probe" / "report.md").read_text()
     assert "Every table and figure of this report is of the linear probe evaluation" in probe_md

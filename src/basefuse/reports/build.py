@@ -15,7 +15,7 @@ from basefuse.errors import BasefuseError
 from basefuse.io import atomic_output_dir, cache_dir, check_output_path, write_json
 from basefuse.experiments.failures import read_failures
 from basefuse.experiments.plan_record import read_plan
-from basefuse.reports import confirmatory, leakage, render
+from basefuse.reports import confirmatory, leakage, render, selection
 from basefuse.reports.completeness import Completeness, completeness
 from basefuse.reports.load import read_results
 from basefuse.experiments.records import evaluation_of
@@ -280,6 +280,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
         if leak is not None:
             md, page = md + "\n" + leakage.leakage_markdown(leak), page.replace(
                 "</body>", leakage.leakage_html(leak) + "</body>", 1)
+        sel = selection.read_selection(run_dir)
+        if sel is not None:
+            md, page = md + "\n" + selection.selection_markdown(sel), page.replace(
+                "</body>", selection.selection_html(sel) + "</body>", 1)
         if evals.others or evals.shown != "finetune":
             from basefuse.reports import evaluations
 
