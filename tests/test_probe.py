@@ -251,3 +251,16 @@ def test_bad_config_is_refused():
         ProbeConfig(unknown=1)
     assert ProbeConfig(c_grid=[10, 0.1]).c_grid == [0.1, 10.0]
     assert ProbeConfig().c_grid == [10.0 ** k for k in range(-3, 4)]
+
+
+def test_standardisation_is_fit_on_train_only():
+    """Validation from another distribution (shifted, rescaled): the scaler must still be train's mean and std."""
+    from basefuse.probing.probe import fit_and_select
+
+    rng = np.random.default_rng(0)
+    xt, yt = rng.normal(size=(80, 5)), np.repeat([0, 1], 40)
+    xv, yv = 10 + 3 * rng.normal(size=(30, 5)), np.repeat([0, 1], 15)
+    scaler, clf, curve, best = fit_and_select(xt, yt, xv, yv, ProbeConfig(c_grid=[0.1, 1.0]))
+    np.testing.assert_allclose(scaler.mean_, xt.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.scale_, xt.std(0), rtol=1e-12)  # population std, as StandardScaler
+    assert [p["C"] for p in curve] == [0.1, 1.0] and best in (0, 1)
