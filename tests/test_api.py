@@ -21,7 +21,7 @@ def test_cli_registers_every_command(capsys):
     from typer.main import get_command
 
     names = set(get_command(build_app()).commands)
-    assert names == {"fuse", "inspect", "tasks", "finetune", "probe", "experiment", "report", "demo"}
+    assert names == {"fuse", "inspect", "tasks", "finetune", "experiment", "report", "demo", "rank", "probe"}
 
 
 def test_cli_version(capsys):

@@ -30,6 +30,8 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
+        if plan.selection_pending:
+            typer.echo(_selection_line(cfg))
         for line in plan_lines(cfg, plan.runs):
             typer.echo(line)
         return
@@ -56,6 +58,20 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         if report_error:
             typer.echo(f"basefuse: error: no report: {report_error}", err=True)
         raise typer.Exit(1)
+
+
+def _selection_line(cfg) -> str:
+    """What the dry run cannot plan yet: the selection runs first, and its two conditions follow from its choice."""
+    from basefuse.experiments.protocol import selection_pools
+
+    sel = cfg.selection
+    pools = selection_pools(cfg)
+    candidates = sorted({c for p in pools.values() for c in p})
+    per_target = len(cfg.seeds) * len(cfg.weight_decays) * (2 if cfg.evaluation == "both" else 1)
+    return (f"selection ({sel.strategy}) runs first: {len(candidates)} candidates probed on {', '.join(sel.probe)} "
+            f"with {len(sel.seeds)} seed(s), then up to {max(len(p) for p in pools.values()) - 1} trial fusions for "
+            f"each of {len(set(pools.values()))} candidate pool(s); its conditions best single and fused[greedy] add "
+            f"{2 * per_target * len(pools)} target runs, not counted above")
 
 
 def plan_lines(cfg, runs) -> list[str]:
@@ -87,8 +103,12 @@ def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | 
     if not records or "pretrained" not in conditions:
         return None
     from basefuse.reports.build import build_report
+    from basefuse.reports.evaluations import evaluations_in, report_folder
 
-    return Path(build_report(out).html)
+    present = evaluations_in(records)
+    for other in present[1:]:  # each further evaluation gets its own report beside the primary one
+        build_report(out, out / report_folder(other, present[0]), evaluation=other)
+    return Path(build_report(out, evaluation=present[0] if present else None).html)
 
 
 def _print_leakage(table: dict, out: Path) -> None:

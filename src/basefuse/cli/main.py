@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "basefuse.cli.probe_cmd",
     "basefuse.cli.experiment_cmd",
     "basefuse.cli.report_cmd",
+    "basefuse.cli.rank_cmd",
     "basefuse.cli.demo_cmd",
 ]
 

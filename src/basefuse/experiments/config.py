@@ -14,6 +14,7 @@ from basefuse.errors import BasefuseError
 from basefuse.experiments.records import CONFIG_CONDITIONS, condition_name
 from basefuse.experiments.strict_yaml import DuplicateKeyError, load_strict
 from basefuse.finetuning.config import FinetuneConfig
+from basefuse.probing.config import ProbeConfig
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -229,6 +230,30 @@ class LeakageSettings(BaseModel):
                                 "built from one is marked 'provenance unknown' and cannot be proven clean")
 
 
+class SelectionSettings(BaseModel):
+    """Which pool members go into the fusion, chosen on probe tasks only (a greedy soup, Wortsman et al. 2022):
+    candidates in the order of their own probe score, each added to the fused set only if the probe score of
+    the fusion does not drop. The chosen set is the condition `fused[greedy]`; the top candidate is `best single`.
+
+    Our choices: a candidate declared trained on a probe task is no candidate (it would be ranked on its own
+    training data); candidates are ranked per target over the target's pool (its own model left out); ties in
+    the ranking go to the name, and a fusion that scores exactly as well as the set before it is accepted."""
+
+    model_config = _STRICT
+
+    strategy: Literal["greedy"] = "greedy"
+    probe: list[str] = Field(min_length=1, description="probe tasks (tasks of this config, never targets)")
+    seeds: list[Seed] = Field([0], min_length=1, description="linear-probe seeds averaged into each probe score")
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+
+    @field_validator("probe", "seeds")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        if len(set(v)) != len(v):
+            raise ValueError(f"has duplicates: {v}")
+        return v
+
+
 #: SD over targets of the per-target mean gain of fused (all) over pretrained in the last committed complete run:
 #: docs/results/paper-cpu/raw/results.jsonl (9 targets, 3 seeds, weight decay 0) gives 2.2506 points (ddof=1; the
 #: "std across targets" of fused (all) in that report). Our choice of default, used only for planning power.
@@ -290,6 +315,11 @@ class ExperimentConfig(BaseModel):
                           "prefer confirmatory.fused and confirmatory.pretrained")
     confirmatory: ConfirmatorySettings = ConfirmatorySettings()
     leakage: LeakageSettings = LeakageSettings()
+    selection: SelectionSettings | None = Field(None, description="choose the fused set on probe tasks (greedy)")
+    probe: ProbeConfig = Field(ProbeConfig(), description="linear-probe settings (evaluation and selection)")
+    evaluation: Literal["finetune", "linear_probe", "both"] = Field(
+        "finetune", description="how every base is evaluated on a target: finetuned, linearly probed (frozen base, "
+                                "logistic regression on its features), or both side by side")
 
     @field_validator("families", "held_out", mode="after")
     @classmethod
@@ -358,7 +388,22 @@ class ExperimentConfig(BaseModel):
             if t not in seen:
                 raise ValueError(f"target {t!r} is not a task of any family or held_out group; known: {sorted(seen)}")
         self._check_pool()
+        self._check_selection()
         return self
+
+    def _check_selection(self) -> None:
+        sel = self.selection
+        if sel is None:
+            return
+        tasks = self.task_refs()
+        for t in sel.probe:
+            if t not in tasks:
+                raise ValueError(f"selection.probe: {t!r} is not a task of this config; known: {sorted(tasks)}")
+            if self.targets and t in self.targets:
+                raise ValueError(f"selection.probe: {t!r} is also a target: the fused set would be chosen on the "
+                                 "target itself; probe tasks and targets must be disjoint")
+        if not self.target_names():
+            raise ValueError("selection: every task is a probe task, so nothing is left to evaluate on")
 
     def _check_pool(self) -> None:
         checkpoints = self.checkpoints()
@@ -450,7 +495,11 @@ class ExperimentConfig(BaseModel):
         return [r.name for f in fams for r in self.families.get(f, [])]
 
     def target_names(self) -> list[str]:
-        return list(self.targets) if self.targets else list(self.task_refs())
+        """The targets listed, or every task except the selection's probe tasks."""
+        if self.targets:
+            return list(self.targets)
+        probe = set(self.selection.probe) if self.selection else set()
+        return [t for t in self.task_refs() if t not in probe]
 
     def fingerprint(self) -> str:
         """Identifies the config's content, so a run directory is never mixed with another config's."""
@@ -468,6 +517,12 @@ class ExperimentConfig(BaseModel):
             data.pop("cold_fusion", None)
         else:
             data["cold_fusion"] = self.cold_fusion.fingerprint_view()
+        if self.selection is None:  # added later; keys of configs written before stay as they were
+            data.pop("selection", None)
+        if self.evaluation == "finetune":
+            data.pop("evaluation", None)
+        if self.probe == ProbeConfig():
+            data.pop("probe", None)
         fusions = data["fusion"] if isinstance(data["fusion"], list) else [data["fusion"]]
         for f in fusions:
             if f.get("name") is None:

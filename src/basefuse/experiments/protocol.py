@@ -16,10 +16,11 @@ from typing import Any, Protocol
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import CheckpointRef, ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
-from basefuse.experiments.records import OTHER_FAMILIES, SEEN, base_label
+from basefuse.experiments.records import LINEAR_PROBE, OTHER_FAMILIES, SEEN, base_label
 from basefuse.experiments.leakage import (BaseModelFacts, LeakageError, TargetRun, TaskContent,
                                           check_base_model, check_distinct_content, check_overlap, check_provenance,
-                                          content_fingerprints, overlap_table, unknown_base)
+                                          content_fingerprints, exact_hits, near_hits_of, overlap_table,
+                                          unknown_base)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class TaskFacts:
     fingerprint_source: str  # fingerprint with the source budget applied
     fingerprint_target: str  # fingerprint with the target budget applied
     content: TaskContent | None = None  # rows and texts for the leakage check (None: checked by name only)
+    fingerprint_full: str | None = None  # the whole train split's (a probe's seed draws its examples from it)
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,12 @@ class PlannedRun:
     order: int | None = None  # the number-of-models ablation: which random order of the pool
     chain_seed: int | None = None  # the ColD chain seed of a ColD row, or of the one-shot fusion over its pool
     provenance: str | None = None  # "unknown": the base holds a pool checkpoint of unknown provenance
+    evaluation: str | None = None  # "linear_probe" for a probe's row; None: finetuned (every row before probes)
 
     def record_fields(self) -> dict[str, Any]:
         extra = {k: v for k, v in (("method", self.method), ("iteration", self.iteration), ("order", self.order),
-                                   ("chain_seed", self.chain_seed), ("provenance", self.provenance))
+                                   ("chain_seed", self.chain_seed), ("provenance", self.provenance),
+                                   ("evaluation", self.evaluation))
                  if v is not None}
         return {"target": self.target, "target_family": self.target_family, "condition": self.condition,
                 "source_family": self.source_family, "sources": list(self.sources), "n_fused": self.n_fused,
@@ -77,6 +81,7 @@ class Plan:
     runs: list[PlannedRun] = field(default_factory=list)
     provenance: dict[str, frozenset[str]] = field(default_factory=dict)  # by key: tasks trained into its output
     leakage: dict[str, Any] = field(default_factory=dict)  # the overlap table, written to RUN/leakage.json
+    selection_pending: bool = False  # the config selects a fused set, not chosen yet: its conditions are not here
 
     def add(self, job: Job) -> Job:
         """Add a job once (the same key is the same work, whoever asks for it)."""
@@ -109,10 +114,11 @@ class Plan:
     def target_jobs(self) -> dict[str, Job]:
         return {k: self.jobs[k] for k in self.target_keys()}
 
-    def prune(self) -> None:
-        """Drop every job no report row needs, directly or through other jobs (e.g. a source nothing fuses)."""
+    def prune(self, keep: list[str] | None = None) -> None:
+        """Drop every job no report row (or no job of `keep`) needs, directly or through other jobs (e.g. a source
+        nothing fuses)."""
         needed: set[str] = set()
-        stack = self.target_keys()
+        stack = self.target_keys() + list(keep or [])
         while stack:
             key = stack.pop()
             if key not in needed:
@@ -122,86 +128,135 @@ class Plan:
         self.sources = {n: k for n, k in self.sources.items() if k in needed}
 
 
-def _task_params(ref: TaskRef, family: str) -> dict[str, Any]:
+def source_finetune(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], base: dict[str, str], name: str,
+                    start: dict[str, str] | None, label: str, seed: int | None = None) -> str:
+    """A saved finetune on source task `name` from the base (start None) or from a job's model, with
+    `source_seed` unless another seed is given (a ColD chain seed's contributors)."""
+    params = {"model": start or base, "task": _task_params(cfg.task_refs()[name], cfg.family_of(name))
+              | {"fingerprint": facts[name].fingerprint_source},
+              "max_train": cfg.budgets.max_train_source, "hparams": cfg.source_hparams.model_dump(mode="json"),
+              "seed": cfg.source_seed if seed is None else seed, "save": True}
+    return plan.add(make_job("finetune", label, params, (start["job"],) if start else ())).key
+
+
+def add_sources(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], base: dict[str, str],
+                checkpoints: dict[str, CheckpointFacts] | None) -> None:
+    """One job per source: a saved finetune from the base per source task, a checkpoint job per pool member
+    (pruned later if nothing uses it)."""
+    pool = cfg.checkpoints()
+    missing = sorted(set(pool) - set(checkpoints or {}))
+    if missing:
+        raise BasefuseError(f"checkpoint {missing[0]!r} was not resolved before planning (pass `checkpoints`)")
+    for name in cfg.source_names():
+        if name in pool:
+            plan.sources[name] = _checkpoint_job(plan, pool[name], (checkpoints or {})[name], facts)
+        else:
+            plan.sources[name] = source_finetune(plan, cfg, facts, base, name, None, f"source {name}")
+
+
+def fuse_job(plan: Plan, parts: list[tuple[str, str]], method: FusionSettings, start: dict[str, str],
+             label: str = "") -> dict[str, str]:
+    """A fusion of source models (name, key), relative to the model `start` they began from (the base, or a
+    ColD iteration's shared model)."""
+    parts = sorted(parts)
+    params = {"sources": [plan.model_ref(k) for _, k in parts], "base": start,
+              "method": method.method, "method_params": dict(method.params)}
+    if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
+        params["allow_unrelated"] = True
+    deps = tuple(k for _, k in parts) + ((start["job"],) if "job" in start else ())
+    label = label or f"fuse {'+'.join(n for n, _ in parts)}"
+    if method.method != "average":
+        label += f" [{method.name or method.method}]"
+    job = plan.add(make_job("fuse", label, params, deps))
+    return {"job": job.key, "kind": "fuse"}
+
+
+def base_from(plan: Plan, sources: list[str] | tuple[str, ...], method: FusionSettings,
+              base: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """A base built from source models: the model itself for one, a fusion (relative to the base) for several."""
+    if len(sources) == 1:
+        key = plan.sources[sources[0]]
+        return plan.model_ref(key), (key,)
+    model = fuse_job(plan, [(s, plan.sources[s]) for s in sources], method, base)
+    return model, (model["job"],)
+
+
+def target_finetune_job(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], model: dict[str, str],
+                        deps: tuple[str, ...], target: str, seed: int, wd: float, label: str) -> Job:
+    """A base finetuned on a target with one seed and weight decay, with the target budget and hyperparameters."""
+    hp = cfg.finetune.model_copy(update={"weight_decay": wd}).model_dump(mode="json")
+    params = {"model": model, "task": _task_params(cfg.task_refs()[target], cfg.family_of(target))
+              | {"fingerprint": facts[target].fingerprint_target},
+              "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
+    return plan.add(make_job("finetune", label, params, deps))
+
+
+def probe_job(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], model: dict[str, str],
+              deps: tuple[str, ...], task: str, seed: int, label: str) -> Job:
+    """A linear probe of a base on a task (features of the frozen base, a logistic regression on them), with the
+    target budget and the config's probe settings."""
+    params = {"model": model,
+              "task": _task_params(cfg.task_refs()[task], cfg.family_of(task))
+              | {"fingerprint": facts[task].fingerprint_target}
+              | ({"pool_fingerprint": facts[task].fingerprint_full} if facts[task].fingerprint_full else {}),
+              "max_train": cfg.budgets.max_train_target, "hparams": cfg.probe.model_dump(mode="json"), "seed": seed}
+    return plan.add(make_job("probe", label, params, deps))
+
+
+def _task_params(ref: TaskRef, family: str | None) -> dict[str, Any]:
     return {"name": ref.name, "spec": ref.load_spec, "text_col": ref.text_col, "label_col": ref.label_col,
             "pair_col": ref.pair_col, "family": family}
 
 
 def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str,
                base_model: BaseModelFacts | None = None,
-               checkpoints: dict[str, CheckpointFacts] | None = None) -> Plan:
+               checkpoints: dict[str, CheckpointFacts] | None = None,
+               selected: dict[tuple[str, ...], Selected] | None = None) -> Plan:
     """Every job of the experiment, deduplicated by key, plus the runs the report will show.
 
     `base_model`: what basefuse trained into the base model, if it made it (None: provenance unknown).
-    `checkpoints`: the pool checkpoints among the sources (resolved and fingerprinted), by name."""
+    `checkpoints`: the pool checkpoints among the sources (resolved and fingerprinted), by name.
+    `selected`: with `selection` in the config, what it chose per candidate pool (see `selection_pools`)."""
     contents = {n: f.content for n, f in facts.items() if f.content is not None}
     _check_declared_data(cfg, contents)
+    _check_probe_tasks(cfg, contents)
     check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
     refs = cfg.task_refs()
     base = {"base": base_ref, "fingerprint": base_fingerprint}
     targets = cfg.target_names()
 
-    src_hp = cfg.source_hparams.model_dump(mode="json")
-
     def finetuned(name: str, start: dict[str, str] | None, label: str, seed: int | None = None) -> str:
-        """A saved finetune on source task `name` from the base (start None) or from a job's model, with
-        `source_seed` unless another seed is given (a ColD chain seed's contributors)."""
-        params = {"model": start or base, "task": _task_params(refs[name], cfg.family_of(name))
-                  | {"fingerprint": facts[name].fingerprint_source},
-                  "max_train": cfg.budgets.max_train_source, "hparams": src_hp,
-                  "seed": cfg.source_seed if seed is None else seed, "save": True}
-        return plan.add(make_job("finetune", label, params, (start["job"],) if start else ())).key
+        return source_finetune(plan, cfg, facts, base, name, start, label, seed)
 
-    pool = cfg.checkpoints()
-    missing = sorted(set(pool) - set(checkpoints or {}))
-    if missing:
-        raise BasefuseError(f"checkpoint {missing[0]!r} was not resolved before planning (pass `checkpoints`)")
-    for name in cfg.source_names():  # one saved finetune per source task (pruned if nothing uses it)
-        if name in pool:
-            plan.sources[name] = _checkpoint_job(plan, pool[name], (checkpoints or {})[name], facts)
-        else:
-            plan.sources[name] = finetuned(name, None, f"source {name}")
+    add_sources(plan, cfg, facts, base, checkpoints)
 
     def fused(parts: list[tuple[str, str]], method: FusionSettings, start: dict[str, str] | None = None,
               label: str = "") -> dict[str, str]:
-        """A fusion of finetunes (name, key), relative to the base or to the model `start` they began from."""
-        parts = sorted(parts)
-        params = {"sources": [plan.model_ref(k) for _, k in parts], "base": start or base,
-                  "method": method.method, "method_params": dict(method.params)}
-        if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
-            params["allow_unrelated"] = True
-        deps = tuple(k for _, k in parts) + ((start["job"],) if start else ())
-        label = label or f"fuse {'+'.join(n for n, _ in parts)}"
-        if method.method != "average":
-            label += f" [{method.name or method.method}]"
-        job = plan.add(make_job("fuse", label, params, deps))
-        return {"job": job.key, "kind": "fuse"}
+        return fuse_job(plan, parts, method, start or base, label)
 
     def model_from(sources: list[str], method: FusionSettings) -> tuple[dict[str, str], tuple[str, ...]]:
-        """A base built from source models: the model itself for one, a fusion for several."""
-        if len(sources) == 1:
-            key = plan.sources[sources[0]]
-            return plan.model_ref(key), (key,)
-        model = fused([(s, plan.sources[s]) for s in sources], method)
-        return model, (model["job"],)
+        return base_from(plan, sources, method, base)
 
     def add_target(target: str, model: dict[str, str], deps: tuple[str, ...], seed: int, wd: float,
                    **run: Any) -> None:
+        """The base evaluated on a target with one seed: finetuned, linearly probed, or both (`evaluation`)."""
         fam = cfg.family_of(target)
-        hp = cfg.finetune.model_copy(update={"weight_decay": wd}).model_dump(mode="json")
-        params = {"model": model | ({"fingerprint": base_fingerprint} if "base" in model and "job" not in model
-                                    else {}),
-                  "task": _task_params(refs[target], fam) | {"fingerprint": facts[target].fingerprint_target},
-                  "max_train": cfg.budgets.max_train_target, "hparams": hp, "seed": seed, "save": False}
+        model = model | ({"fingerprint": base_fingerprint} if "base" in model and "job" not in model else {})
         name = base_label(run["condition"], None, run.get("iteration"))
         if run.get("source_family") == SEEN:
             name += " (seen)"
         if run.get("chain_seed"):
             name += f" chain seed {run['chain_seed']}"
-        job = plan.add(make_job("finetune", f"{name} -> {target} (seed {seed}, wd {wd:g})", params, deps))
-        plan.runs.append(PlannedRun(job_key=job.key, target=target, target_family=fam, seed=seed,
-                                    weight_decay=wd, provenance=_unknown_provenance(plan, deps), **run))
+        row = dict(target=target, target_family=fam, seed=seed, weight_decay=wd,
+                   provenance=_unknown_provenance(plan, deps), **run)
+        if cfg.evaluation in ("finetune", "both"):
+            job = target_finetune_job(plan, cfg, facts, model, deps, target, seed, wd,
+                                      f"{name} -> {target} (seed {seed}, wd {wd:g})")
+            plan.runs.append(PlannedRun(job_key=job.key, **row))
+        if cfg.evaluation in ("linear_probe", "both"):  # a probe trains no body: the weight decay plays no part
+            job = probe_job(plan, cfg, facts, model, deps, target, seed, f"probe {name} -> {target} (seed {seed})")
+            plan.runs.append(PlannedRun(job_key=job.key, evaluation=LINEAR_PROBE, **row))
 
     for target in targets:
         for group, pool in _source_groups(cfg, target):
@@ -235,6 +290,9 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                         add_target(target, it.model, (it.model["job"],), seed, wd, condition=method.condition("cold"),
                                    source_family=chain.group, sources=it.sources, n_fused=it.n_contributors,
                                    iteration=it.iteration, method=method.method, chain_seed=chain.chain_seed)
+    plan.selection_pending = cfg.selection is not None and selected is None
+    if cfg.selection is not None and selected is not None:
+        _add_selected(cfg, plan, selected, model_from, add_target)
     if cfg.n_models.enabled:
         condition, method = cfg.fusion_conditions()[0]
         for target in targets:
@@ -260,6 +318,81 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                                  jaccard=cfg.leakage.near_duplicate_jaccard, base_model=base_model)
     check_overlap(plan.leakage)
     return plan
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What selection chose over one candidate pool: the best single candidate and the greedy fused set."""
+
+    best: str
+    chosen: tuple[str, ...]
+
+
+BEST_SINGLE = "best single"
+GREEDY = "fused[greedy]"
+
+
+def selection_pools(cfg: ExperimentConfig) -> dict[str, tuple[str, ...]]:
+    """Per target, the candidates selection chooses from: every source not trained on the target (as the fused
+    base leaves it out) and declared trained on no probe task (it would be ranked on its own training data)."""
+    assert cfg.selection is not None
+    probe = set(cfg.selection.probe)
+    out = {}
+    for target in cfg.target_names():
+        pool = tuple(sorted(s for s in _left_out(cfg, cfg.source_names(), target)
+                            if not (cfg.trained_on(s) or frozenset()) & probe))
+        if not pool:
+            raise BasefuseError(f"selection: target {target!r} has no candidate left (every source was trained on "
+                                "it or on a probe task): add sources, or choose other probe tasks")
+        out[target] = pool
+    return out
+
+
+def _add_selected(cfg: ExperimentConfig, plan: Plan, selected: dict[tuple[str, ...], Selected] | None,
+                  model_from: Callable[..., tuple[dict[str, str], tuple[str, ...]]],
+                  add_target: Callable[..., None]) -> None:
+    """`best single` and `fused[greedy]` per target, from what selection chose over its pool."""
+    pools = selection_pools(cfg)
+    missing = sorted({p for p in pools.values()} - set(selected or {}))
+    if missing:
+        raise BasefuseError(f"selection over {'+'.join(missing[0])} has not run yet: run the experiment (or "
+                            "`basefuse rank --select greedy`) to choose the set before planning its targets")
+    method = cfg.fusions()[0]
+    for wd in cfg.weight_decays:
+        for seed in cfg.seeds:
+            for target, pool in pools.items():
+                sel = (selected or {})[pool]
+                model, deps = model_from([sel.best], method)
+                add_target(target, model, deps, seed, wd, condition=BEST_SINGLE, source_family=None,
+                           sources=(sel.best,), n_fused=1)
+                model, deps = model_from(list(sel.chosen), method)
+                add_target(target, model, deps, seed, wd, condition=GREEDY, source_family="all",
+                           sources=sel.chosen, n_fused=len(sel.chosen), method=method.method)
+
+
+def _check_probe_tasks(cfg: ExperimentConfig, contents: dict[str, TaskContent]) -> None:
+    """Probe tasks and targets must be disjoint by content too (a target under another name would choose the
+    fused set on the target itself)."""
+    if cfg.selection is None:
+        return
+    lk = cfg.leakage
+    for p in cfg.selection.probe:
+        if p not in contents:
+            continue
+        mine = set(content_fingerprints(contents[p]))
+        for t in cfg.target_names():
+            if t not in contents:
+                continue
+            if mine & set(content_fingerprints(contents[t])):
+                raise LeakageError(f"selection: probe task {p!r} holds the data of target {t!r} (same rows, by "
+                                   "content): probe tasks and targets must be disjoint")
+            n = len(contents[t].test) or 1
+            exact = exact_hits(contents[t], contents[p])
+            near = near_hits_of(contents[t], contents[p], lk.near_duplicate_jaccard) - exact
+            if len(exact) / n > lk.max_test_overlap or len(near) / n > lk.max_near_duplicate_overlap:
+                raise LeakageError(f"selection: {len(exact)} test texts of target {t!r} occur in probe task {p!r} "
+                                   f"(and {len(near)} more as near-duplicates), above the leakage limits: the set "
+                                   "would be chosen partly on the target's test texts; use other probe tasks")
 
 
 def _check_primary(cfg: ExperimentConfig, plan: Plan) -> None:

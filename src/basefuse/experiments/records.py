@@ -20,6 +20,18 @@ OTHER_FAMILIES = "other families"
 #: train split, never its test texts) included; rows `cold@T (seen)` and the one-shot `fused (seen)`.
 SEEN = "seen"
 
+#: The `evaluation` of a linear probe's row (a row without one was finetuned).
+LINEAR_PROBE = "linear_probe"
+FINETUNE = "finetune"
+
+
+def evaluation_of(record: dict | object) -> str:
+    """How a row evaluated its base: "finetune" (rows before linear probes existed have no field) or
+    "linear_probe"."""
+    value = record.get("evaluation") if isinstance(record, dict) else getattr(record, "evaluation", None)
+    return value or FINETUNE
+
+
 #: What each source family that is not a family name holds, for the report's "pool" column.
 POOLS = {"all": "all but target", OTHER_FAMILIES: "other families (target's family left out)",
          SEEN: "all sources, target's train split included"}

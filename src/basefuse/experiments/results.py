@@ -44,8 +44,10 @@ class ResultsWriter:
     """The one writer of a run's results.jsonl: rewrites it at most every `every_s` seconds while jobs
     finish (a long run's results stay readable without rewriting a large file per job), and at the end."""
 
-    def __init__(self, run_dir: Path, plan: Plan, store: JobStore, every_s: float = 5.0) -> None:
+    def __init__(self, run_dir: Path, plan: Plan, store: JobStore, every_s: float = 5.0,
+                 enabled: bool = True) -> None:
         self.run_dir, self.plan, self.store, self.every_s = Path(run_dir), plan, store, every_s
+        self.enabled = enabled
         self._last = time.monotonic()
 
     def changed(self) -> None:
@@ -56,6 +58,8 @@ class ResultsWriter:
     def write(self) -> None:
         """Rewrite now. A failure (e.g. a full disk) is a warning: the store is the record, the next write
         or the next run rewrites this file."""
+        if not self.enabled:
+            return
         try:
             write_results(self.run_dir, records_from(self.plan, self.store))
         except OSError as e:

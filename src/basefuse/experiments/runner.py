@@ -34,6 +34,8 @@ from basefuse.io import write_error, write_json, write_text_atomic
 
 if TYPE_CHECKING:
     from basefuse.data.model_view import ModelView
+    from basefuse.experiments.leakage import BaseModelFacts
+    from basefuse.experiments.protocol import CheckpointFacts, Selected
 
 
 @dataclass
@@ -108,11 +110,27 @@ def gather_task_facts(cfg: ExperimentConfig, view: "ModelView | None" = None) ->
         facts[name] = TaskFacts(train_size=len(loaded[None].train),
                                 fingerprint_source=loaded[cfg.budgets.max_train_source].fingerprint,
                                 fingerprint_target=loaded[cfg.budgets.max_train_target].fingerprint,
+                                fingerprint_full=loaded[None].fingerprint,
                                 content=task_content(loaded[None], view))
     return facts
 
 
-def make_plan(cfg: ExperimentConfig) -> Plan:
+@dataclass(frozen=True)
+class PlanInputs:
+    """What planning reads once: the base model, the pool checkpoints and every task's facts."""
+
+    base: str
+    base_fingerprint: str
+    facts: dict[str, TaskFacts]
+    base_model: "BaseModelFacts"
+    checkpoints: dict[str, "CheckpointFacts"]
+
+    @property
+    def base_ref(self) -> dict[str, str]:
+        return {"base": self.base, "fingerprint": self.base_fingerprint}
+
+
+def plan_inputs(cfg: ExperimentConfig) -> PlanInputs:
     from basefuse.checkpoints.source import resolve
     from basefuse.finetuning.api import base_fingerprint
     from basefuse.models import resolve_model
@@ -124,13 +142,21 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
         base = str(resolve(base).resolve())
     from basefuse.data.model_view import model_view
     from basefuse.experiments.base_provenance import base_model_facts
-
     from basefuse.experiments.pool import resolve_pool
 
     pool = resolve_pool(cfg, base)  # before anything else: a checkpoint of another model is refused at once
     view = model_view(base)
-    return build_plan(cfg, gather_task_facts(cfg, view), base, base_fingerprint(base),
-                      base_model_facts(cfg, base, view), checkpoints=pool)
+    return PlanInputs(base, base_fingerprint(base), gather_task_facts(cfg, view), base_model_facts(cfg, base, view),
+                      pool)
+
+
+def make_plan(cfg: ExperimentConfig, selected: "dict[tuple[str, ...], Selected] | None" = None,
+              inputs: PlanInputs | None = None) -> Plan:
+    """The experiment's plan. With `selection` in the config, its conditions are planned only once `selected` (what
+    the selection chose) is given; without it they are left out (a dry run says so)."""
+    i = inputs or plan_inputs(cfg)
+    return build_plan(cfg, i.facts, i.base, i.base_fingerprint, i.base_model, checkpoints=i.checkpoints,
+                      selected=selected)
 
 
 Schedule = Literal["graph", "barriers"]
@@ -271,7 +297,8 @@ class _Scheduler:
 
 
 def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Iterable[str] | None = None,
-             device: str | None = None, progress: bool = False, schedule: Schedule = "graph") -> JobsOutcome:
+             device: str | None = None, progress: bool = False, schedule: Schedule = "graph",
+             results_file: bool = True) -> JobsOutcome:
     """Run the jobs of `plan` in `run_dir` that are not done yet (with `only`: those keys and the jobs they
     need), each as soon as the jobs it needs are done; record each in the store and rewrite results.jsonl.
 
@@ -283,7 +310,8 @@ def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Itera
     run_dir.mkdir(parents=True, exist_ok=True)
     with own_run_dir(run_dir):
         remove_leftovers(run_dir)
-        return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule)
+        return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule,
+                          results_file=results_file)
 
 
 def derive_results(plan: Plan, run_dir: str | Path) -> Path:
@@ -296,8 +324,10 @@ def derive_results(plan: Plan, run_dir: str | Path) -> Path:
 
 
 def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[str] | None = None,
-               device: str | None, progress: bool, schedule: Schedule = "graph") -> JobsOutcome:
-    """Schedule the jobs on the executor in a run directory this process owns."""
+               device: str | None, progress: bool, schedule: Schedule = "graph",
+               results_file: bool = True) -> JobsOutcome:
+    """Schedule the jobs on the executor in a run directory this process owns; `results_file`: the plan's rows
+    are the run's results.jsonl (a selection round's plan has none, and must not empty the file)."""
     if schedule not in ("graph", "barriers"):
         raise ValueError(f"unknown schedule {schedule!r}: graph or barriers")
     store = JobStore(run_dir / "store.jsonl")
@@ -306,7 +336,7 @@ def _run_graph(plan: Plan, run_dir: Path, executor: Executor, *, only: Iterable[
               f"JSON, e.g. half-written in a crash); their jobs are recovered or run again", file=sys.stderr)
     keys = _needed(plan, only)
     outcome = JobsOutcome()
-    results = ResultsWriter(run_dir, plan, store)
+    results = ResultsWriter(run_dir, plan, store, enabled=results_file)
 
     from basefuse.experiments.progress import JobProgress
 
@@ -337,15 +367,43 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
         remove_leftovers(run_dir)  # what dead runs left: we own the folder, nobody else writes there
         try:
             _check_run_dir(cfg, run_dir, force)
-            plan = make_plan(cfg)  # refuses leakage and impossible protocols before anything is written
+            inputs = plan_inputs(cfg)
+            plan = make_plan(cfg, inputs=inputs)  # refuses leakage and impossible protocols before anything is written
         except BaseException:
             _undo_new_run_dir(run_dir, created, had_lock)
             raise
         _write_run_meta(cfg, run_dir)
         if executor is None:
             executor = stack.enter_context(LocalExecutor())
+        if cfg.selection is not None:
+            selected = _run_selection(cfg, inputs, run_dir, executor, device=device, progress=progress)
+            plan = make_plan(cfg, selected, inputs)
         return _run_owned(cfg, plan, run_dir, t0, executor=executor, device=device, progress=progress,
                           schedule=schedule)
+
+
+def _run_selection(cfg: ExperimentConfig, inputs: PlanInputs, run_dir: Path, executor: Executor, *,
+                   device: str | None, progress: bool) -> "dict[tuple[str, ...], Selected]":
+    """Choose the fused set on the probe tasks, in rounds of ordinary jobs; write RUN/selection.json."""
+    from basefuse.experiments.selection import select, write_selection
+
+    assert cfg.selection is not None
+    metric = cfg.selection.metric
+
+    def run_round(plan: Plan) -> None:
+        outcome = _run_graph(plan, run_dir, executor, device=device, progress=progress, results_file=False)
+        if outcome.failures:
+            first = next(iter(outcome.failures.failed.values()), None)
+            raise BasefuseError(f"selection stopped: {len(outcome.failures.failed)} job(s) failed"
+                                + (f", first {first['label']}: {first['error']}" if first else "")
+                                + f"; rerun to retry them (details: {run_dir / 'failures.json'})")
+
+    def read_score(key: str) -> float:
+        return float(JobStore(run_dir / "store.jsonl").get(key)[metric])
+
+    selected, record = select(cfg, inputs.facts, inputs.base_ref, inputs.checkpoints, run_round, read_score)
+    write_selection(run_dir, record)
+    return selected
 
 
 def _undo_new_run_dir(run_dir: Path, created: bool, had_lock: bool) -> None:

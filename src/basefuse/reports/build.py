@@ -18,7 +18,17 @@ from basefuse.experiments.plan_record import read_plan
 from basefuse.reports import confirmatory, leakage, render
 from basefuse.reports.completeness import Completeness, completeness
 from basefuse.reports.load import read_results
+from basefuse.experiments.records import evaluation_of
 from basefuse.reports.summary import PRETRAINED, Summary, summarize
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """Which evaluation a report shows, the others the run has, and every record (for their agreement)."""
+
+    shown: str
+    others: list[str]
+    records: list
 
 if TYPE_CHECKING:
     from rich.console import Group
@@ -89,7 +99,7 @@ def _no_results_yet(run_dir: Path) -> BasefuseError | None:
                          "`basefuse experiment CONFIG --out RUN_DIR`, then report")
 
 
-def _load(run_dir: Path, warn, filters, stats_options):
+def _load(run_dir: Path, warn, filters, stats_options, evaluation: str | None = None):
     if not run_dir.is_dir():
         raise BasefuseError(f"run directory {run_dir} not found or not a folder: pass the folder "
                             "`basefuse experiment` wrote")
@@ -102,6 +112,14 @@ def _load(run_dir: Path, warn, filters, stats_options):
     for w in warnings:
         if warn:
             warn(w)
+    from basefuse.reports.evaluations import evaluations_in
+
+    present = evaluations_in(records)
+    shown = evaluation or (present[0] if present else "finetune")
+    if present and shown not in present:
+        raise BasefuseError(f"{run_dir / RESULTS} has no {shown} runs; it has: {', '.join(present)}")
+    every = records
+    records = [r for r in records if evaluation_of(r) == shown]  # one evaluation's tables at a time
     excluded = [r for r in records if _matches(r, filters)]
     records = [r for r in records if not _matches(r, filters)]
     if not any(r.condition == PRETRAINED for r in records):
@@ -116,7 +134,8 @@ def _load(run_dir: Path, warn, filters, stats_options):
         stats_options["primary"] = _configured_primary(cfg)
     if stats_options.get("plan") is None:
         stats_options["plan"] = _configured_plan(cfg, stats_options["primary"])
-    return summarize(records, **stats_options), records, excluded, warnings
+    evals = Evaluations(shown, [e for e in present if e != shown], every)
+    return summarize(records, **stats_options), records, excluded, warnings, evals
 
 
 def _configured_plan(cfg: dict, primary: tuple[str, str] | None) -> confirmatory.Plan | None:
@@ -173,8 +192,9 @@ def _jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None) -> Completeness | None:
-    """Planned vs finished, from `planned` (e.g. rebuilt from the config) or RUN_DIR/plan.json."""
+def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict | None,
+                     evaluation: str = "finetune") -> Completeness | None:
+    """Planned vs finished (of one evaluation), from `planned` (e.g. rebuilt from the config) or RUN_DIR/plan.json."""
     if planned is None:
         planned = read_plan(run_dir)
         if planned is None:
@@ -183,12 +203,14 @@ def run_completeness(run_dir: Path, records: list, excluded: list, planned: dict
     if "runs" not in planned:  # {"unavailable": why}: the CLI could not rebuild it
         return None
     failures = read_failures(run_dir)
-    return completeness(planned["runs"], records, excluded, plan_source=planned.get("source", "given"),
+    runs = [r for r in planned["runs"] if evaluation_of(r) == evaluation]
+    return completeness(runs, records, excluded, plan_source=planned.get("source", "given"),
                         store_rows=_jsonl(run_dir / STORE), failures=failures)
 
 
 # What a run folder holds besides its report: never inside an output folder that --force may replace.
-RUN_FILES = (RESULTS, CONFIG, STORE, "jobs", "plan.json", "run.json", "leakage.json", "failures.json", ".lock")
+RUN_FILES = (RESULTS, CONFIG, STORE, "jobs", "plan.json", "run.json", "leakage.json", "failures.json", ".lock",
+             "selection.json", "ranking.json")
 
 
 def _run_inputs(run_dir: Path) -> list[Path]:
@@ -208,16 +230,18 @@ def _run_inputs(run_dir: Path) -> list[Path]:
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, force: bool = False,
                  warn: Callable[[str], None] | None = _stderr_warning, exclude: list[str] | None = None,
-                 planned: dict | None = None, **stats_options) -> ReportPaths:
+                 planned: dict | None = None, evaluation: str | None = None, **stats_options) -> ReportPaths:
     """Write report.md, report.html, results.csv, results.json and PNG figures (default RUN_DIR/report).
+
+    `evaluation`: whose runs the tables show, "finetune" or "linear_probe" (default: finetune if the run has it).
 
     The output is replaced atomically. An existing folder is replaced only if it holds a
     previous basefuse report (it is derived data) or `force` is set.
     """
     run_dir = Path(run_dir)
     filters = parse_exclude(exclude)
-    summary, records, excluded, warnings = _load(run_dir, warn, filters, stats_options)
-    comp = run_completeness(run_dir, records, excluded, planned)
+    summary, records, excluded, warnings, evals = _load(run_dir, warn, filters, stats_options, evaluation)
+    comp = run_completeness(run_dir, records, excluded, planned, evals.shown)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     config = run_dir / CONFIG
     protected = _run_inputs(run_dir)
@@ -256,6 +280,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, forc
         if leak is not None:
             md, page = md + "\n" + leakage.leakage_markdown(leak), page.replace(
                 "</body>", leakage.leakage_html(leak) + "</body>", 1)
+        if evals.others or evals.shown != "finetune":
+            from basefuse.reports import evaluations
+
+            args = (evals.shown, evals.others, evals.records, summary.weight_decay)
+            md, page = md + "\n" + evaluations.section_markdown(*args), page.replace(
+                "</body>", evaluations.section_html(*args) + "</body>", 1)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "results.csv").write_text(render.render_csv(records), encoding="utf-8")
@@ -317,8 +347,8 @@ def terminal_summary(summary: Summary, comp: Completeness | None = None) -> "Gro
 def summary_text(run_dir: str | Path) -> str:
     """The terminal summary of RUN_DIR as plain text (used after a run; warnings were shown already)."""
     run_dir = Path(run_dir)
-    summary, records, excluded, _ = _load(run_dir, None, [], {})
-    return table1_text(summary, run_completeness(run_dir, records, excluded, None))
+    summary, records, excluded, _, evals = _load(run_dir, None, [], {})
+    return table1_text(summary, run_completeness(run_dir, records, excluded, None, evals.shown))
 
 
 def table1_text(summary: Summary, comp: Completeness | None = None) -> str:
