@@ -290,3 +290,16 @@ def test_features_of_some_rows_are_those_rows_of_the_whole_split_and_the_cache_g
     np.testing.assert_allclose(c["train"], whole["train"][[7, 9]], rtol=1e-5, atol=1e-6)
     # whole split 12 rows, then 3 rows, then only row 7 (2 was cached), then nothing
     assert forward_calls == [12, 3, 1] and hits_c == {"train": True} and hits_a == hits_b == {"train": False}
+
+
+def test_standardisation_is_fit_on_train_only():
+    """Validation from another distribution (shifted, rescaled): the scaler must still be train's mean and std."""
+    from basefuse.probing.probe import fit_and_select
+
+    rng = np.random.default_rng(0)
+    xt, yt = rng.normal(size=(80, 5)), np.repeat([0, 1], 40)
+    xv, yv = 10 + 3 * rng.normal(size=(30, 5)), np.repeat([0, 1], 15)
+    scaler, clf, curve, best = fit_and_select(xt, yt, xv, yv, ProbeConfig(c_grid=[0.1, 1.0]))
+    np.testing.assert_allclose(scaler.mean_, xt.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.scale_, xt.std(0), rtol=1e-12)  # population std, as StandardScaler
+    assert [p["C"] for p in curve] == [0.1, 1.0] and best in (0, 1)

@@ -15,6 +15,8 @@ _LAZY = {
     "load_task": ("basefuse.data.api", "load_task"),
     "finetune": ("basefuse.finetuning.api", "finetune"),
     "FinetuneConfig": ("basefuse.finetuning.config", "FinetuneConfig"),
+    "linear_probe": ("basefuse.probing.probe", "linear_probe"),
+    "ProbeConfig": ("basefuse.probing.config", "ProbeConfig"),
     "run_experiment": ("basefuse.experiments.runner", "run_experiment"),
     "load_experiment_config": ("basefuse.experiments.config", "load_experiment_config"),
     "build_report": ("basefuse.reports.build", "build_report"),
