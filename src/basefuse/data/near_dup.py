@@ -24,6 +24,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Sequence
+from itertools import chain
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,25 @@ def loose_words(text: str) -> list[str]:
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return _WORD.findall(text.casefold())
+
+
+# ASCII bytes -> their loose-word bytes: letters lowercased (casefold is lower on ASCII), digits and the NUL that
+# separates parts kept, anything else a space
+_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if c == 0 or 48 <= c <= 57 or 97 <= c <= 122 else 32
+                     for c in range(256))
+
+
+def _part_words(parts: list[str]) -> list[list[str]]:
+    """`loose_words` of each part.
+
+    The ASCII parts without `&` (no entity to decode; most texts) are done together as bytes: joined by NUL,
+    letters lowercased and digits kept by one table, anything else a space, split: the same words as the
+    regular expression gives them, a few times faster. The rest go through `loose_words` one by one.
+    """
+    simple = [p.isascii() and "&" not in p and "\x00" not in p for p in parts]
+    blob = b"\x00".join(p.encode("ascii") for p, s in zip(parts, simple) if s).translate(_ASCII_WORDS)
+    fast = iter(blob.decode("ascii").split("\x00"))
+    return [next(fast).split() if s else loose_words(p) for p, s in zip(parts, simple)]
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -100,23 +120,16 @@ def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
     """
     import pandas as pd
 
-    words: list[str] = []
-    part_len: list[int] = []  # words of each part that has any
-    part_text: list[int] = []  # the text each such part belongs to
-    for i, parts in enumerate(rows):
-        for part in parts:
-            found = loose_words(part)
-            if found:
-                words += found
-                part_len.append(len(found))
-                part_text.append(i)
+    found = _part_words([part for parts in rows for part in parts])
+    counts = np.fromiter(map(len, found), dtype=np.int64, count=len(found))  # words per part
+    owner = np.repeat(np.arange(len(rows), dtype=np.int64), [len(parts) for parts in rows])  # each part's text
+    lengths, texts = counts[counts > 0], owner[counts > 0]  # the parts that have words
     n = len(rows)
+    words = list(chain.from_iterable(found))
     codes, uniques = pd.factorize(np.array(words, dtype=object)) if words else (np.zeros(0, np.int64), [])
     distinct = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in uniques), dtype=np.uint64,
                            count=len(uniques))
     hashes = distinct[codes]  # per word, in text order
-    lengths = np.array(part_len, dtype=np.int64)
-    texts = np.array(part_text, dtype=np.int64)
     first = np.concatenate(([0], np.cumsum(lengths + 2)))  # where each part's start mark goes; last: the total
     tokens = np.empty(int(first[-1]), dtype=np.uint64)
     marks = np.zeros(len(tokens), dtype=bool)
@@ -140,23 +153,30 @@ def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
 
 
 def minhash(shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(n, BANDS * ROWS) MinHash signatures of the n texts; all-max for a text without shingles."""
+    """(n, BANDS * ROWS) MinHash signatures of the n texts; all-max for a text without shingles.
+
+    Each hash is (a * x + b) mod 2**64, shifted right by 16; the shift is monotone, so it is applied to the
+    minima rather than to every hash. Blocks of 16,384 shingles (a (k, block) matrix of ~4 MB, reused) stay in
+    cache, which a bigger block does not.
+    """
     n, k = len(offsets) - 1, BANDS * ROWS
     out = np.full((n, k), _NONE, dtype=np.uint64)
     sizes = np.diff(offsets)
     full = np.flatnonzero(sizes)
-    block = 100_000  # shingles hashed at once: a (k, block) matrix of ~24 MB
+    block = 16_384
+    buffer = np.empty((k, block), dtype=np.uint64)
     i = 0
     while i < len(full):
         j = min(len(full), int(np.searchsorted(offsets[full], offsets[full[i]] + block, side="right")))
         j = max(j, i + 1)
         texts = full[i:j]
         lo, hi = offsets[texts[0]], offsets[texts[-1] + 1]
-        hashed = np.multiply(shingles[None, lo:hi], _A)  # multiply-shift hashing: the wrap-around is wanted
+        hashed = buffer[:, :hi - lo] if hi - lo <= block else np.empty((k, hi - lo), dtype=np.uint64)
+        np.multiply(shingles[None, lo:hi], _A, out=hashed)  # multiply-shift hashing: the wrap-around is wanted
         hashed += _B
-        hashed >>= np.uint64(16)
         out[texts] = np.minimum.reduceat(hashed, offsets[texts] - lo, axis=1).T
         i = j
+    out[full] >>= np.uint64(16)
     return out
 
 
