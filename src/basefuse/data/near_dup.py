@@ -44,9 +44,10 @@ METHOD = (f"minhash-lsh {BANDS}x{ROWS} over word bigrams (words: html unescaped,
           "letters and digits only) + exact jaccard; or the same bag of words; pairs unordered")
 
 
-def loose_words(text: str) -> list[str]:
-    """The words of a text, with everything a near-copy may change around them dropped."""
-    text = html.unescape(text) if "&" in text else text
+def loose_words(text: str, unescaped: bool = False) -> list[str]:
+    """The words of a text, with everything a near-copy may change around them dropped (`unescaped`: the HTML
+    entities are decoded already)."""
+    text = html.unescape(text) if "&" in text and not unescaped else text
     if not text.isascii():
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return _WORD.findall(text.casefold())
@@ -75,8 +76,9 @@ _CRC_TABLE = _crc_table()
 def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """zlib.crc32 of the UTF-8 of every `loose_words` word of the parts, in order, and each part's word count.
 
-    The ASCII parts without `&` (no entity to decode; most texts) are not split in Python: all parts become one
-    byte string (those as they are, the others as their `loose_words` joined by spaces), NUL between parts; one
+    The parts that are ASCII once their HTML entities are decoded (most texts) are not split in Python: all
+    parts become one byte string (those as they are, the others as their `loose_words` joined by spaces), NUL
+    between parts; one
     table lowercases ASCII letters and turns anything but letters, digits, NUL and non-ASCII bytes into a space,
     which gives the ASCII parts the words the regular expression would; word boundaries are then found, and
     CRC-32 computed over all words at once, with numpy (one step per byte position). A few times faster than
@@ -84,8 +86,9 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """
     if not parts:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    pieces = [p.encode("ascii") if p.isascii() and "&" not in p and "\x00" not in p
-              else " ".join(loose_words(p)).encode("utf-8", "surrogatepass") for p in parts]
+    unescaped = (html.unescape(p) if "&" in p else p for p in parts)
+    pieces = [q.encode("ascii") if q.isascii() and "\x00" not in q
+              else " ".join(loose_words(q, unescaped=True)).encode("utf-8", "surrogatepass") for q in unescaped]
     raw = b"\x00".join(pieces).translate(_WORD_BYTES) + b"\x00"
     blob = np.frombuffer(raw, dtype=np.uint8)
     edges = np.diff(((blob != 32) & (blob != 0)).view(np.int8), prepend=np.int8(0))
@@ -95,7 +98,8 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     lengths = ends - starts
     crc = np.full(len(starts), 0xFFFFFFFF, dtype=np.uint32)
     short = np.flatnonzero(lengths <= _LONG)
-    order = short[np.argsort(-lengths[short], kind="stable")]  # longest first: the words still going are a prefix
+    # longest first, so the words still going are a prefix (int8: numpy sorts it by radix)
+    order = short[np.argsort(-lengths[short].astype(np.int8), kind="stable")]
     at, left = starts[order], lengths[order]
     active = np.searchsorted(-left, -np.arange(int(left[0]) if len(left) else 0), side="left")
     state = crc[order]
