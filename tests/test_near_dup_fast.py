@@ -27,3 +27,4 @@ def test_word_hashes_are_crc32_of_loose_words():
     assert hashes.dtype == np.uint64 and hashes.tolist() == want_hashes
     assert counts.tolist() == want_counts
     assert [x.tolist() for x in _word_hashes([])] == [[], []]
+
