@@ -50,6 +50,9 @@ class _CharTable:
         self.unsafe: set[str] = set()  # characters whose texts go to the tokenizer
 
     def _entry(self, c: str) -> str | None:
+        """The character's piece text, or None when its text must go to the tokenizer: a lone surrogate, or a
+        mark of non-zero combining class that stripping would not remove (checked in Python's decomposition
+        and again in the tokenizer's output, whose Unicode version may differ)."""
         if 0xD800 <= ord(c) <= 0xDFFF or any(
                 unicodedata.combining(d) and not unicodedata.category(d) == "Mn"
                 for d in unicodedata.normalize("NFD", c)):
