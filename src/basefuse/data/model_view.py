@@ -9,14 +9,16 @@ small vocabulary (all [UNK]).
 
 The tokenizer's Rust calls cost tens of microseconds a text, too slow for every row of every task at
 planning time; for the usual BERT normaliser and pre-tokeniser, an ASCII text without control characters
-takes an equivalent regular expression instead (checked against the tokenizer itself when the view is made).
+takes an equivalent regular expression instead (checked against the tokenizer itself when the view is made),
+and any other text a per-character table filled by the tokenizer itself (`_CharTable`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,67 @@ from basefuse.errors import BasefuseError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BERT_PIECES = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")  # BERT's pre-tokeniser on ASCII: words, each punct alone
-_PROBES = ("Hello, World! It's 3.5 -- ok?", "a\tb\nc  (d)[e]{f}_g~h`i", "don't stop. ", "  MiXeD caSe  ")
+_PROBES = ("Hello, World! It's 3.5 -- ok?", "a\tb\nc  (d)[e]{f}_g~h`i", "don't stop. ", "  MiXeD caSe  ",
+           "Café «naïve» — Ωμέγα ΣΟΦΟΣ 北京 İstanbul ﬁ …", "x\u200by\u00a0z\u3000w\x85v\ufffdu\U0001f600t")
+
+
+class _CharTable:
+    """BERT's normaliser and pre-tokeniser as a str.translate table, each character's entry asked of the tokenizer.
+
+    Why it is exact: every step of `BertNormalizer` works on one character at a time (cleaning, CJK padding,
+    NFD then dropping non-spacing marks, per-character lowercasing), except NFD's canonical reordering, which
+    only moves characters of non-zero combining class past one another; and `BertPreTokenizer` splits at
+    whitespace and isolates each punctuation character, a property of the character alone. So a text is the
+    concatenation of its characters' results, unless a character of non-zero combining class survives the
+    normaliser: such a character (and a lone surrogate, which the tokenizer refuses) marks its text for the
+    tokenizer itself. Entries are the normalised character with whitespace as " " and punctuation framed by
+    spaces; the pieces are what lies between spaces.
+    """
+
+    def __init__(self, normalizer: Any, pre_tokenizer: Any) -> None:
+        self.normalizer, self.pre_tokenizer = normalizer, pre_tokenizer
+        self.table: dict[int, str] = {}
+        self.known: set[str] = set()  # characters with an entry
+        self.unsafe: set[str] = set()  # characters whose texts go to the tokenizer
+
+    def _entry(self, c: str) -> str | None:
+        """The character's piece text, or None when its text must go to the tokenizer: a lone surrogate, or a
+        mark of non-zero combining class that stripping would not remove (checked in Python's decomposition
+        and again in the tokenizer's output, whose Unicode version may differ)."""
+        if 0xD800 <= ord(c) <= 0xDFFF or any(
+                unicodedata.combining(d) and not unicodedata.category(d) == "Mn"
+                for d in unicodedata.normalize("NFD", c)):
+            return None
+        out = self.normalizer.normalize_str(c)
+        parts = []
+        for o in out:
+            if unicodedata.combining(o):
+                return None
+            pieces = [p for p, _ in self.pre_tokenizer.pre_tokenize_str(f"a{o}a")]
+            if pieces == ["a", "a"]:
+                parts.append(" ")
+            elif pieces == ["a", o, "a"]:
+                parts.append(f" {o} ")
+            elif pieces == [f"a{o}a"]:
+                parts.append(o)
+            else:
+                return None
+        return "".join(parts)
+
+    def key(self, text: str) -> str | None:
+        """The pieces joined by spaces, or None when the text needs the tokenizer itself."""
+        new = set(text).difference(self.known)
+        if new:
+            for c in new.difference(self.unsafe):
+                entry = self._entry(c)
+                if entry is None:
+                    self.unsafe.add(c)
+                else:
+                    self.table[ord(c)] = entry
+                    self.known.add(c)
+            if not self.unsafe.isdisjoint(new):
+                return None
+        return " ".join(filter(None, text.translate(self.table).split(" ")))
 
 
 @dataclass(frozen=True)
@@ -35,11 +97,17 @@ class ModelView:
     ident: str  # sha256 of the normaliser's and pre-tokeniser's settings: all that decides a key
     normalizer: Any
     pre_tokenizer: Any
-    bert_lowercase: bool | None  # BERT normaliser + pre-tokeniser: the ASCII fast path applies (lowercasing or not)
+    bert_lowercase: bool | None  # BERT normaliser + pre-tokeniser: the fast paths apply (lowercasing or not)
+    chars: _CharTable | None = field(default=None, compare=False, repr=False)  # the non-ASCII fast path
 
     def key(self, text: str) -> str:
-        if self.bert_lowercase is not None and text.isascii() and not _CONTROL.search(text):
-            return " ".join(_BERT_PIECES.findall(text.lower() if self.bert_lowercase else text))
+        if self.bert_lowercase is not None:
+            if text.isascii() and not _CONTROL.search(text):
+                return " ".join(_BERT_PIECES.findall(text.lower() if self.bert_lowercase else text))
+            if self.chars is not None:
+                fast = self.chars.key(text)
+                if fast is not None:
+                    return fast
         return self.slow_key(text)
 
     def slow_key(self, text: str) -> str:
@@ -71,8 +139,10 @@ def model_view(model_dir: str | Path) -> ModelView | None:
     lowercase = bool(norm.get("lowercase")) if norm.get("type") == "BertNormalizer" \
         and pre.get("type") == "BertPreTokenizer" else None
     ident = hashlib.sha256(json.dumps([norm, pre], sort_keys=True).encode()).hexdigest()
-    view = ModelView(f"the base tokenizer's normalizer {norm.get('type')} and pre_tokenizer {pre.get('type')} "
-                     f"(settings {ident[:12]})", ident, tok.normalizer, tok.pre_tokenizer, lowercase)
+    name = (f"the base tokenizer's normalizer {norm.get('type')} and pre_tokenizer {pre.get('type')} "
+            f"(settings {ident[:12]})")
+    chars = _CharTable(tok.normalizer, tok.pre_tokenizer) if lowercase is not None else None
+    view = ModelView(name, ident, tok.normalizer, tok.pre_tokenizer, lowercase, chars)
     if lowercase is not None and any(view.key(p) != view.slow_key(p) for p in _PROBES):
-        view = ModelView(view.name, ident, tok.normalizer, tok.pre_tokenizer, None)  # not the BERT we know
+        view = ModelView(name, ident, tok.normalizer, tok.pre_tokenizer, None)  # not the BERT we know
     return view

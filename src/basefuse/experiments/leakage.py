@@ -84,14 +84,8 @@ def _compute_content(task: "Task", view: "ModelView | None") -> TaskContent:
     seen_raw = raw["train"] + raw["validation"]
     model: dict[str, Any] = {}
     if view is not None:
-        cache: dict[str, str] = {}
-
-        def key(text: str) -> str:
-            if text not in cache:
-                cache[text] = view.key(text)
-            return cache[text]
-
-        mrows = view_rows(raw, key)
+        keys = {t: view.key(t) for t in {p for split in raw.values() for parts, _ in split for p in parts}}
+        mrows = view_rows(raw, keys.__getitem__)  # each distinct text viewed once
         model = {"model_fingerprint": content_fingerprint(task, mrows, scheme=view.ident),
                  "test_model": tuple(map(row_text, mrows["test"])),
                  "seen_model": frozenset(map(row_text, mrows["train"] + mrows["validation"])), "view": view.name}

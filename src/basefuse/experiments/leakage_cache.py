@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from basefuse.data.near_dup import NearIndex
     from basefuse.experiments.leakage import TaskContent
 
-_VERSION = "3"
+_VERSION = "4"  # 4: strings packed by `_pack` (S/J) instead of JSON alone
 _NEAR = ("shingles", "offsets", "bags", "keys")
 
 
@@ -38,12 +38,29 @@ def _path(key: str) -> Path:
     return cache_dir() / "leakage" / f"{key}.npz"
 
 
+_SEP = "\x1e"  # whitespace to the normalisation and a control character to BERT: in no text of either view
+
+
 def _pack(strings: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(list(strings)).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    """The strings joined by a separator none of them holds (`S`), or as JSON when one does (`J`): joining is
+    several times faster than JSON for the ~80,000 texts of the built-in tasks, written on every first plan."""
+    strings = list(strings)
+    joined = _SEP.join(strings)
+    if strings and joined.count(_SEP) == len(strings) - 1:
+        blob = b"S" + joined.encode("utf-8", "surrogatepass")
+    else:
+        blob = b"J" + json.dumps(strings).encode("utf-8", "surrogatepass")
+    return np.frombuffer(blob, dtype=np.uint8)
 
 
 def _unpack(arr: np.ndarray) -> list[str]:
-    return json.loads(arr.tobytes().decode("utf-8", "surrogatepass"))
+    raw = arr.tobytes()
+    text = raw[1:].decode("utf-8", "surrogatepass")
+    if raw[:1] == b"S":
+        return text.split(_SEP)
+    if raw[:1] == b"J":
+        return json.loads(text)
+    raise ValueError("unknown packing")
 
 
 def save(key: str, c: "TaskContent") -> None:
