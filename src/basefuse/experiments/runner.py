@@ -89,8 +89,10 @@ def _write_run_meta(cfg: ExperimentConfig, run_dir: Path) -> None:
     try:  # run.json first: a disk that fills between the two must not leave a folder no run would take back
         write_json(run_dir / "run.json", {"config_name": cfg.name, "config_fingerprint": cfg.fingerprint(),
                                           "basefuse_version": __version__})
-        write_text_atomic(run_dir / "experiment.yaml",
-                          yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
+        data = cfg.model_dump(mode="json", exclude_none=True)
+        if "confirmatory" not in cfg.model_fields_set:  # the report tells a plan the config named from the defaults
+            data.pop("confirmatory", None)
+        write_text_atomic(run_dir / "experiment.yaml", yaml.safe_dump(data, sort_keys=False))
     except OSError as e:
         raise write_error(e, f"cannot write to the run directory {run_dir}: {e.strerror or e}; "
                              f"choose a writable folder with --out") from None
