@@ -191,3 +191,61 @@ def test_pool_config_errors_name_the_checkpoint(pool):
     cfg = _config(pool, cold_fusion={"iterations": 1})
     with pytest.raises(BasefuseError, match="cold_fusion.*existing checkpoint"):
         parse_experiment_config(cfg)
+
+
+# ---- found in review -------------------------------------------------------------------------------------------
+
+def test_a_probe_is_one_row_per_cell_whatever_the_weight_decays(pool):
+    cfg = _config(pool, evaluation="both", weight_decays=[0.0, 0.1])
+    plan = make_plan(parse_experiment_config(cfg))
+    probes = [r for r in plan.runs if r.evaluation == "linear_probe"]
+    finetunes = [r for r in plan.runs if r.evaluation is None]
+    # 5 bases (pretrained, fused, 3 intertrained) x 1 seed: finetuned at both weight decays, probed once
+    assert len(finetunes) == 10 and len(probes) == 5 and {r.weight_decay for r in probes} == {0.0}
+
+
+def test_n_models_leaves_out_a_checkpoint_declared_on_the_target(pool):
+    cfg = _config(pool)
+    cfg["families"]["pool"][0]["trained_on"].append("t1")
+    cfg["n_models"] = {"enabled": True, "min_k": 2}
+    plan = make_plan(parse_experiment_config(cfg))  # no false leakage error
+    subsets = {r.sources for r in plan.runs if r.ablation == "n_models"}
+    assert subsets == {("ck2", "ck3")}
+
+
+def test_a_fusion_named_greedy_is_refused_beside_selection(pool):
+    root, base, tasks, cks = pool
+    cfg = _config(pool, fusion=[{"method": "average"}, {"method": "ties", "name": "greedy"}],
+                  selection={"probe": ["a1"]})
+    cfg["held_out"]["targets"].append({"name": "a1", "spec": str(tasks["a1"])})
+    with pytest.raises(BasefuseError, match="named 'greedy' would share its label"):
+        parse_experiment_config(cfg)
+
+
+def test_a_target_without_selection_candidates_is_refused_before_the_run_dir_is_written(pool, tmp_path):
+    root, base, tasks, cks = pool
+    cfg = _config(pool)
+    cfg["held_out"]["targets"].append({"name": "a1", "spec": str(tasks["a1"])})
+    for member in cfg["families"]["pool"]:
+        member["trained_on"] = [{"name": "a1", "spec": str(tasks["a1"])}]
+    cfg["families"]["pool"][2]["trained_on"] = ["t1"]
+    cfg["selection"] = {"probe": ["a1"]}
+    with pytest.raises(BasefuseError, match="selection: target 't1' has no candidate left"):
+        run_experiment(parse_experiment_config(cfg), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_edited_after_its_job_ran_fails_the_jobs_that_read_it(pool, tmp_path):
+    from basefuse.experiments.jobs import execute_job
+
+    root, base, tasks, cks = pool
+    edited = _checkpoint(tmp_path / "ck", base, seed=1)
+    cfg = _config(pool)
+    cfg["families"]["pool"][0]["model"] = str(edited)
+    plan = make_plan(parse_experiment_config(cfg))
+    for job in (j for j in plan.jobs.values() if j.kind == "checkpoint"):
+        execute_job(job.to_dict(), str(tmp_path / "run"))
+    _checkpoint(edited, base, seed=7)  # edited after its checkpoint job was done, before the fusion reads it
+    fuse = next(j for j in plan.jobs.values() if j.kind == "fuse")
+    with pytest.raises(BasefuseError, match="weights changed after the run was planned"):
+        execute_job(fuse.to_dict(), str(tmp_path / "run"))

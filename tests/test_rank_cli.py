@@ -18,7 +18,7 @@ def test_rank_end_to_end(tmp_path, cli):
     out = tmp_path / "rank"
     args = ["rank", *members[:2], f"third={members[2]}", "--base", str(base), "--probe", str(probes[0]),
             "--probe", str(probes[1]), "--probe-seeds", "0,1", "--top-k", "2", "--finetune-seeds", "0",
-            "--select", "greedy", "--trained-on", "m1=p1", "--out", str(out)]
+            "--select", "greedy", "--trained-on", f"m1={probes[0]}", "--out", str(out)]
     code, out_text, err = cli(args)
     assert code == 0, err
     rec = json.loads((out / "ranking.json").read_text())
@@ -31,8 +31,10 @@ def test_rank_end_to_end(tmp_path, cli):
     assert pool["candidates"] == ["m2", "third"]  # m1 was trained on the probe task p1: no candidate
     members_rank = [c for c in rec["order"] if c in ("m2", "third")]
     assert pool["ranking"] == members_rank  # the same probe scores rank the members in selection
-    assert {p["name"]: p["trained_on"] for p in rec["pool"]} == {"m1": ["p1"], "m2": "unknown", "third": "unknown"}
+    assert {p["name"]: p["trained_on"] for p in rec["pool"]} == {"m1": ["p1"], "m2": "unknown", "third": "unknown"}  # the spec named the probe task
+    assert rec["trained_on_probe"] == ["m1"]
     md = (out / "ranking.md").read_text()
+    assert "Trained on a probe task (by name or content): m1." in md
     assert "n/a (n=2; needs 3 tasks)" in md  # two probe tasks: no interval over tasks
     assert "Provenance unknown for m2, third" in md and "## Greedy selection" in md
     assert (out / "ranking.png").stat().st_size > 1000

@@ -31,7 +31,9 @@ def member_name(spec: str) -> tuple[str, str]:
     return name.split("@")[0], spec
 
 
-def parse_pool(specs: list[str], trained_on: list[str]) -> list:
+def parse_pool(specs: list[str], trained_on: list[str], probes: dict[str, str] | None = None) -> list:
+    """The pool members; `probes` maps a probe task's spec as given to its name, so `--trained-on NAME=SPEC` of a
+    probe task names that very task (and selection leaves the member out)."""
     from basefuse.experiments.config import CheckpointRef
 
     declared: dict[str, list[str]] = {}
@@ -39,7 +41,7 @@ def parse_pool(specs: list[str], trained_on: list[str]) -> list:
         name, sep, tasks = d.partition("=")
         if not sep or not tasks:
             raise BasefuseError(f"--trained-on {d!r}: write NAME=TASK[,TASK...] (NAME: a pool member)")
-        declared[name] = [t for t in tasks.split(",") if t]
+        declared[name] = [(probes or {}).get(t, t) for t in tasks.split(",") if t]
     pool, seen = [], set()
     for spec in specs:
         name, model = member_name(spec)
@@ -96,9 +98,9 @@ def register(app: typer.Typer) -> None:
 
         if select not in (None, "greedy"):
             raise BasefuseError(f"--select {select!r}: the one strategy is greedy")
-        req = RankRequest(base_model=base, pool=parse_pool(pool, trained_on),
-                          probe=[TaskRef(name=Path(p).stem if Path(p).exists() else p.replace("/", "_"), spec=p)
-                                 for p in probe],
+        probes = {p: Path(p).stem if Path(p).exists() else p.replace("/", "_") for p in probe}
+        req = RankRequest(base_model=base, pool=parse_pool(pool, trained_on, probes),
+                          probe=[TaskRef(name=name, spec=p) for p, name in probes.items()],
                           probe_seeds=_seeds(probe_seeds, "--probe-seeds"), top_k=top_k,
                           finetune_seeds=_seeds(finetune_seeds, "--finetune-seeds") if top_k else [],
                           select=select == "greedy", max_train=max_train)

@@ -395,6 +395,9 @@ class ExperimentConfig(BaseModel):
         sel = self.selection
         if sel is None:
             return
+        if any(f.condition() == "fused[greedy]" for f in self.fusions()):
+            raise ValueError("fusion: a method named 'greedy' would share its label with the selected set "
+                             "fused[greedy]: give it another name")
         tasks = self.task_refs()
         for t in sel.probe:
             if t not in tasks:

@@ -131,19 +131,28 @@ def _run_checkpoint(params: dict[str, Any], out: Path, run_dir: Path, device: st
                     threads: int | None) -> dict[str, Any]:
     """A pool checkpoint is not made here: check that its weights are the ones planned (where this job runs), and
     record that, so a checkpoint edited after planning is never used under a key that describes other weights."""
-    from basefuse.finetuning.api import base_fingerprint
     from basefuse.io import atomic_output_dir, write_json
 
-    found = base_fingerprint(params["base"])
-    if found != params["fingerprint"]:
-        raise BasefuseError(f"checkpoint {params['name']!r} ({params['base']}): its weights changed after the run "
-                            f"was planned (fingerprint {found[:19]}, planned {params['fingerprint'][:19]}): "
-                            "restore them, or rerun `basefuse experiment` to plan with the new weights")
+    found = check_checkpoint(params["base"], params["fingerprint"], params["name"])
     record = {"name": params["name"], "model": params["base"], "fingerprint": found,
               "trained_on": params["trained_on"]}
     with atomic_output_dir(out, force=True) as tmp:
         write_json(tmp / "checkpoint.json", record)
     return record
+
+
+def check_checkpoint(path: str, planned: str, name: str | None = None) -> str:
+    """A pool checkpoint's weights must be the planned ones wherever a job reads them (its own job, and every job
+    using it, e.g. after an edit between selection rounds); returns their fingerprint."""
+    from basefuse.finetuning.api import base_fingerprint
+
+    found = base_fingerprint(path)  # hashed once per (file, size, mtime) in a process
+    if found != planned:
+        who = f"checkpoint {name!r} ({path})" if name else f"checkpoint {path}"
+        raise BasefuseError(f"{who}: its weights changed after the run was planned (fingerprint {found[:19]}, "
+                            f"planned {planned[:19]}): restore them, or rerun `basefuse experiment` to plan with the "
+                            "new weights")
+    return found
 
 
 def summarise_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +201,8 @@ def model_path_of(run_dir: Path, ref: dict[str, str]) -> str:
     """Resolve a model reference of a job: the base model or a pool checkpoint (where it is), or the model a job
     made."""
     if "base" in ref:
+        if ref.get("kind") == "checkpoint":  # read where it is: its weights must still be the planned ones
+            check_checkpoint(ref["base"], ref["fingerprint"])
         return ref["base"]
     out = job_dir(run_dir, ref["job"])
     sub = KINDS[ref.get("kind", "finetune")].model_dir

@@ -254,7 +254,9 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
             job = target_finetune_job(plan, cfg, facts, model, deps, target, seed, wd,
                                       f"{name} -> {target} (seed {seed}, wd {wd:g})")
             plan.runs.append(PlannedRun(job_key=job.key, **row))
-        if cfg.evaluation in ("linear_probe", "both"):  # a probe trains no body: the weight decay plays no part
+        # a probe trains no body: weight decay plays no part, so it is probed once (at the first weight decay), not
+        # copied into rows that would make a weight-decay comparison out of identical numbers
+        if cfg.evaluation in ("linear_probe", "both") and wd == cfg.weight_decays[0]:
             job = probe_job(plan, cfg, facts, model, deps, target, seed, f"probe {name} -> {target} (seed {seed})")
             plan.runs.append(PlannedRun(job_key=job.key, evaluation=LINEAR_PROBE, **row))
 
@@ -290,6 +292,8 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
                         add_target(target, it.model, (it.model["job"],), seed, wd, condition=method.condition("cold"),
                                    source_family=chain.group, sources=it.sources, n_fused=it.n_contributors,
                                    iteration=it.iteration, method=method.method, chain_seed=chain.chain_seed)
+    if cfg.selection is not None:
+        selection_pools(cfg)  # a target left without candidates is refused now, before anything runs
     plan.selection_pending = cfg.selection is not None and selected is None
     if cfg.selection is not None and selected is not None:
         _add_selected(cfg, plan, selected, model_from, add_target)
@@ -508,8 +512,8 @@ def _n_models_pool(cfg: ExperimentConfig, target: str) -> tuple[str, list[str]]:
     """The sources a number-of-models subset is drawn from: every other source, or the target's family's."""
     if cfg.n_models.within_family:
         fam = cfg.family_of(target)
-        return fam, [s for s in cfg.source_names(fam) if s != target]
-    return "all", [s for s in cfg.source_names() if s != target]
+        return fam, _left_out(cfg, cfg.source_names(fam), target)
+    return "all", _left_out(cfg, cfg.source_names(), target)
 
 
 #: The source family of unseen ColD Fusion rows: a target's chain leaves out its whole family.

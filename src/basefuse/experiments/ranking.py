@@ -119,11 +119,13 @@ def run_ranking(req: RankRequest, cfg: ExperimentConfig, inputs: Any, run_round:
         "probe": _strip(probe_scores), "finetune": _strip(finetunes),
         "rule": "candidates ordered by mean linear-probe accuracy over the probe tasks and seeds (ties: by name); "
                 "the first top_k finetuned on every probe task with every finetune seed"}
+    on_probe = trained_on_probe(cfg, facts, tasks)
+    record["trained_on_probe"] = on_probe
     if req.select:
         from basefuse.experiments.selection import select
 
         # as in an experiment's selection: a member declared trained on a probe task is no candidate
-        members = tuple(sorted(s for s in cfg.source_names() if not (cfg.trained_on(s) or frozenset()) & set(tasks)))
+        members = tuple(sorted(s for s in cfg.source_names() if s not in on_probe))
         if not members:
             raise BasefuseError("--select greedy: every pool member was trained on a probe task; nothing to select")
         _, sel = select(cfg, facts, base, inputs.checkpoints, run_round, lambda k: read(k)["accuracy"],
@@ -131,6 +133,24 @@ def run_ranking(req: RankRequest, cfg: ExperimentConfig, inputs: Any, run_round:
                         targets={"(rank)": members})
         record["selection"] = sel
     return record
+
+
+def trained_on_probe(cfg: ExperimentConfig, facts: dict, tasks: list[str]) -> list[str]:
+    """Members declared trained on a probe task, by name or by content (a renamed or shuffled copy of its rows)."""
+    from basefuse.experiments.leakage import content_fingerprints
+
+    probe_fps = set()
+    for t in tasks:
+        if facts.get(t) is not None and facts[t].content is not None:
+            probe_fps |= set(content_fingerprints(facts[t].content))
+    out = []
+    for member in cfg.source_names():
+        for t in cfg.trained_on(member) or ():
+            content = facts[t].content if facts.get(t) is not None else None
+            if t in tasks or (content is not None and probe_fps & set(content_fingerprints(content))):
+                out.append(member)
+                break
+    return out
 
 
 def _strip(scores: dict) -> dict:

@@ -75,6 +75,11 @@ def markdown(record: Mapping[str, Any]) -> str:
              + record["rule"] + ".", "",
              "| " + " | ".join(t[0]) + " |", "|" + "---|" * len(t[0]),
              *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in t[1:]), ""]
+    on_probe = record.get("trained_on_probe") or []
+    if on_probe:
+        lines += [f"Trained on a probe task (by name or content): {', '.join(on_probe)}. Their probe scores, and "
+                  "those of fused (all), which holds them, are measured on their own training data; they are no "
+                  "candidates of the greedy selection.", ""]
     unknown = [p["name"] for p in record.get("pool", []) if p.get("trained_on") == "unknown"]
     if unknown:
         lines += [f"Provenance unknown for {', '.join(unknown)}: a member trained on a probe task is ranked on its "
