@@ -1,5 +1,6 @@
 """Spearman's rank correlation between the finetune results of one run and the linear-probe results of another,
-over the (base, target) cells both have, each cell the mean accuracy over seeds (main grid, weight decay 0).
+over the (base, target) cells both have, each cell the mean over seeds (main grid, weight decay 0): of accuracies,
+and of gains over pretrained in the same target.
 
     python scripts/evaluation_agreement.py FINETUNE_RESULTS.jsonl PROBE_RESULTS.jsonl
 """
@@ -18,8 +19,9 @@ def main(finetune: str, probe: str) -> None:
     a = [r for r in a if evaluation_of(r) == FINETUNE]
     b = [r for r in b if evaluation_of(r) == LINEAR_PROBE]
     ag = agreement(a + b, 0.0)
-    rho = "n/a" if ag.rho is None else f"{ag.rho:+.3f}"
-    print(f"Spearman rho {rho} over n = {ag.n} (base, target) cells (finetune: {finetune}; probe: {probe})")
+    fmt = lambda r: "n/a" if r is None else f"{r:+.3f}"  # noqa: E731
+    print(f"Spearman rho of accuracies {fmt(ag.rho)} over n = {ag.n} (base, target) cells; of gains over pretrained "
+          f"{fmt(ag.rho_gain)} over n = {ag.n_gain} cells (finetune: {finetune}; probe: {probe})")
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ def test_selection_and_both_evaluations_end_to_end(tmp_path):
     build_run_report(run, summary.records, cfg.conditions)
     md = (run / "report" / "report.md").read_text()
     assert "Every table and figure of this report is of the finetuning evaluation" in md
-    assert "report-linear_probe/" in md and "Spearman's rank correlation" in md and "(n = 4 cells)" in md
+    assert "report-linear_probe/" in md and "Spearman's rank correlation" in md and "(n = 4 cells;" in md
+    assert "of gains over pretrained" in md and "(n = 3 cells)" in md
     # the config named no confirmatory plan: the run's experiment.yaml must not make it look declared
     assert "The confirmatory plan: the defaults, since this run's config names none" in md
     assert "## Fusion-set selection" in md and f"chosen set {', '.join(p['chosen'])}" in md

@@ -136,7 +136,7 @@ class NearIndex:
     @staticmethod
     def of(shingles: np.ndarray, offsets: np.ndarray, bags: np.ndarray, keys: np.ndarray) -> "NearIndex":
         flat = keys.ravel()
-        order = np.argsort(flat, kind="stable")
+        order = np.argsort(flat)  # the rows of one key are a set to near_hits: any order, and quicksort is 4x faster
         return NearIndex(shingles, offsets, bags, keys, flat[order], order // BANDS, np.sort(bags))
 
     def __len__(self) -> int:

@@ -26,8 +26,10 @@ def report_folder(evaluation: str, primary: str) -> str:
 
 @dataclass(frozen=True)
 class Agreement:
-    rho: float | None  # None below 3 cells or with no spread
+    rho: float | None  # accuracies; None below 3 cells or with no spread
     n: int  # (base, target) cells with both evaluations
+    rho_gain: float | None = None  # gains over pretrained in the same target (bases other than pretrained)
+    n_gain: int = 0
 
 
 def _cells(records: Iterable, evaluation: str, weight_decay: float) -> dict[tuple[str, str], float]:
@@ -38,16 +40,29 @@ def _cells(records: Iterable, evaluation: str, weight_decay: float) -> dict[tupl
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
-def agreement(records: list, weight_decay: float) -> Agreement:
-    """Spearman's rho between the finetune and the probe accuracy of every (base, target) cell with both."""
+def _rho(x: list[float], y: list[float]) -> float | None:
     from scipy.stats import spearmanr
 
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def _gains(cells: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    return {k: v - cells[("pretrained", k[1])] for k, v in cells.items()
+            if k[0] != "pretrained" and ("pretrained", k[1]) in cells}
+
+
+def agreement(records: list, weight_decay: float) -> Agreement:
+    """Spearman's rho between the finetune and the probe evaluation: of every (base, target) cell's accuracy (much
+    of which is how hard each target is), and of each base's gain over pretrained on the same target (what a
+    ranking of bases needs)."""
     a, b = _cells(records, FINETUNE, weight_decay), _cells(records, LINEAR_PROBE, weight_decay)
     both = sorted(set(a) & set(b))
-    x, y = [a[k] for k in both], [b[k] for k in both]
-    if len(both) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
-        return Agreement(None, len(both))
-    return Agreement(float(spearmanr(x, y).statistic), len(both))
+    ga, gb = _gains(a), _gains(b)
+    gboth = sorted(set(ga) & set(gb))
+    return Agreement(_rho([a[k] for k in both], [b[k] for k in both]), len(both),
+                     _rho([ga[k] for k in gboth], [gb[k] for k in gboth]), len(gboth))
 
 
 def section_markdown(shown: str, others: list[str], records: list, weight_decay: float) -> str:
@@ -65,7 +80,12 @@ def _sentence(shown: str, others: list[str], records: list, weight_decay: float)
                        f"{report_folder(o, FINETUNE)}/." for o in others))
     if {FINETUNE, LINEAR_PROBE} <= {shown, *others}:
         ag = agreement(records, weight_decay)
-        rho = "n/a (fewer than 3 cells, or no spread)" if ag.rho is None else f"{ag.rho:+.2f}"
-        text += (f" Agreement of the two (exploratory): Spearman's rank correlation over (base, target) cells, each "
-                 f"the mean accuracy over seeds at weight decay {weight_decay:g}: {rho} (n = {ag.n} cells).")
+        text += (f" Agreement of the two (exploratory), Spearman's rank correlation over (base, target) cells, each "
+                 f"the mean over seeds at weight decay {weight_decay:g}: of accuracies {_fmt(ag.rho)} (n = {ag.n} "
+                 f"cells; much of it is how hard each target is), of gains over pretrained {_fmt(ag.rho_gain)} "
+                 f"(n = {ag.n_gain} cells).")
     return text
+
+
+def _fmt(rho: float | None) -> str:
+    return "n/a (fewer than 3 cells, or no spread)" if rho is None else f"{rho:+.2f}"
