@@ -7,9 +7,10 @@ model, 2 threads. Per task and repeat, interleaved so machine load hits all alik
 
 - `finetune`: one target finetune (seed = repeat);
 - `probe (cold)`: one probe with the feature cache of this base and task deleted first (the first probe of a base
-  on a task: every train, validation and test text goes through the frozen model once);
-- `probe (warm)`: one probe with another seed, the features in the cache (every later probe of that base and task:
-  other seeds, budgets, C grids).
+  on a task: the rows it uses, its seed's draw of the train budget and the capped validation and test rows, go
+  through the frozen model once);
+- `probe (warm)`: one probe with another seed: validation and test from the cache, and only the train rows of its
+  draw not extracted yet (what each further seed of that base and task costs).
 
 Wall time (perf_counter) and process CPU time (all threads) around `execute_job`; libraries are imported and the
 data loaded once before timing starts. Prints medians per task and kind, ratios finetune / probe, and JSON lines.
