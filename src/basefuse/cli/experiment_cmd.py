@@ -28,7 +28,9 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
         _print_leakage(plan.leakage, out)
         kinds = Counter(j.kind for j in plan.jobs.values())
         typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
-        typer.echo(f"target finetunes: {len(plan.target_keys())} jobs")
+        target = Counter(plan.jobs[k].kind for k in plan.target_keys())
+        typer.echo(f"target finetunes: {target.get('finetune', 0)} jobs"
+                   + (f"; target probes: {target['probe']} jobs" if target.get("probe") else ""))
         typer.echo(f"target runs (report rows): {len(plan.runs)}")
         if plan.selection_pending:
             typer.echo(_selection_line(cfg))
