@@ -235,7 +235,10 @@ def test_ctrl_c_during_a_large_fuse_stops_within_a_second(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "BASEFUSE_CACHE": str(tmp_path / "c")}
     proc = subprocess.Popen([sys.executable, "-m", "basefuse", "fuse", *(str(tmp_path / f"ft{s}") for s in range(2)),
                              "--base", str(tmp_path / "base"), "--out", str(out), "--no-progress"],
-                            env=env, stderr=subprocess.PIPE, text=True)
+                            env=env, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as a terminal delivers it: a suite started in the background of a
+                            # non-interactive shell has SIGINT ignored, which a child would inherit
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not _reading_a_model(proc.pid):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
