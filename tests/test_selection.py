@@ -104,3 +104,16 @@ def test_selection_and_both_evaluations_end_to_end(tmp_path):
     assert "## Fusion-set selection" in md and f"chosen set {', '.join(p['chosen'])}" in md
     probe_md = (run / "report-linear_probe" / "report.md").read_text()
     assert "Every table and figure of this report is of the linear probe evaluation" in probe_md
+
+
+def test_a_failed_round_stops_with_one_line_naming_the_first_failure(tmp_path):
+    from types import SimpleNamespace
+
+    from basefuse.errors import BasefuseError
+    from basefuse.experiments.failures import Failures, raise_if_failed
+
+    raise_if_failed(Failures(), "selection", tmp_path)  # nothing failed: goes on
+    f = Failures()
+    f.add_failed(SimpleNamespace(key="k1", kind="probe", label="probe a on p"), {"error": "boom"}, [])
+    with pytest.raises(BasefuseError, match=r"^selection stopped: 1 job\(s\) failed, first probe a on p: boom; rerun"):
+        raise_if_failed(f, "selection", tmp_path)

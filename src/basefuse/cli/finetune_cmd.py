@@ -101,18 +101,24 @@ _FLAGS = {"learning_rate": "--lr", "max_epochs": "--epochs", "batch_size": "--ba
 """CLI flag of each FinetuneConfig field, so an error names the option the user typed."""
 
 
-def _print_metrics(m: dict, out: Optional[Path]) -> None:
-    from rich.console import Console
+def split_table(m: dict, title: str) -> "Table":
+    """Validation and test metrics of a finetune's or a probe's record (the same format) as a rich table."""
     from rich.table import Table
 
-    table = Table(title=f"{m['task']} ← {m['model']} (seed {m['seed']})")
+    table = Table(title=title)
     for col in ("split", "n", "accuracy", "macro-F1"):
         table.add_column(col, justify="left" if col == "split" else "right")
     for split in ("validation", "test"):
         s = m[split]
         table.add_row(split, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
+    return table
+
+
+def _print_metrics(m: dict, out: Optional[Path]) -> None:
+    from rich.console import Console
+
     console = Console()
-    console.print(table)
+    console.print(split_table(m, f"{m['task']} ← {m['model']} (seed {m['seed']})"))
     stop = "early stop" if m["stopped_early"] else "full length"
     console.print(f"steps {m['steps']} (best {m['best_step']}, {stop}), train {m['n']['train']} examples, "
                   f"{m['train_samples_per_s']:.1f} samples/s, wall {m['wall_time_s']:.1f}s on {m['device']}")

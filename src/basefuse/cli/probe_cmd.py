@@ -86,16 +86,11 @@ def register(app: typer.Typer) -> None:
 
 def _print_metrics(m: dict, out: Optional[Path]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"linear probe: {m['task']} ← {m['model']} (seed {m['seed']})")
-    for col in ("split", "n", "accuracy", "macro-F1"):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for split in ("validation", "test"):
-        s = m[split]
-        table.add_row(split, str(s["n"]), f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}")
+    from basefuse.cli.finetune_cmd import split_table
+
     console = Console()
-    console.print(table)
+    console.print(split_table(m, f"linear probe: {m['task']} ← {m['model']} (seed {m['seed']})"))
     cached = "features from the cache" if all(m["feature_cache_hits"].values()) else "features computed"
     console.print(f"C {m['chosen_c']:g} (best of {len(m['validation_curve'])} on validation), train "
                   f"{m['n']['train']} examples, {cached}, wall {m['wall_time_s']:.1f}s on {m['device']}")

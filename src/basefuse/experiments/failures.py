@@ -77,6 +77,18 @@ class Failures:
         return path
 
 
+def raise_if_failed(failures: "Failures", what: str, run_dir: Path) -> None:
+    """A staged run (selection rounds, a ranking) cannot go on past a failed job: one line naming the first."""
+    if not failures:
+        return
+    from basefuse.errors import BasefuseError
+
+    first = next(iter(failures.failed.values()), None)
+    raise BasefuseError(f"{what} stopped: {len(failures.failed)} job(s) failed"
+                        + (f", first {first['label']}: {first['error']}" if first else "")
+                        + f"; rerun to retry them (details: {Path(run_dir) / 'failures.json'})")
+
+
 def read_failures(run_dir: str | Path) -> list[str]:
     """For the report: one line per failed job (its error) and per job skipped because a job it needed failed."""
     try:

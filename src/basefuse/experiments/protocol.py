@@ -20,7 +20,7 @@ from basefuse.experiments.records import LINEAR_PROBE, OTHER_FAMILIES, SEEN, bas
 from basefuse.experiments.leakage import (BaseModelFacts, LeakageError, TargetRun, TaskContent,
                                           check_base_model, check_distinct_content, check_overlap, check_provenance,
                                           content_fingerprints, exact_hits, near_hits_of, overlap_table,
-                                          unknown_base)
+                                          unknown_base, unknown_checkpoints)
 
 
 @dataclass(frozen=True)
@@ -479,17 +479,7 @@ def _checkpoint_job(plan: Plan, ref: CheckpointRef, ck: CheckpointFacts, facts: 
 
 def _unknown_provenance(plan: Plan, deps: tuple[str, ...]) -> str | None:
     """'unknown' if a pool checkpoint of unknown provenance is in the base, through any depth."""
-    stack, seen = list(deps), set()
-    while stack:
-        key = stack.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        job = plan.jobs[key]
-        if job.kind == "checkpoint" and job.params.get("trained_on") == "unknown":
-            return "unknown"
-        stack.extend(job.deps)
-    return None
+    return "unknown" if any(unknown_checkpoints(plan.jobs, d) for d in deps) else None
 
 
 def _check_declared_data(cfg: ExperimentConfig, contents: dict[str, TaskContent]) -> None:

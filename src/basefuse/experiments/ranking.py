@@ -171,6 +171,7 @@ def rank_pool(req: RankRequest, run_dir: str | Path, executor: Any = None, *, de
     import contextlib
 
     from basefuse.executors import LocalExecutor
+    from basefuse.experiments.failures import raise_if_failed
     from basefuse.experiments.runner import plan_inputs, run_jobs
     from basefuse.experiments.store import JobStore
     from basefuse.io import write_json
@@ -184,11 +185,7 @@ def rank_pool(req: RankRequest, run_dir: str | Path, executor: Any = None, *, de
 
         def run_round(plan: Plan) -> None:
             outcome = run_jobs(plan, run_dir, ex, device=device, progress=progress, results_file=False)
-            if outcome.failures:
-                first = next(iter(outcome.failures.failed.values()), None)
-                raise BasefuseError(f"rank stopped: {len(outcome.failures.failed)} job(s) failed"
-                                    + (f", first {first['label']}: {first['error']}" if first else "")
-                                    + f"; rerun to retry them (details: {run_dir / 'failures.json'})")
+            raise_if_failed(outcome.failures, "rank", run_dir)
 
         def read(key: str) -> dict[str, Any]:
             return JobStore(run_dir / "store.jsonl").get(key)

@@ -21,7 +21,7 @@ import yaml
 from basefuse.errors import BasefuseError
 from basefuse.executors import Executor, LocalExecutor
 from basefuse.experiments.config import ExperimentConfig, load_experiment_config
-from basefuse.experiments.failures import Failures, attempt_job
+from basefuse.experiments.failures import Failures, attempt_job, raise_if_failed
 from basefuse.experiments.jobs import Job, output_complete, recovered_result
 from basefuse.experiments.leakage import LEAKAGE_FILE, task_content, write_leakage
 from basefuse.experiments.plan_record import write_plan
@@ -394,11 +394,7 @@ def _run_selection(cfg: ExperimentConfig, inputs: PlanInputs, run_dir: Path, exe
 
     def run_round(plan: Plan) -> None:
         outcome = _run_graph(plan, run_dir, executor, device=device, progress=progress, results_file=False)
-        if outcome.failures:
-            first = next(iter(outcome.failures.failed.values()), None)
-            raise BasefuseError(f"selection stopped: {len(outcome.failures.failed)} job(s) failed"
-                                + (f", first {first['label']}: {first['error']}" if first else "")
-                                + f"; rerun to retry them (details: {run_dir / 'failures.json'})")
+        raise_if_failed(outcome.failures, "selection", run_dir)
 
     def read_score(key: str) -> float:
         return float(JobStore(run_dir / "store.jsonl").get(key)[metric])
