@@ -19,3 +19,9 @@ class WriteFailed(BasefuseError):
     """The disk refused a write (full, over quota, an I/O error): a runtime failure, not bad input."""
 
     exit_code = 1
+
+
+class PushFailed(BasefuseError):
+    """The Hub did not take an upload (network, server): a runtime failure; the local output is complete."""
+
+    exit_code = 1

@@ -25,6 +25,8 @@ class BuiltinModel:
     files: tuple[str, ...]
     licence: str
     description: str
+    hub_id: str | None = None        # the upstream model on the Hub: what a card names as base_model
+    licence_id: str | None = None    # the licence as the Hub's card metadata spells it
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {m.name: m for m in [
@@ -35,7 +37,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {m.name: m for m in [
         ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json",
          "special_tokens_map.json"),
         "Apache-2.0 (upstream MiniLM / sentence-transformers)",
-        "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 22.7M parameters"),
+        "all-MiniLM-L6-v2: BERT, 6 layers, hidden 384, 22.7M parameters",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2", licence_id="apache-2.0"),
 ]}
 
 

@@ -56,6 +56,8 @@ class Checkpoint:
     config: dict[str, Any]
     tensors: dict[str, TensorInfo | BinTensor]
     files: list[Path] = field(default_factory=list)
+    hub_id: str | None = None    # `org/name` when the folder came from the Hugging Face hub (or is a built-in)
+    commit: str | None = None    # the hub commit the folder holds, resolved from the revision asked for
     _reader: RangeReader = field(default_factory=RangeReader, repr=False)
 
     @property
@@ -102,6 +104,28 @@ class Checkpoint:
         self._reader.close()
 
 
+def split_revision(spec: str) -> tuple[str, str | None]:
+    """`org/name@rev` -> (`org/name`, `rev`); a local path (which may hold an @) is left whole."""
+    if Path(spec).expanduser().exists() or "@" not in spec:
+        return spec, None
+    name, _, rev = spec.rpartition("@")
+    return name, rev or None
+
+
+def hub_origin(spec: str, folder: Path) -> tuple[str | None, str | None]:
+    """(hub id, commit) of a resolved model: a built-in's upstream id, or a folder in the hub cache
+    (`models--org--name/snapshots/<commit>`, where snapshot_download puts it); (None, None) for other folders."""
+    from basefuse.models import BUILTIN_MODELS
+
+    if spec in BUILTIN_MODELS:
+        return BUILTIN_MODELS[spec].hub_id, None
+    folder = folder.resolve() if folder.is_symlink() else folder
+    repo = folder.parent.parent.name
+    if folder.parent.name == "snapshots" and repo.startswith("models--") and re.fullmatch(r"[0-9a-f]{40}", folder.name):
+        return repo.removeprefix("models--").replace("--", "/"), folder.name
+    return None, None
+
+
 def resolve(ref: str | Path, revision: str | None = None) -> Path:
     """A built-in model (e.g. `minilm`) or a local folder as is; otherwise a hub id fetched with huggingface_hub
     (at `revision`: a branch, tag or commit, if given)."""
@@ -118,7 +142,8 @@ def resolve(ref: str | Path, revision: str | None = None) -> Path:
         raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
     from huggingface_hub import snapshot_download
 
-    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES]
+    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES,
+                "README.md"]  # the model card: its licence is inherited by a fused model's card
     try:
         local = snapshot_download(str(ref), allow_patterns=patterns, revision=revision)
     except Exception as e:  # offline, unknown repo, auth...: all user-fixable
@@ -168,8 +193,9 @@ def _load_bin(path: Path) -> dict[str, BinTensor]:
 
 
 def load_checkpoint(ref: str | Path) -> Checkpoint:
-    """Open a checkpoint without reading tensor data (headers only)."""
-    folder = resolve(ref)
+    """Open a checkpoint without reading tensor data (headers only); `org/name@rev` pins a hub revision."""
+    spec, revision = split_revision(str(ref))
+    folder = resolve(spec, revision=revision)
     layout = find_layout(folder)
     try:
         config = json.loads(layout.config.read_text(encoding="utf-8"))
@@ -193,7 +219,9 @@ def load_checkpoint(ref: str | Path) -> Checkpoint:
         tensors.update(_load_bin(layout.weights[0]))
     if not tensors:
         raise BasefuseError(f"{folder}: the checkpoint holds no tensors")
-    return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=layout.files)
+    hub_id, commit = hub_origin(spec, folder)
+    return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=layout.files, hub_id=hub_id,
+                      commit=commit)
 
 
 def itemsize(dtype: str) -> int:

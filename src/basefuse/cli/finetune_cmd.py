@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
                                  help="Built-in task name, a data file (CSV/TSV/JSONL/Parquet) or hf:NAME (optionally hf:NAME/CONFIG)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json (and model/ with --save)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the head init, dropout and batch order."),
-        save: bool = typer.Option(False, "--save", help="Also write the finetuned model (safetensors) to OUT/model."),
+        save: bool = typer.Option(False, "--save", help="Also write the finetuned model (safetensors, model card) "
+                                                        "to OUT/model."),
         lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 2e-4)."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per forward pass (default 32)."),
         grad_accum: Optional[int] = typer.Option(
@@ -46,6 +47,11 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu, cuda or cuda:N."),
         force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+        push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO",
+                                                  help="With --save: then upload OUT/model (with its model card) to "
+                                                       "this Hub model repo (org/name; created if missing). Token: "
+                                                       "HF_TOKEN or `hf auth login`."),
+        private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
     ) -> None:
         """Finetune MODEL on TASK (AdamW, linear warm-up, early stopping on validation) and test it once.
 
@@ -56,7 +62,7 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from basefuse.errors import BasefuseError
-        from basefuse.finetuning.config import FinetuneConfig
+        from basefuse.finetuning.config import CLI_FLAGS, FinetuneConfig
         from basefuse.io import check_output_path
 
         overrides = {"learning_rate": lr, "batch_size": batch_size, "grad_accum": grad_accum, "max_epochs": epochs,
@@ -73,10 +79,18 @@ def register(app: typer.Typer) -> None:
         except ValidationError as e:
             err = e.errors()[0]
             field = str(err["loc"][0])
-            raise BasefuseError(f"bad option {_FLAGS.get(field, field)}={err.get('input')!r} ({field}): "
+            raise BasefuseError(f"bad option {CLI_FLAGS.get(field, field)}={err.get('input')!r} ({field}): "
                                 f"{err['msg']}") from None
         if save and out is None:
             raise BasefuseError("--save needs --out FOLDER to write the model to")
+        if push_to_hub and not save:
+            raise BasefuseError("--push-to-hub needs --save (and --out): it uploads the saved model")
+        if private and not push_to_hub:
+            raise BasefuseError("--private only applies with --push-to-hub REPO")
+        if push_to_hub:  # a missing token or a bad repo id is said before training, not after it
+            from basefuse.hub.push import check_push_target
+
+            check_push_target(push_to_hub)
         from basefuse.data.api import load_task
         from basefuse.finetuning.api import finetune
         from basefuse.models import resolve_model
@@ -89,16 +103,16 @@ def register(app: typer.Typer) -> None:
         loaded = load_task(task, max_train=config.max_train, text_col=text_col, label_col=label_col,
                            pair_col=pair_col)
         metrics = finetune(model, loaded, config=config, seed=seed, out=out, save=save, device=device,
-                           progress=not no_progress, force=force)
+                           progress=not no_progress, force=force, repo_id=push_to_hub)
         _print_metrics(metrics, out)
+        if push_to_hub:
+            from basefuse.hub.push import push_folder
+
+            url = push_folder(out / "model", push_to_hub, private=private,
+                              message=f"basefuse finetune: {metrics['model']} on {metrics['task']}, seed {seed}")
+            typer.echo(f"pushed {out / 'model'} to {push_to_hub} ({url})")
 
 
-_FLAGS = {"learning_rate": "--lr", "max_epochs": "--epochs", "batch_size": "--batch-size",
-          "grad_accum": "--grad-accum", "min_steps": "--min-steps", "max_length": "--max-length",
-          "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
-          "max_train": "--max-train", "max_eval": "--max-eval", "max_test": "--max-test", "eval_every": "--eval-every",
-          "patience": "--patience"}
-"""CLI flag of each FinetuneConfig field, so an error names the option the user typed."""
 
 
 def split_table(m: dict, title: str) -> "Table":

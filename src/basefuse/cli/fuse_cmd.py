@@ -41,12 +41,14 @@ def parse_weights(values: list[str] | None) -> list[float] | None:
 def register(app: typer.Typer) -> None:
     @app.command("fuse")
     def fuse_command(
-        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids (at least 2, each once: "
+        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids, org/name or "
+                                                        "org/name@revision (at least 2, each once: "
                                                         "the same folder or identical weights twice is refused; "
                                                         "use --method weighted to weigh one more)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
         base: Optional[str] = typer.Option(None, "--base", help="Pretrained model the sources were finetuned "
-                                                                "from; the output loads like it (recommended)."),
+                                                                "from (folder, org/name[@revision] or built-in); "
+                                                                "the output loads like it (recommended)."),
         method: str = typer.Option("average", "--method", "-m",
                                    help="average | weighted | task-arithmetic | ties | dare"),
         weights: Optional[list[str]] = typer.Option(None, "--weights", help="Per-source weights, e.g. 1,2,1."),
@@ -66,6 +68,11 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
         hash_cache: bool = typer.Option(True, "--hash-cache/--no-hash-cache",
                                         help="Reuse sha256 digests of unchanged input files from earlier runs."),
+        push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO",
+                                                  help="Then upload the finished output to this Hub model repo "
+                                                       "(org/name; created if missing). Token: HF_TOKEN or "
+                                                       "`hf auth login`."),
+        private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
     ) -> None:
         """Fuse N finetuned checkpoints into one base model (shared body fused, heads dropped)."""
         from basefuse.checkpoints.hashing import Hasher
@@ -73,6 +80,12 @@ def register(app: typer.Typer) -> None:
         # sha256 of the inputs is the costliest part of a cold run: start it before importing numpy
         params = {name: v for name, v in
                   {"lam": lam, "density": density, "k": k, "p": p, "seed": seed}.items() if v is not None}
+        if private and not push_to_hub:
+            raise BasefuseError("--private only applies with --push-to-hub REPO")
+        if push_to_hub:  # a missing token or a bad repo id is said before the fusion, not after it
+            from basefuse.hub.push import check_push_target
+
+            check_push_target(push_to_hub)
         hasher = Hasher(use_cache=hash_cache)
         try:  # from here on, an error or Ctrl-C (even during the imports) stops the hashing at once
             for folder in [*sources, *([base] if base else [])]:
@@ -82,9 +95,16 @@ def register(app: typer.Typer) -> None:
             manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
                             accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,
-                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher, **params)
+                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher,
+                            repo_id=push_to_hub, **params)
         finally:
             hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
         typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
                    f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
                    f"(see {out / 'fusion.json'})")
+        if push_to_hub:
+            from basefuse.hub.push import push_folder
+
+            url = push_folder(out, push_to_hub, private=private,
+                              message=f"basefuse fuse: {manifest['method']} of {len(manifest['sources'])} sources")
+            typer.echo(f"pushed {out} to {push_to_hub} ({url})")

@@ -2,19 +2,11 @@
 and whether it is a finetune of the experiment's base model at all (the same check as `basefuse inspect`)."""
 from __future__ import annotations
 
-from pathlib import Path
 
+from basefuse.checkpoints.source import split_revision
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import CheckpointRef, ExperimentConfig
 from basefuse.experiments.protocol import CheckpointFacts
-
-
-def split_revision(spec: str) -> tuple[str, str | None]:
-    """`org/name@rev` -> (`org/name`, `rev`); a local path (which may hold an @) is left whole."""
-    if Path(spec).expanduser().exists() or "@" not in spec:
-        return spec, None
-    name, _, rev = spec.rpartition("@")
-    return name, rev or None
 
 
 def resolve_checkpoint(ref: CheckpointRef) -> str:

@@ -243,13 +243,15 @@ def _capped(split: Any, cap: int | None) -> Any:
 
 def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = None, seed: int = 0,
              out: str | Path | None = None, save: bool = False, device: str | None = None,
-             progress: bool = True, force: bool = False, threads: int | None = None) -> dict:
+             progress: bool = True, force: bool = False, threads: int | None = None,
+             repo_id: str | None = None) -> dict:
     """Finetune `model` on `task` with one seed; return (and write to `out/metrics.json`) the metrics.
 
     `threads`: CPU threads for torch on CPU (default: every core).
 
     Same seed, same machine, CPU -> same metrics. With `save`, `out/model/` holds the finetuned model
-    in safetensors + its tokenizer, loadable with `AutoModelForSequenceClassification.from_pretrained`.
+    in safetensors + its tokenizer, loadable with `AutoModelForSequenceClassification.from_pretrained`, and a
+    model card (README.md); `repo_id`: the Hub repo it will be pushed to (named in the card's usage example).
     """
     import torch
 
@@ -290,8 +292,12 @@ def finetune(model: str, task: Task | str, *, config: FinetuneConfig | None = No
                                 commit_hash=getattr(net.config, "_commit_hash", None))
         if tmp is not None:
             if save:
+                from basefuse.finetuning.card import write_card
+
                 _save_model(net, tokenizer, tmp / "model", out, progress)
             metrics["wall_time_s"] = round(time.perf_counter() - t0, 3)
+            if save:
+                write_card(tmp / "model", metrics, model_path, repo_id)
             write_json(tmp / "metrics.json", metrics)
         del net
     if dev.type == "cuda":

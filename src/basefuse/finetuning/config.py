@@ -51,3 +51,12 @@ class FinetuneConfig(BaseModel):
         if self.eval_every is not None:
             return self.eval_every
         return max(1, math.ceil(total_steps / self.evals_per_run))
+
+
+CLI_FLAGS = {"learning_rate": "--lr", "max_epochs": "--epochs", "batch_size": "--batch-size",
+             "grad_accum": "--grad-accum", "min_steps": "--min-steps", "max_length": "--max-length",
+             "weight_decay": "--weight-decay", "warmup_ratio": "--warmup-ratio", "max_grad_norm": "--max-grad-norm",
+             "max_train": "--max-train", "max_eval": "--max-eval", "max_test": "--max-test",
+             "eval_every": "--eval-every", "patience": "--patience"}
+"""The `basefuse finetune` option of each FinetuneConfig field: errors name the option typed, and a saved model's
+card gives the command that made it."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from basefuse.checkpoints.align import align
 from basefuse.checkpoints.hashing import Hasher
-from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint
+from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint, split_revision
 from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
@@ -22,6 +22,7 @@ from basefuse.io import atomic_output_dir, write_json
 
 DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
                "bfloat16": "BF16", "bf16": "BF16", "float64": "F64"}
+FLOAT_LABELS = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64"}
 HEAD_CONFIG_KEYS = ("id2label", "label2id", "num_labels", "problem_type", "finetuning_task")
 
 
@@ -35,14 +36,40 @@ def bare_architecture(config: dict[str, Any]) -> list[str] | None:
     return [stem if stem.endswith("Model") else f"{stem}Model"]
 
 
-def _output_config(sources: list[Checkpoint], base: Checkpoint | None) -> dict[str, Any]:
+def weights_dtype(items: list[engine.Item]) -> str | None:
+    """The dtype most of the output's floating-point parameters are stored in (`bfloat16`, ...), for config.json."""
+    counts: dict[str, int] = {}
+    for i in items:
+        if i.dtype in FLOAT_LABELS:
+            counts[i.dtype] = counts.get(i.dtype, 0) + int(np.prod(i.shape, dtype=np.int64))
+    return FLOAT_LABELS[max(counts, key=counts.__getitem__)] if counts else None
+
+
+def _output_config(sources: list[Checkpoint], base: Checkpoint | None, dtype: str | None) -> dict[str, Any]:
+    """The base's config (or the first source's, less its head), saying the dtype the weights are in: `dtype` is
+    the key transformers 5 reads, `torch_dtype` the one earlier versions and the Hub's tools read."""
     if base is not None:
-        return dict(base.config)
-    cfg = {k: v for k, v in sources[0].config.items() if k not in HEAD_CONFIG_KEYS}
-    arch = bare_architecture(sources[0].config)
-    if arch:
-        cfg["architectures"] = arch
+        cfg = dict(base.config)
+    else:
+        cfg = {k: v for k, v in sources[0].config.items() if k not in HEAD_CONFIG_KEYS}
+        arch = bare_architecture(sources[0].config)
+        if arch:
+            cfg["architectures"] = arch
+    if dtype is not None:
+        cfg["dtype"] = cfg["torch_dtype"] = dtype
     return cfg
+
+
+def _licence(sources: list[Checkpoint], base: Checkpoint | None) -> str | None:
+    """The base's declared licence; without a base, the sources' when they all declare the same one."""
+    from basefuse.hub.card import common_licence, declared_licence
+    from basefuse.models import BUILTIN_MODELS
+
+    def of(c: Checkpoint) -> str | None:
+        builtin = BUILTIN_MODELS.get(c.name)
+        return declared_licence(c.path, builtin.licence_id if builtin else None)
+
+    return of(base) if base is not None else common_licence([of(c) for c in sources])
 
 
 def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
@@ -59,7 +86,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
-         **method_params: Any) -> dict[str, Any]:
+         repo_id: str | None = None, **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -69,6 +96,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     Hasher already started on the inputs (the CLI starts one before the heavy imports); it replaces
     `hash_cache`, and fuse() closes it. `flag_outliers=False`: sources known to be finetunes of `base` (an
     experiment's own) are not refused for being far from the others' median (see `flag_unrelated`).
+    A source or base may be `org/name@revision`; fusion.json records the commit each hub input resolved to.
+    `repo_id`: the Hub repo the output will be pushed to (only named in the model card's usage example).
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -120,11 +149,13 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "
                                     "or pass --allow-unrelated")
             _refuse_same_content(cks, hasher)
-            write_json(tmp / "config.json", _output_config(cks, bck))
+            out_dtype_name = weights_dtype(items)
+            write_json(tmp / "config.json", _output_config(cks, bck, out_dtype_name))
             tok = _copy_tokenizer([bck, *cks] if bck is not None else cks, tmp)
 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
+                     "hub_id": c.hub_id, "revision": split_revision(c.name)[1], "commit": c.commit,
                      "sha256": {f.name: hasher.digest(f) for f in c.files}}
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
@@ -138,7 +169,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "basefuse_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "method": method, "params": params, "weights": [float(v) for v in w],
-                "accumulate": accumulate, "dtype": dtype, "device": device, "shard_size": shard_size,
+                "accumulate": accumulate, "dtype": dtype, "output_dtype": out_dtype_name, "device": device,
+                "shard_size": shard_size, "license": _licence(cks, bck),
                 "sources": [entry(c, i) for i, c in enumerate(cks)],
                 "base": entry(bck, None) if bck is not None else None,
                 "distance_reference": "base" if bck is not None else "mean of sources",
@@ -149,7 +181,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "flagged": flags, "allow_unrelated": allow_unrelated,
                 "files": sorted([*files, "config.json", *tok, "README.md", "fusion.json"]),
             }
-            (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+            (tmp / "README.md").write_text(model_card(manifest, out_name=Path(out).name, repo_id=repo_id),
+                                           encoding="utf-8")
             write_json(tmp / "fusion.json", manifest)
         ok = True
         return json.loads(json.dumps(manifest, default=str))

@@ -1,7 +1,14 @@
-"""The output's model card (README.md) and fusion.json manifest: what went in, how, and what was dropped."""
+"""The output's model card (README.md): the facts of fusion.json as the Hub and a reader want them.
+
+Front matter for the Hub's model tree (`base_model` = the hub ids fused, `base_model_relation: merge`), the recipe,
+a command that reproduces it, and the inputs' sha256. Inputs are named by hub id at their commit, or by the local
+name they were given; a local absolute path never appears (the card is meant to be published).
+"""
 from __future__ import annotations
 
 from typing import Any
+
+from basefuse.hub.card import card_name, front_matter
 
 METHOD_PAPERS = {
     "average": "Choshen et al. 2022, Fusing finetuned models for better pretraining (arXiv:2204.03044)",
@@ -10,27 +17,69 @@ METHOD_PAPERS = {
     "ties": "Yadav et al. 2023, TIES-Merging (arXiv:2306.01708)",
     "dare": "Yu et al. 2024, Language models are Super Mario (DARE, arXiv:2311.03099)",
 }
+TAGS = ["merge", "basefuse", "model-fusion"]
 
 
-def model_card(manifest: dict[str, Any]) -> str:
-    """A human-readable README.md carrying the same facts as fusion.json."""
-    lines = ["---", "library_name: transformers", "tags:", "- basefuse", "- model-fusion", "---", "",
-             "# Fused base model", "",
-             f"Made with basefuse {manifest['basefuse_version']} on {manifest['created']} by fusing "
-             f"{len(manifest['sources'])} finetuned checkpoints into a new base model (heads dropped).", "",
+def _named(entry: dict[str, Any]) -> str:
+    from basefuse.models import BUILTIN_MODELS
+
+    return card_name(entry["name"], entry.get("hub_id"), entry.get("commit"),
+                     builtin=entry["name"] in BUILTIN_MODELS)
+
+
+def reproduce_command(manifest: dict[str, Any], out: str) -> str:
+    """The `basefuse fuse` line that makes this model again (hub inputs pinned to the commit that was fused)."""
+    parts = ["basefuse fuse", *(_named(s) for s in manifest["sources"])]
+    if manifest["base"]:
+        parts += ["--base", _named(manifest["base"])]
+    parts += ["--method", manifest["method"]]
+    if manifest["method"] == "weighted":
+        parts += ["--weights", ",".join(f"{w:g}" for w in manifest["weights"])]
+    for key, value in manifest["params"].items():
+        if value is not None:
+            parts += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    if manifest["dtype"]:
+        parts += ["--dtype", manifest["dtype"]]
+    if manifest["accumulate"] != "float32":
+        parts += ["--accumulate", manifest["accumulate"]]
+    return " ".join([*parts, "--out", out])
+
+
+def model_card(manifest: dict[str, Any], *, out_name: str, repo_id: str | None = None) -> str:
+    """README.md of a fused model: Hub metadata, recipe, how to reproduce it, inputs with their sha256.
+
+    `out_name`: the output folder's name; `repo_id`: the Hub repo it will be pushed to, if known (the usage
+    example loads it from there)."""
+    inputs = [*manifest["sources"], *([manifest["base"]] if manifest["base"] else [])]
+    parents = [e["hub_id"] for e in inputs if e.get("hub_id")]
+    base = manifest["base"]
+    lines = [front_matter(base_models=parents, relation="merge", licence=manifest.get("license"), tags=TAGS),
+             f"# {repo_id.split('/')[-1] if repo_id else out_name}", "",
+             f"A base model made with basefuse {manifest['basefuse_version']} on {manifest['created']} by fusing "
+             f"{len(manifest['sources'])} finetuned checkpoints"
+             + (f" of `{_named(base)}`" if base else "") + " (their classification heads dropped).", "",
+             "## Recipe", "",
              f"- **Method**: `{manifest['method']}` ({METHOD_PAPERS.get(manifest['method'], '')})",
              f"- **Parameters**: `{manifest['params']}`",
              f"- **Weights**: {manifest['weights']}",
-             f"- **Accumulation dtype**: {manifest['accumulate']}; output dtype: {manifest['dtype'] or 'as input'}",
-             f"- **Base**: {manifest['base']['name'] if manifest['base'] else 'none (bare body of the first source)'}",
+             f"- **Accumulation dtype**: {manifest['accumulate']}; output dtype: {manifest['output_dtype']}",
+             f"- **Base**: " + (f"`{_named(base)}`" if base else "none (bare body of the first source)"),
+             f"- **Sources**: " + ", ".join(f"`{_named(s)}`" for s in manifest["sources"]),
              f"- **Fused tensors / parameters**: {manifest['fused_tensors']} / {manifest['fused_parameters']}",
              f"- **Dropped keys** (heads etc.): {len(manifest['dropped_keys'])}, listed in fusion.json", "",
+             "## Reproduce", "",
+             "```bash", reproduce_command(manifest, repo_id.split("/")[-1] if repo_id else out_name), "```", "",
+             "Hub inputs are pinned to the commit that was fused; local inputs are named as they were given "
+             "(run it where they are).", "",
+             "## Use", "",
+             "```python", "from transformers import AutoModel", "",
+             f'model = AutoModel.from_pretrained("{repo_id or out_name}")', "```", "",
+             "Finetune it as you would its base (e.g. `AutoModelForSequenceClassification` with your `num_labels`).",
+             "",
              "## Inputs (sha256)", ""]
-    for role, entry in ([("source", s) for s in manifest["sources"]]
-                        + ([("base", manifest["base"])] if manifest["base"] else [])):
-        lines.append(f"- {role} `{entry['name']}` (model_type {entry['model_type']})")
+    for role, entry in [("source", s) for s in manifest["sources"]] + ([("base", base)] if base else []):
+        lines.append(f"- {role} `{_named(entry)}` (model_type {entry['model_type']})")
         for fname, digest in entry["sha256"].items():
             lines.append(f"  - `{fname}`: `{digest}`")
-    lines += ["", "Load it with `AutoModel.from_pretrained(path)` or "
-              "`AutoModelForSequenceClassification.from_pretrained(path, num_labels=k)`.", ""]
+    lines.append("")
     return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Publishing outputs on the Hugging Face Hub: model cards and uploads."""
