@@ -2,6 +2,7 @@
 ids, other buffers) keep their dtype and their exact values, with or without a base."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,6 @@ def test_dtype_converts_floats_and_keeps_integer_tensors_exact(tmp_path, family,
         assert torch.equal(out[key], want), key
     floats = [t for k, t in out.items() if k not in BUFFERS]
     assert floats and all(t.dtype == torch_dtype for t in floats)
+    # config.json says so, under transformers 5's key and the older one (integer buffers do not count)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["dtype"] == config["torch_dtype"] == dtype
