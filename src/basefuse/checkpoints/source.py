@@ -17,15 +17,6 @@ from basefuse.checkpoints.layout import find_layout
 from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
 from basefuse.errors import BasefuseError
 
-# `base_model_prefix` of the transformers model classes, by config model_type.
-KNOWN_PREFIXES = {
-    "bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
-    "distilbert": "distilbert", "albert": "albert", "electra": "electra", "deberta": "deberta",
-    "deberta-v2": "deberta", "mpnet": "mpnet", "gpt2": "transformer", "t5": "transformer",
-    "mt5": "transformer", "bloom": "transformer", "falcon": "transformer", "xlnet": "transformer",
-    "gpt_neox": "gpt_neox", "llama": "model", "mistral": "model", "qwen2": "model", "gemma": "model",
-    "phi": "model", "opt": "model", "bart": "model", "mbart": "model", "ernie": "ernie",
-}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
                    "sentencepiece.bpe.model")
@@ -65,7 +56,9 @@ class Checkpoint:
     @property
     def prefix(self) -> str | None:
         """The body prefix (`bert`, `transformer`, ...) if this checkpoint is a head model."""
-        known = KNOWN_PREFIXES.get(self.model_type or "")
+        from basefuse.checkpoints.heads import class_facts
+
+        known = class_facts(self.model_type).prefix  # the model classes' own `base_model_prefix`
         if known and any(k.startswith(known + ".") for k in self.tensors):
             return known
         if known:

@@ -35,19 +35,20 @@ def bare_architecture(config: dict[str, Any]) -> list[str] | None:
     return [stem if stem.endswith("Model") else f"{stem}Model"]
 
 
-def _output_config(sources: list[Checkpoint], base: Checkpoint | None) -> dict[str, Any]:
+def _output_config(sources: list[Checkpoint], base: Checkpoint | None, lm_head: bool = False) -> dict[str, Any]:
     if base is not None:
         return dict(base.config)
     cfg = {k: v for k, v in sources[0].config.items() if k not in HEAD_CONFIG_KEYS}
-    arch = bare_architecture(sources[0].config)
+    arch = None if lm_head else bare_architecture(sources[0].config)  # a fused LM head keeps the LM class
     if arch:
         cfg["architectures"] = arch
     return cfg
 
 
-def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
+def _copy_first(cks: list[Checkpoint], names: tuple[str, ...], out: Path) -> list[str]:
+    """Copy the files of `names` from the first checkpoint that has any of them (the base comes first)."""
     for ck in cks:
-        present = [f for f in TOKENIZER_FILES if (ck.path / f).is_file()]
+        present = [f for f in names if (ck.path / f).is_file()]
         if present:
             for f in present:
                 shutil.copyfile(ck.path / f, out / f)
@@ -120,8 +121,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 raise BasefuseError(f"source {f['source']}: {f['reason']}; check the sources (basefuse inspect) "
                                     "or pass --allow-unrelated")
             _refuse_same_content(cks, hasher)
-            write_json(tmp / "config.json", _output_config(cks, bck))
-            tok = _copy_tokenizer([bck, *cks] if bck is not None else cks, tmp)
+            write_json(tmp / "config.json", _output_config(cks, bck, lm_head=bool(al.lm_heads)))
+            donors = [bck, *cks] if bck is not None else cks
+            tok = _copy_first(donors, TOKENIZER_FILES, tmp)
+            tok += _copy_first(donors, ("generation_config.json",), tmp)  # a decoder's sampling defaults
 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
@@ -146,6 +149,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "fused_parameters": stats.fused_params,
                 "copied_parameters": stats.copied_params,
                 "dropped_keys": [d.as_dict() for d in al.dropped],
+                "lm_head_keys": list(al.lm_heads),
                 "flagged": flags, "allow_unrelated": allow_unrelated,
                 "files": sorted([*files, "config.json", *tok, "README.md", "fusion.json"]),
             }
