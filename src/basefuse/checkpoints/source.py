@@ -80,7 +80,9 @@ class Checkpoint:
 
     def view(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Read-only flat raw elements [start, stop) without a copy; hold it only while needed."""
-        info = self.tensors[key]
+        return self._raw(self.tensors[key], start, stop)
+
+    def _raw(self, info: "TensorInfo | BinTensor", start: int = 0, stop: int | None = None) -> np.ndarray:
         if isinstance(info, BinTensor):
             import torch
 
@@ -111,7 +113,8 @@ def resolve(ref: str | Path, revision: str | None = None) -> Path:
         raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
     from huggingface_hub import snapshot_download
 
-    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES]
+    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "generation_config.json", "adapter_config.json", "adapter_model.bin", *TOKENIZER_FILES]
     try:
         local = snapshot_download(str(ref), allow_patterns=patterns, revision=revision)
     except Exception as e:  # offline, unknown repo, auth...: all user-fixable

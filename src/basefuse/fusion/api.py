@@ -12,7 +12,8 @@ import numpy as np
 
 from basefuse.checkpoints.align import align
 from basefuse.checkpoints.hashing import Hasher
-from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint
+from basefuse.checkpoints.lora import LoraCheckpoint, is_adapter, load_adapter
+from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint, resolve
 from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
@@ -96,10 +97,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     hasher = hasher or Hasher(use_cache=hash_cache)  # the CLI passes one already hashing
     ok = False
     try:
-        for s in sources:
-            cks.append(load_checkpoint(s))
-        _refuse_same_folder(cks)
         bck = load_checkpoint(base) if base is not None else None
+        for s in sources:
+            cks.append(load_source(s, bck, base))
+        _refuse_same_folder(cks)
         al = align(cks, bck)
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
@@ -129,6 +130,9 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
                      "sha256": {f.name: hasher.digest(f) for f in c.files}}
+                if isinstance(c, LoraCheckpoint):
+                    e |= {"lora_adapter": {"tensors_changed": len(c.deltas), "tensors_replaced": len(c.replaced),
+                                           "left_out": c.left_out, "base_check": c.base_check}}
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
                           "relative_distance": dist[i] / ref_norm if ref_norm else None,
@@ -161,6 +165,14 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         hasher.close(save=ok)
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()
+
+
+def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) -> Checkpoint:
+    """A source checkpoint: a model folder (or hub id), or a LoRA adapter merged into `base` on the fly."""
+    folder = resolve(ref)
+    if is_adapter(folder) and not (folder / "config.json").is_file():
+        return load_adapter(ref, folder, base, str(base_ref) if base_ref is not None else None)
+    return load_checkpoint(ref)
 
 
 def _refuse_same_folder(cks: list[Checkpoint]) -> None:
