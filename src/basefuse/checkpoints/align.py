@@ -2,8 +2,11 @@
 
 A head model (e.g. `BertForSequenceClassification`) keeps its body under `base_model_prefix`
 (`bert.`); anything outside the prefix is a head. The body to fuse is the set of body keys every
-source has; a body key whose shape differs between checkpoints means another architecture,
-which is an error, not a head.
+source has; a body key whose shape differs between checkpoints means another architecture (or
+another vocabulary), which is an error, not a head. A task head is dropped; the head of a language
+model (`lm_head` of a causal LM, the output layer of a masked or seq2seq LM: `checkpoints.heads`)
+predicts over the vocabulary every source shares, so when every source is such a model of one class
+and has the head with one shape, it is fused like the body.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ class Alignment:
     shapes: dict[str, tuple[int, ...]]
     dropped: list[Dropped] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)  # canonical body keys not fused (integer buffers)
+    lm_heads: list[str] = field(default_factory=list)  # canonical keys of language-model heads fused with the body
 
 
 def split_body(ck: Checkpoint) -> tuple[dict[str, str], list[str]]:
@@ -47,6 +51,33 @@ def split_body(ck: Checkpoint) -> tuple[dict[str, str], list[str]]:
         else:
             heads.append(k)
     return body, heads
+
+
+def _lm_heads(sources: list[Checkpoint], splits: list[tuple[dict[str, str], list[str]]]) -> list[str]:
+    """Head keys fused with the body: every source a language model of one class, and the key in every source (a
+    tied head that is not stored is simply absent; a shape clash is then another vocabulary, refused by `align`)."""
+    from basefuse.checkpoints.heads import is_language_model
+
+    archs = {tuple(c.config.get("architectures") or ()) for c in sources}
+    if len(archs) != 1 or not all(is_language_model(c.config) for c in sources):
+        return []
+    common = set(splits[0][1])
+    for _, heads in splits[1:]:
+        common &= set(heads)
+    return sorted(k for k in common if all(k not in body for body, _ in splits))
+
+
+def _vocab_note(key: str, named: list[tuple[Checkpoint, tuple[int, ...]]]) -> str | None:
+    """A shape clash in the first dimension only, where each checkpoint's vocab_size is that dimension: another
+    vocabulary (added chat or special tokens), said so with the token counts."""
+    shapes = [s for _, s in named]
+    if any(len(s) != len(shapes[0]) or s[1:] != shapes[0][1:] for s in shapes):
+        return None
+    if not all(c.config.get("vocab_size") == s[0] for c, s in named if c.config.get("vocab_size") is not None):
+        return None
+    counts = ", ".join(f"{c.name} has {s[0]} tokens" for c, s in named)
+    return (f"the vocabularies differ ({counts}; tensor {key!r}): fuse only finetunes that share the base's "
+            "tokenizer, or drop the tokens added to some of them")
 
 
 def _order_key(ck: Checkpoint, stored: str) -> tuple[str, int]:
@@ -65,9 +96,12 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
         raise BasefuseError(f"{other.path / 'config.json'}: model_type {other.model_type!r} differs from "
                             f"{first.model_type!r} of {first.name}; fuse only finetunes of one pretrained model")
     splits = [split_body(c) for c in sources]
+    lm_heads = _lm_heads(sources, splits)
+    for body, _ in splits:
+        body.update({k: k for k in lm_heads})
     dropped: list[Dropped] = []
     for c, (_, heads) in zip(sources, splits):
-        dropped += [Dropped(c.name, k, "head") for k in heads]
+        dropped += [Dropped(c.name, k, "head") for k in heads if k not in lm_heads]
 
     common = set(splits[0][0])
     for body, _ in splits[1:]:
@@ -81,6 +115,9 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
         for c, (body, _) in zip(sources[1:], splits[1:]):
             info = c.tensors[body[key]]
             if info.shape != ref.shape:
+                note = _vocab_note(body[key], [(sources[0], ref.shape), (c, info.shape)])
+                if note:
+                    raise BasefuseError(note)
                 raise BasefuseError(f"tensor {body[key]!r}: shape {list(info.shape)} in {c.name} but "
                                     f"{list(ref.shape)} in {sources[0].name}; the bodies differ (another "
                                     "size or architecture), fuse only finetunes of one pretrained model")
@@ -88,7 +125,8 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
 
     base_keys = None
     if base is not None:
-        base_keys, _ = split_body(base)
+        base_keys, base_heads = split_body(base)
+        base_keys.update({k: k for k in lm_heads if k in base_heads})
         for key in sorted(common):
             if key not in base_keys:
                 dropped += [Dropped(c.name, body[key], "not in base") for c, (body, _) in zip(sources, splits)]
@@ -96,6 +134,9 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
                 continue
             info = base.tensors[base_keys[key]]
             if info.shape != shapes[key]:
+                note = _vocab_note(base_keys[key], [(base, info.shape), (sources[0], shapes[key])])
+                if note:
+                    raise BasefuseError(note)
                 raise BasefuseError(f"tensor {base_keys[key]!r}: shape {list(info.shape)} in base {base.name} but "
                                     f"{list(shapes[key])} in the sources; use the pretrained model the sources "
                                     "were finetuned from as --base")
@@ -115,4 +156,5 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
     order_ck, order_map = (base, base_keys) if base is not None else (sources[0], splits[0][0])
     body_keys = sorted(common, key=lambda k: _order_key(order_ck, order_map[k]))
     return Alignment(body=body_keys, source_keys=[b for b, _ in splits], base_keys=base_keys,
-                     shapes=shapes, dropped=dropped, copied=copied)
+                     shapes=shapes, dropped=dropped, copied=copied,
+                     lm_heads=[k for k in lm_heads if k in common])

@@ -29,6 +29,12 @@ def find_layout(folder: Path) -> Layout:
     """Sharded safetensors (with an index) first, then model.safetensors, then pytorch_model.bin."""
     config = folder / "config.json"
     if not config.is_file():
+        if (folder / "adapter_config.json").is_file():
+            raise BasefuseError(f"{folder}: a LoRA adapter, not a whole model; `basefuse fuse` takes it as a source "
+                                "with --base (its base model), or merge it with PEFT's merge_and_unload first")
+        if (folder / "model" / "config.json").is_file():
+            raise BasefuseError(f"{folder}: no config.json here, but {folder / 'model'} holds a model (`basefuse "
+                                "finetune --save` writes the model there): pass that folder")
         raise BasefuseError(f"{folder}: no config.json; pass a Hugging Face model folder saved by save_pretrained")
     index = folder / "model.safetensors.index.json"
     if index.is_file():

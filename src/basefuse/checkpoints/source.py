@@ -17,15 +17,6 @@ from basefuse.checkpoints.layout import find_layout
 from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
 from basefuse.errors import BasefuseError
 
-# `base_model_prefix` of the transformers model classes, by config model_type.
-KNOWN_PREFIXES = {
-    "bert": "bert", "roberta": "roberta", "xlm-roberta": "roberta", "camembert": "roberta",
-    "distilbert": "distilbert", "albert": "albert", "electra": "electra", "deberta": "deberta",
-    "deberta-v2": "deberta", "mpnet": "mpnet", "gpt2": "transformer", "t5": "transformer",
-    "mt5": "transformer", "bloom": "transformer", "falcon": "transformer", "xlnet": "transformer",
-    "gpt_neox": "gpt_neox", "llama": "model", "mistral": "model", "qwen2": "model", "gemma": "model",
-    "phi": "model", "opt": "model", "bart": "model", "mbart": "model", "ernie": "ernie",
-}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
                    "sentencepiece.bpe.model")
@@ -67,7 +58,9 @@ class Checkpoint:
     @property
     def prefix(self) -> str | None:
         """The body prefix (`bert`, `transformer`, ...) if this checkpoint is a head model."""
-        known = KNOWN_PREFIXES.get(self.model_type or "")
+        from basefuse.checkpoints.heads import class_facts
+
+        known = class_facts(self.model_type).prefix  # the model classes' own `base_model_prefix`
         if known and any(k.startswith(known + ".") for k in self.tensors):
             return known
         if known:
@@ -89,7 +82,9 @@ class Checkpoint:
 
     def view(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Read-only flat raw elements [start, stop) without a copy; hold it only while needed."""
-        info = self.tensors[key]
+        return self._raw(self.tensors[key], start, stop)
+
+    def _raw(self, info: "TensorInfo | BinTensor", start: int = 0, stop: int | None = None) -> np.ndarray:
         if isinstance(info, BinTensor):
             import torch
 
@@ -142,7 +137,8 @@ def resolve(ref: str | Path, revision: str | None = None) -> Path:
         raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
     from huggingface_hub import snapshot_download
 
-    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin", *TOKENIZER_FILES,
+    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "generation_config.json", "adapter_config.json", "adapter_model.bin", *TOKENIZER_FILES,
                 "README.md"]  # the model card: its licence is inherited by a fused model's card
     try:
         local = snapshot_download(str(ref), allow_patterns=patterns, revision=revision)

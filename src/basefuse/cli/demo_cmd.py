@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         ray_address: RayAddress = None,
         gpus_per_job: GpusPerJob = 0.0,
         force: bool = typer.Option(False, "--force", help="Reuse a run directory made by a different config."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress display (see `experiment`)."),
     ) -> None:
         """Run the built-in experiment end to end: source finetunes, fusion, target finetunes, report.
 
@@ -34,4 +35,4 @@ def register(app: typer.Typer) -> None:
         name = "paper" if full else "demo"
         run_and_print(builtin_config_path(name), out or Path("runs") / name, force=force, executor=executor,
                       workers=workers, device=device, dry_run=False, ray_address=ray_address,
-                      gpus_per_job=gpus_per_job, threads=threads)
+                      gpus_per_job=gpus_per_job, threads=threads, progress=not no_progress)

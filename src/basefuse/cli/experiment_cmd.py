@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
                   device: Optional[str], dry_run: bool, ray_address: Optional[str] = None,
-                  gpus_per_job: float = 0.0, threads: Optional[int] = None) -> None:
+                  gpus_per_job: float = 0.0, threads: Optional[int] = None, progress: bool = True) -> None:
     """Shared by `experiment` and `demo`: run, then print Table 1 and where the report is."""
     from basefuse.executors import make_executor
     from basefuse.experiments.config import load_experiment_config
@@ -38,7 +38,7 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
             typer.echo(line)
         return
     with make_executor(executor, workers, threads=threads, address=ray_address, gpus_per_job=gpus_per_job) as ex:
-        summary = run_experiment(cfg, out, executor=ex, device=device, force=force)
+        summary = run_experiment(cfg, out, executor=ex, device=device, force=force, progress=progress)
     failures = summary.failures
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
     typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
@@ -159,10 +159,13 @@ def register(app: typer.Typer) -> None:
                                      "n, whether it can reach a verdict and the smallest effect it can detect; write "
                                      "OUT/leakage.json if OUT is new or empty (never into an existing run: nothing "
                                      "there is touched)."),
+        no_progress: bool = typer.Option(False, "--no-progress", help="No progress display (on a terminal a bar; "
+                                         "otherwise, e.g. into a log file, one line per finished job on stderr)."),
     ) -> None:
         """Finetune pretrained, fused and intertrained bases on held-out targets over seeds; write the report.
 
         A run killed at any point and started again redoes no finished job.
         """
         run_and_print(config, out, force=force, executor=executor, workers=workers, device=device,
-                      dry_run=dry_run, ray_address=ray_address, gpus_per_job=gpus_per_job, threads=threads)
+                      dry_run=dry_run, ray_address=ray_address, gpus_per_job=gpus_per_job, threads=threads,
+                      progress=not no_progress)

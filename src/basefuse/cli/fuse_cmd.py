@@ -41,10 +41,11 @@ def parse_weights(values: list[str] | None) -> list[float] | None:
 def register(app: typer.Typer) -> None:
     @app.command("fuse")
     def fuse_command(
-        sources: list[str] = typer.Argument(..., help="Finetuned model folders or hub ids, org/name or "
-                                                        "org/name@revision (at least 2, each once: "
-                                                        "the same folder or identical weights twice is refused; "
-                                                        "use --method weighted to weigh one more)."),
+        sources: list[str] = typer.Argument(..., help="Finetuned model folders, hub ids (org/name or "
+                                                        "org/name@revision) or LoRA adapter folders (with --base); "
+                                                        "at least 2, each once: the same folder or identical "
+                                                        "weights twice is refused; use --method weighted to weigh "
+                                                        "one more."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --force)."),
         base: Optional[str] = typer.Option(None, "--base", help="Pretrained model the sources were finetuned "
                                                                 "from (folder, org/name[@revision] or built-in); "

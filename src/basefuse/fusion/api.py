@@ -12,7 +12,9 @@ import numpy as np
 
 from basefuse.checkpoints.align import align
 from basefuse.checkpoints.hashing import Hasher
-from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint, split_revision
+from basefuse.checkpoints.lora import LoraCheckpoint, is_adapter, load_adapter
+from basefuse.checkpoints.source import (TOKENIZER_FILES, Checkpoint, hub_origin, load_checkpoint, resolve,
+                                         split_revision)
 from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
@@ -45,14 +47,15 @@ def weights_dtype(items: list[engine.Item]) -> str | None:
     return FLOAT_LABELS[max(counts, key=counts.__getitem__)] if counts else None
 
 
-def _output_config(sources: list[Checkpoint], base: Checkpoint | None, dtype: str | None) -> dict[str, Any]:
+def _output_config(sources: list[Checkpoint], base: Checkpoint | None, dtype: str | None,
+                   lm_head: bool = False) -> dict[str, Any]:
     """The base's config (or the first source's, less its head), saying the dtype the weights are in: `dtype` is
     the key transformers 5 reads, `torch_dtype` the one earlier versions and the Hub's tools read."""
     if base is not None:
         cfg = dict(base.config)
     else:
         cfg = {k: v for k, v in sources[0].config.items() if k not in HEAD_CONFIG_KEYS}
-        arch = bare_architecture(sources[0].config)
+        arch = None if lm_head else bare_architecture(sources[0].config)  # a fused LM head keeps the LM class
         if arch:
             cfg["architectures"] = arch
     if dtype is not None:
@@ -72,9 +75,10 @@ def _licence(sources: list[Checkpoint], base: Checkpoint | None) -> str | None:
     return of(base) if base is not None else common_licence([of(c) for c in sources])
 
 
-def _copy_tokenizer(cks: list[Checkpoint], out: Path) -> list[str]:
+def _copy_first(cks: list[Checkpoint], names: tuple[str, ...], out: Path) -> list[str]:
+    """Copy the files of `names` from the first checkpoint that has any of them (the base comes first)."""
     for ck in cks:
-        present = [f for f in TOKENIZER_FILES if (ck.path / f).is_file()]
+        present = [f for f in names if (ck.path / f).is_file()]
         if present:
             for f in present:
                 shutil.copyfile(ck.path / f, out / f)
@@ -124,10 +128,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     hasher = hasher or Hasher(use_cache=hash_cache)  # the CLI passes one already hashing
     ok = False
     try:
-        for s in sources:
-            cks.append(load_checkpoint(s))
-        _refuse_same_folder(cks)
         bck = load_checkpoint(base) if base is not None else None
+        for s in sources:
+            cks.append(load_source(s, bck, base))
+        _refuse_same_folder(cks)
         al = align(cks, bck)
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
@@ -150,13 +154,18 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                                     "or pass --allow-unrelated")
             _refuse_same_content(cks, hasher)
             out_dtype_name = weights_dtype(items)
-            write_json(tmp / "config.json", _output_config(cks, bck, out_dtype_name))
-            tok = _copy_tokenizer([bck, *cks] if bck is not None else cks, tmp)
+            write_json(tmp / "config.json", _output_config(cks, bck, out_dtype_name, lm_head=bool(al.lm_heads)))
+            donors = [bck, *cks] if bck is not None else cks
+            tok = _copy_first(donors, TOKENIZER_FILES, tmp)
+            tok += _copy_first(donors, ("generation_config.json",), tmp)  # a decoder's sampling defaults
 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
                      "hub_id": c.hub_id, "revision": split_revision(c.name)[1], "commit": c.commit,
                      "sha256": {f.name: hasher.digest(f) for f in c.files}}
+                if isinstance(c, LoraCheckpoint):
+                    e |= {"lora_adapter": {"tensors_changed": len(c.deltas), "tensors_replaced": len(c.replaced),
+                                           "left_out": c.left_out, "base_check": c.base_check}}
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
                           "relative_distance": dist[i] / ref_norm if ref_norm else None,
@@ -178,6 +187,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "fused_parameters": stats.fused_params,
                 "copied_parameters": stats.copied_params,
                 "dropped_keys": [d.as_dict() for d in al.dropped],
+                "lm_head_keys": list(al.lm_heads),
                 "flagged": flags, "allow_unrelated": allow_unrelated,
                 "files": sorted([*files, "config.json", *tok, "README.md", "fusion.json"]),
             }
@@ -190,6 +200,17 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         hasher.close(save=ok)
         for c in [*cks, *([bck] if bck is not None else [])]:
             c.close()
+
+
+def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) -> Checkpoint:
+    """A source checkpoint: a model folder (or hub id), or a LoRA adapter merged into `base` on the fly."""
+    spec, revision = split_revision(str(ref))
+    folder = resolve(spec, revision=revision)
+    if is_adapter(folder) and not (folder / "config.json").is_file():
+        adapter = load_adapter(ref, folder, base, str(base_ref) if base_ref is not None else None)
+        adapter.hub_id, adapter.commit = hub_origin(spec, folder)
+        return adapter
+    return load_checkpoint(ref)
 
 
 def _refuse_same_folder(cks: list[Checkpoint]) -> None:

@@ -52,7 +52,8 @@ class Stats:
 
 
 def plan(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, out_dtype: str | None) -> list[Item]:
-    """Output tensors in write order: the base's own layout, or the bare body of the sources."""
+    """Output tensors in write order: the base's own layout, or the bare body of the sources (a language model's
+    own layout when its head is fused too)."""
     fused = set(al.body) - set(al.copied)
 
     def dtype_of(stored: str) -> str:
@@ -73,12 +74,13 @@ def plan(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, out_
         return items
     first = sources[0]
     for canon in al.body:
-        info = first.tensors[al.source_keys[0][canon]]
+        stored = al.source_keys[0][canon]
+        info = first.tensors[stored]
+        name = stored if al.lm_heads else canon  # a language model keeps its class's layout, head and all
         if canon in fused:
-            items.append(Item(canon, dtype_of(info.dtype), info.shape, canonical=canon))
+            items.append(Item(name, dtype_of(info.dtype), info.shape, canonical=canon))
         else:
-            items.append(Item(canon, dtype_of(info.dtype), info.shape, origin=first,
-                              origin_key=al.source_keys[0][canon]))
+            items.append(Item(name, dtype_of(info.dtype), info.shape, origin=first, origin_key=stored))
     return items
 
 
