@@ -53,3 +53,33 @@ def test_fusing_a_finetune_save_folder_points_at_its_model(tmp_path, cli):
     (tmp_path / "ft" / "metrics.json").write_text("{}")
     code, _, err = cli(["inspect", tmp_path / "ft", tmp_path / "ft"])
     assert code == 2 and f"{tmp_path / 'ft' / 'model'} holds a model" in err
+
+
+def test_global_json_and_quiet(tmp_path, cli, monkeypatch):
+    import yaml
+
+    from builders import make_family, make_tiny_experiment
+
+    base, sources = make_family(tmp_path / "fam")
+    code, out, err = cli(["--json", "fuse", *sources, "--base", base, "-o", tmp_path / "out"])
+    assert code == 0, err
+    doc = json.loads(out)  # the whole of stdout is one JSON document
+    assert doc["out"] == str(tmp_path / "out") and doc["fusion"]["method"] == "average"
+    assert len(doc["fusion"]["sources"]) == len(sources) and doc["pushed"] is None
+    code, out, err = cli(["-q", "fuse", *sources, "--base", base, "-o", tmp_path / "out2"])
+    assert code == 0 and out == "" and err == ""
+    assert (tmp_path / "out2" / "fusion.json").is_file()
+    code, out, _ = cli(["--json", "inspect", *sources, "--base", base])
+    assert code == 0 and len(json.loads(out)["sources"]) == len(sources)
+    code, out, _ = cli(["--json", "tasks"])
+    assert code == 0 and len(json.loads(out)) == 9
+    code, out, err = cli(["--quiet", "fuse", sources[0], "-o", tmp_path / "out3"])
+    assert code == 2 and out == "" and err.count("\n") == 1 and "at least 2" in err  # errors still say why
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_tiny_experiment(tmp_path / "exp")))
+    code, out, err = cli(["--json", "experiment", "tiny.yaml", "--out", "RUN", "--dry-run"])
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["jobs"] == sum(plan["kinds"].values()) > 0 and plan["leakage_table"].endswith("leakage.json")
+    assert [r["target"] for r in plan["largest_overlap_per_target"]] == ["x1"]

@@ -16,7 +16,7 @@ def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, cli):
     assert code == 0
     for name in ["rotten_tomatoes", "crowdflower_twitter_sentiment", "trump_tweet_device", "bbc_news"]:
         assert name in out
-    assert "37,243" in out and "GPL" in out and "twitter" in out
+    assert "\t37243\t" in out and "GPL" in out and "twitter" in out  # piped: tab-separated, whole numbers
     assert not (tmp_path / "cache" / "wheels").exists() or not any((tmp_path / "cache" / "wheels").iterdir())
 
 

@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from basefuse.cli import output
+
 from basefuse.cli.executor_options import Device, ExecutorName, GpusPerJob, RayAddress, Threads, Workers
 from basefuse.errors import BasefuseError
 
 if TYPE_CHECKING:
     from basefuse.experiments.failures import Failures
+
+
+def say(*args, **kwargs) -> None:
+    """Print for a person: nothing under --quiet or --json (errors go to stderr with typer.echo directly)."""
+    if output.human():
+        typer.echo(*args, **kwargs)
 
 
 def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, workers: int,
@@ -25,23 +33,30 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     cfg = load_experiment_config(config_path)
     if dry_run:
         plan = make_plan(cfg)
-        _print_leakage(plan.leakage, out)
+        written = _print_leakage(plan.leakage, out)
         kinds = Counter(j.kind for j in plan.jobs.values())
-        typer.echo(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+        say(f"jobs: {len(plan.jobs)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
         target = Counter(plan.jobs[k].kind for k in plan.target_keys())
-        typer.echo(f"target finetunes: {target.get('finetune', 0)} jobs"
+        say(f"target finetunes: {target.get('finetune', 0)} jobs"
                    + (f"; target probes: {target['probe']} jobs" if target.get("probe") else ""))
-        typer.echo(f"target runs (report rows): {len(plan.runs)}")
+        say(f"target runs (report rows): {len(plan.runs)}")
         if plan.selection_pending:
-            typer.echo(_selection_line(cfg))
+            say(_selection_line(cfg))
         for line in plan_lines(cfg, plan.runs):
-            typer.echo(line)
+            say(line)
+        from basefuse.experiments.leakage import largest_per_target
+
+        output.result({"jobs": len(plan.jobs), "kinds": dict(sorted(kinds.items())), "target_runs": len(plan.runs),
+                       "selection_pending": bool(plan.selection_pending), "leakage_table": written,
+                       "largest_overlap_per_target": largest_per_target(plan.leakage),
+                       "confirmatory_plan": plan_lines(cfg, plan.runs)})
         return
     with make_executor(executor, workers, threads=threads, address=ray_address, gpus_per_job=gpus_per_job) as ex:
-        summary = run_experiment(cfg, out, executor=ex, device=device, force=force, progress=progress)
+        summary = run_experiment(cfg, out, executor=ex, device=device, force=force,
+                                 progress=output.progress(progress))
     failures = summary.failures
     tail = f", {len(failures.failed)} failed, {len(failures.skipped)} skipped" if failures else ""
-    typer.echo(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
+    say(f"\n{summary.jobs_executed} jobs run, {summary.jobs_reused} reused{tail}, "
                f"{summary.wall_s:.0f} s in all; results: {out / 'results.jsonl'}")
     report_error = None
     try:
@@ -53,8 +68,13 @@ def run_and_print(config_path: Path, out: Path, *, force: bool, executor: str, w
     if report_html is not None:
         from basefuse.reports.build import summary_text
 
-        typer.echo(summary_text(out))
-        typer.echo(f"HTML report: {report_html}")
+        say(summary_text(out))
+        say(f"HTML report: {report_html}")
+    output.result({"jobs_run": summary.jobs_executed, "jobs_reused": summary.jobs_reused,
+                   "failed": sorted(failures.failed) if failures else [],
+                   "skipped": sorted(failures.skipped) if failures else [], "wall_s": summary.wall_s,
+                   "results": str(out / "results.jsonl"),
+                   "report_html": str(report_html) if report_html is not None else None})
     if failures:
         _print_failures(failures, out)
         if report_error:
@@ -113,23 +133,24 @@ def build_run_report(out: Path, records: list, conditions: list[str]) -> Path | 
     return Path(build_report(out, evaluation=present[0] if present else None).html)
 
 
-def _print_leakage(table: dict, out: Path) -> None:
+def _print_leakage(table: dict, out: Path) -> str | None:
     """The dry run's leakage lines: the base model's provenance, the largest overlap per target, the table's file."""
     from basefuse.experiments.leakage import largest_per_target, write_dry_run_leakage
 
     base = table.get("base_model") or {}
     tasks = sorted({t["task"] for t in base.get("trained_on", [])})
-    typer.echo(f"base model {base.get('spec', '?')}: {base.get('provenance', '?')}"
+    say(f"base model {base.get('spec', '?')}: {base.get('provenance', '?')}"
                + (f" (finetuned on {', '.join(tasks)})" if tasks else ""))
-    typer.echo(f"leakage, largest per target (exact copies / near-duplicates; limits "
+    say(f"leakage, largest per target (exact copies / near-duplicates; limits "
                f"{table['max_test_overlap']:g} / {table.get('max_near_duplicate_overlap', 1):g}):")
     for r in largest_per_target(table):
-        typer.echo(f"  {r['target']}: {r['overlap']} / {r.get('near_overlap', 0)} of {r['n_test']} test texts "
+        say(f"  {r['target']}: {r['overlap']} / {r.get('near_overlap', 0)} of {r['n_test']} test texts "
                    f"({r['fraction']:.1%} / {r.get('near_fraction', 0):.1%}), base {r['base']}")
     written = write_dry_run_leakage(out, table)
-    typer.echo(f"leakage table: {written}" if written else
+    say(f"leakage table: {written}" if written else
                f"leakage table not written: {out} holds a run or other files (a dry run writes only into a new "
                "or empty folder)")
+    return str(written) if written else None
 
 
 def _print_failures(failures: "Failures", out: Path) -> None:

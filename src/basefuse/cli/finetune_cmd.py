@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli import output
+
 
 def register(app: typer.Typer) -> None:
     @app.command("finetune")
@@ -103,14 +105,18 @@ def register(app: typer.Typer) -> None:
         loaded = load_task(task, max_train=config.max_train, text_col=text_col, label_col=label_col,
                            pair_col=pair_col)
         metrics = finetune(model, loaded, config=config, seed=seed, out=out, save=save, device=device,
-                           progress=not no_progress, force=force, repo_id=push_to_hub)
-        _print_metrics(metrics, out)
+                           progress=output.progress(not no_progress), force=force, repo_id=push_to_hub)
+        if output.human():
+            _print_metrics(metrics, out)
+        url = None
         if push_to_hub:
             from basefuse.hub.push import push_folder
 
             url = push_folder(out / "model", push_to_hub, private=private,
                               message=f"basefuse finetune: {metrics['model']} on {metrics['task']}, seed {seed}")
-            typer.echo(f"pushed {out / 'model'} to {push_to_hub} ({url})")
+            if output.human():
+                typer.echo(f"pushed {out / 'model'} to {push_to_hub} ({url})")
+        output.result(metrics | ({"pushed": url} if push_to_hub else {}))
 
 
 

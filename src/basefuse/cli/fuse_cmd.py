@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli import output
+
 from basefuse.errors import BasefuseError
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -96,16 +98,20 @@ def register(app: typer.Typer) -> None:
             manifest = fuse(sources, out, base=base, method=method, weights=parse_weights(weights), dtype=dtype,
                             accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,
-                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher,
+                            allow_unrelated=allow_unrelated, progress=output.progress(progress), hasher=hasher,
                             repo_id=push_to_hub, **params)
         finally:
             hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
-        typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
-                   f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
-                   f"(see {out / 'fusion.json'})")
+        if output.human():
+            typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
+                       f"{manifest['fused_tensors']} tensors fused, {len(manifest['dropped_keys'])} keys dropped "
+                       f"(see {out / 'fusion.json'})")
+        url = None
         if push_to_hub:
             from basefuse.hub.push import push_folder
 
             url = push_folder(out, push_to_hub, private=private,
                               message=f"basefuse fuse: {manifest['method']} of {len(manifest['sources'])} sources")
-            typer.echo(f"pushed {out} to {push_to_hub} ({url})")
+            if output.human():
+                typer.echo(f"pushed {out} to {push_to_hub} ({url})")
+        output.result({"out": str(out), "pushed": url, "fusion": manifest})

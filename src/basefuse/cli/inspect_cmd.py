@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli import output
+
 from basefuse.errors import BasefuseError
 
 
@@ -21,9 +23,9 @@ def register(app: typer.Typer) -> None:
         from basefuse.fusion.inspect import inspect_sources
 
         stats = inspect_sources(sources, base=base)
-        if as_json:
+        if as_json and not output.MODE.json:
             typer.echo(json.dumps(stats, indent=2))
-        else:
+        elif not output.result(stats) and output.human():
             _print_tables(stats)
         if stats["non_finite"]:  # after the statistics: they show which model it is
             bad = stats["non_finite"][0]

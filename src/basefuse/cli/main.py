@@ -43,8 +43,18 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                           help="Print the version and exit.")) -> None:
-        """Eager, so `basefuse --version` answers before the missing command is noticed."""
+                                           help="Print the version and exit."),
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors and warnings (no "
+                                         "progress); the exit code says how it went."),
+              as_json: bool = typer.Option(False, "--json", help="Print the command's result as one JSON document "
+                                           "on stdout, and nothing else there (no progress)."),
+              ) -> None:
+        """Fuse finetuned checkpoints into a better base model, and prove it is better.
+
+        Global options go before the command: `basefuse --json fuse ...`, `basefuse -q experiment ...`."""
+        from basefuse.cli.output import set_mode
+
+        set_mode(quiet, as_json)
 
     for name in COMMAND_MODULES:
         try:

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli import output
+
 
 def register(app: typer.Typer) -> None:
     @app.command("probe")
@@ -78,9 +80,9 @@ def register(app: typer.Typer) -> None:
         loaded = probe_task(task, max_train, text_col=text_col, label_col=label_col, pair_col=pair_col)
         metrics = linear_probe(model, loaded, config=config, seed=seed, max_train=max_train, out=out,
                                device=device, force=force)
-        if as_json:
+        if as_json and not output.MODE.json:
             typer.echo(json.dumps(metrics, indent=2, default=str))
-        else:
+        elif not output.result(metrics) and output.human():
             _print_metrics(metrics, out)
 
 

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from basefuse.cli import output
+
 from basefuse.cli.executor_options import Device, ExecutorName, GpusPerJob, RayAddress, Threads, Workers
 from basefuse.errors import BasefuseError
 
@@ -106,9 +108,12 @@ def register(app: typer.Typer) -> None:
                           select=select == "greedy", max_train=max_train)
         with make_executor(executor, workers, threads=threads, address=ray_address,
                            gpus_per_job=gpus_per_job) as ex:
-            record = rank_pool(req, out, ex, device=device)
+            record = rank_pool(req, out, ex, device=device, progress=output.progress())
         md = ranking.markdown(record)
         write_text_atomic(out / "ranking.md", md)
         ranking.figure(record, out / "ranking.png")
-        typer.echo(md)
-        typer.echo(f"ranking: {out / 'ranking.json'}, {out / 'ranking.md'}, {out / 'ranking.png'}")
+        if output.result(record):
+            return
+        if output.human():
+            typer.echo(md)
+            typer.echo(f"ranking: {out / 'ranking.json'}, {out / 'ranking.md'}, {out / 'ranking.png'}")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from basefuse.cli import output
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
@@ -37,6 +39,14 @@ def register(app: typer.Typer) -> None:
         inside = out is None or out.resolve().is_relative_to(run_dir.resolve())
         with read_run_dir(run_dir, writes_inside=inside):  # never race a running experiment's writes
             paths = build_report(run_dir, out, force=force, exclude=exclude, planned=planned)
-        console = Console()
-        console.print(terminal_summary(paths.summary, paths.completeness))
-        console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)
+        if output.MODE.json:
+            import json
+
+            output.result({"html": str(paths.html), "markdown": str(paths.markdown), "csv": str(paths.csv),
+                           "figures": [str(f) for f in paths.figures], "warnings": paths.warnings,
+                           "report": json.loads(paths.json.read_text(encoding="utf-8"))})
+            return
+        if output.human():
+            console = Console()
+            console.print(terminal_summary(paths.summary, paths.completeness))
+            console.print(f"report: {paths.html}", soft_wrap=True, highlight=False)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from basefuse.cli import output
+
 
 def register(app: typer.Typer) -> None:
     @app.command("tasks")
@@ -26,12 +28,17 @@ def register(app: typer.Typer) -> None:
 
             from basefuse.data.builtin import load_builtin_frame
 
-            with Progress(console=Console(stderr=True)) as progress:
+            with Progress(console=Console(stderr=True), disable=not output.progress()) as progress:
                 bar = progress.add_task("preparing built-in tasks", total=len(infos))
                 for info in infos:
                     progress.update(bar, description=f"preparing {info.name}")
                     load_builtin_frame(info.name)
                     progress.advance(bar)
+        if output.result([{"task": i.name, "family": i.family, "size": i.size, "classes": i.num_classes,
+                           "licence": i.licence, "wheel": i.wheel, "cached": is_cached(i.name)} for i in infos]):
+            return
+        if not output.human():
+            return
         if not console.is_terminal:  # piped or redirected: whole names, one tab-separated row per task
             typer.echo("\t".join(("task", "family", "size", "classes", "licence", "wheel", "cached")))
             for i in infos:
