@@ -102,6 +102,11 @@ def test_fuse_hub_revisions_push_and_read_back(tmp_path, hub):
     back = Path(snapshot_download("org/fused", endpoint=url, token=TOKEN, cache_dir=tmp_path / "dl"))
     assert sorted(p.name for p in back.iterdir()) == sorted(manifest["files"])
     assert (back / "README.md").read_text() == card
+    published = (back / "fusion.json").read_text()  # local paths are left out of what is published
+    assert str(tmp_path) not in published and "/snapshots/" not in published
+    assert [e["path"] for e in json.loads(published)["sources"]] == [
+        f"org/ft{i}@{commits[f'ft{i}']}" for i in range(3)]
+    assert str(tmp_path) in (out / "fusion.json").read_text()  # the local copy keeps them: history follows them
     fused = load_file(str(back / "model.safetensors"))
     ft = [load_file(str(s / "model.safetensors")) for s in srcs]
     for key in ("encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"):

@@ -110,7 +110,12 @@ def register(app: typer.Typer) -> None:
         if push_to_hub:
             from basefuse.hub.push import push_folder
 
-            url = push_folder(out, push_to_hub, private=private,
+            import json
+
+            from basefuse.fusion.card import public_manifest
+
+            published = json.dumps(public_manifest(manifest), indent=2) + "\n"
+            url = push_folder(out, push_to_hub, private=private, replace={"fusion.json": published.encode()},
                               message=f"basefuse fuse: {manifest['method']} of {len(manifest['sources'])} sources")
             if output.human():
                 typer.echo(f"pushed {out} to {push_to_hub} ({url})")

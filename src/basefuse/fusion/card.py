@@ -27,6 +27,34 @@ def _named(entry: dict[str, Any]) -> str:
                      builtin=entry["name"] in BUILTIN_MODELS)
 
 
+def public_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """fusion.json as it is published: every local absolute path replaced by the input's card name (a hub id at its
+    commit, a built-in's name, a relative path as typed, else the folder's last component). The local copy keeps
+    the paths: an experiment follows them to a base's history."""
+    import copy
+    import os
+
+    entries = [e for e in [*manifest.get("sources", []), manifest.get("base")] if e]
+    named = {}
+    for e in entries:
+        for field in ("name", "path"):
+            if isinstance(e.get(field), str):
+                named[e[field]] = _named(e)
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, str) and v in named:
+            return named[v]
+        if isinstance(v, str) and (os.path.isabs(v) or v.startswith("~")) and "\n" not in v:
+            return os.path.basename(v.rstrip("/")) or v
+        return v
+
+    return clean(copy.deepcopy(manifest))
+
+
 def reproduce_command(manifest: dict[str, Any], out: str) -> str:
     """The `basefuse fuse` line that makes this model again (hub inputs pinned to the commit that was fused)."""
     parts = ["basefuse fuse", *(_named(s) for s in manifest["sources"])]

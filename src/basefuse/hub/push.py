@@ -25,10 +25,12 @@ def check_push_target(repo_id: str) -> None:
                             "`hf auth login` (a token with write access)")
 
 
-def push_folder(folder: Path, repo_id: str, *, private: bool = False, message: str) -> str:
+def push_folder(folder: Path, repo_id: str, *, private: bool = False, message: str,
+                replace: dict[str, bytes] | None = None) -> str:
     """Create `repo_id` if needed (private with `private`) and upload every file of `folder` in one commit;
-    returns the commit's URL. The token comes from HF_TOKEN or the stored login, the Hub from HF_ENDPOINT."""
-    from huggingface_hub import HfApi
+    returns the commit's URL. The token comes from HF_TOKEN or the stored login, the Hub from HF_ENDPOINT.
+    `replace`: files uploaded with these contents instead of the local ones (e.g. fusion.json without local paths)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     from basefuse.errors import BasefuseError, PushFailed
@@ -37,7 +39,12 @@ def push_folder(folder: Path, repo_id: str, *, private: bool = False, message: s
     retry = f"the model is complete in {folder}; retry with `hf upload {repo_id} {folder}`"
     try:
         repo = api.create_repo(repo_id, private=True if private else None, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo.repo_id, folder_path=folder, commit_message=message)
+        replace = replace or {}
+        files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+        ops = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(),
+                                  path_or_fileobj=replace.get(p.relative_to(folder).as_posix(), str(p)))
+               for p in files]
+        commit = api.create_commit(repo_id=repo.repo_id, operations=ops, commit_message=message)
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         why = (str(e).splitlines() or [type(e).__name__])[0][:160]
