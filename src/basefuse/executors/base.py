@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -44,6 +45,8 @@ class Executor(Protocol):
 
     def wait(self) -> list[tuple[Hashable, dict[str, Any]]]: ...
 
+    def check_shared(self, run_dir: Path, paths: list[str]) -> None: ...
+
     def close(self) -> None: ...
 
     def __enter__(self) -> "Executor": ...
@@ -53,6 +56,10 @@ class Executor(Protocol):
 
 class ExecutorBase:
     """Context-manager plumbing shared by the executors."""
+
+    def check_shared(self, run_dir: Path, paths: list[str]) -> None:
+        """Refuse (BasefuseError) before any job if a machine that runs jobs does not see `run_dir` as this process
+        does, or one of `paths`. Jobs on this machine see its files: nothing to check."""
 
     def close(self) -> None:
         pass
