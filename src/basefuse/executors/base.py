@@ -35,8 +35,10 @@ class Executor(Protocol):
 
     `submit` starts (or queues) a job and returns its handle; `wait` blocks until at least one
     submitted job has finished and returns every finished one as (handle, result) pairs. An
-    exception raised by a job is re-raised by `wait`. Whoever creates an executor closes it (it is
-    a context manager); code that is given one never does.
+    exception raised by a job is re-raised by `wait`. An executor whose jobs run on other machines
+    also has `check_shared(run_dir, paths)` (see `ExecutorBase`), which the runner calls before any
+    job. Whoever creates an executor closes it (it is a context manager); code that is given one
+    never does.
     """
 
     workers: int
@@ -44,8 +46,6 @@ class Executor(Protocol):
     def submit(self, fn: JobFn, job: dict[str, Any]) -> Hashable: ...
 
     def wait(self) -> list[tuple[Hashable, dict[str, Any]]]: ...
-
-    def check_shared(self, run_dir: Path, paths: list[str]) -> None: ...
 
     def close(self) -> None: ...
 

@@ -58,11 +58,13 @@ class RayExecutor(ExecutorBase):
                                 "lower --threads / --gpus-per-job")
         check = self._ray.remote(node_problem)
         with token_file(run_dir) as (name, token):
-            refs = [check.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            refs = [check.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"],
+                                                                                                 soft=False))
                     .remote(str(run_dir), name, token, list(paths), n["NodeID"][:16]) for n in nodes]
             ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
             for node, ref in zip(nodes, refs):
-                problem = self._ray.get(ref) if ref in ready else f"did not answer the start-up check in {timeout_s:g} s"
+                problem = (self._ray.get(ref) if ref in ready
+                           else f"did not answer the start-up check in {timeout_s:g} s")
                 if problem is not None:
                     raise BasefuseError(refusal(node.get("NodeManagerAddress", "?"), node["NodeID"], problem))
 

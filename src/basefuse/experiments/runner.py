@@ -324,7 +324,9 @@ def check_shared(executor: Executor, run_dir: Path, plan: Plan, extra: Iterable[
     read (hub ids and built-in models excepted: each node fetches those itself); `extra`: further data specs."""
     from basefuse.experiments.locate import local_paths
 
-    executor.check_shared(run_dir, local_paths((j.params for j in plan.jobs.values()), extra))
+    check = getattr(executor, "check_shared", None)  # an executor without it runs jobs where this process is
+    if check is not None:
+        check(run_dir, local_paths((j.params for j in plan.jobs.values()), extra))
 
 
 def derive_results(plan: Plan, run_dir: str | Path) -> Path:
