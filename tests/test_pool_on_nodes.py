@@ -18,6 +18,7 @@ from basefuse.experiments.runner import make_plan, run_experiment
 
 from builders import CountingExecutor, EXPERIMENT_HPARAMS, keyword_rows, save_base, save_finetune, write_csv
 from hub_cache import add_to_hub_cache, offline_hub
+from test_models_resolve import fake_minilm  # noqa: F401  (a fixture: a tiny model in the built-in wheel)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -176,3 +177,17 @@ def test_the_run_is_refused_before_any_job_and_the_new_run_dir_is_left_empty(mod
     assert ex.executed == 0 and not (tmp_path / "run").exists()
     # every local path the jobs read: not the hub checkpoint (fetched per node), nor a1 (only planning reads it)
     assert sorted(ex.asked) == sorted([str(base.resolve()), str(tmp_path / "data" / "t1.csv")])
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_a_builtin_base_absent_on_a_node_is_extracted_into_that_nodes_cache(fake_minilm, tmp_path, monkeypatch):
+    from basefuse.finetuning.api import base_fingerprint
+    from basefuse.models import resolve_model
+
+    driver = resolve_model("minilm")  # planning extracted it into the driver's cache
+    ref = {"base": driver, **origin_of("minilm", driver), "fingerprint": base_fingerprint(driver)}
+    shutil.rmtree(driver)
+    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "node-cache"))  # this node's own cache
+    here = model_path_of(tmp_path, ref)
+    assert here != driver and Path(here).is_relative_to(tmp_path / "node-cache")
+    assert base_fingerprint(here) == ref["fingerprint"]
