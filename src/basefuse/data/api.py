@@ -34,6 +34,18 @@ def _looks_like_path(spec: str) -> bool:
     return any(c in spec for c in "/\\") or spec.startswith((".", "~")) or Path(spec).suffix != ""
 
 
+def data_path(spec: str) -> Path | None:
+    """The local data file or folder a task spec names (as `load_task` reads it); None for a built-in task or a
+    Hugging Face dataset (`hf:NAME`), which each machine loads from its own cache."""
+    from basefuse.data.hf import HF_PREFIX
+
+    spec = str(spec)
+    if spec in BUILTIN_TASKS or spec.startswith(HF_PREFIX):
+        return None
+    path = Path(spec).expanduser()
+    return path if path.exists() else None
+
+
 def load_task(spec: str, *, max_train: int | None = None, text_col: str = "text", label_col: str = "label",
               pair_col: str | None = None, family: str | None = None) -> Task:
     """Load a task with train/validation/test splits following the seed paper's recipe.
@@ -54,8 +66,8 @@ def load_task(spec: str, *, max_train: int | None = None, text_col: str = "text"
     if spec.startswith(HF_PREFIX):
         frames, meta, name = load_hf_frames(spec, text_col=text_col, label_col=label_col, pair_col=pair_col)
         return build_task(name, frames, max_train=max_train, family=family, source=spec, cols=cols, extra=meta)
-    path = Path(spec).expanduser()
-    if path.exists():
+    path = data_path(spec)
+    if path is not None:
         from basefuse.data.files import default_name, load_file_frames
 
         if is_saved_dataset(path):

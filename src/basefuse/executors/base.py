@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -34,8 +35,10 @@ class Executor(Protocol):
 
     `submit` starts (or queues) a job and returns its handle; `wait` blocks until at least one
     submitted job has finished and returns every finished one as (handle, result) pairs. An
-    exception raised by a job is re-raised by `wait`. Whoever creates an executor closes it (it is
-    a context manager); code that is given one never does.
+    exception raised by a job is re-raised by `wait`. An executor whose jobs run on other machines
+    also has `check_shared(run_dir, paths)` (see `ExecutorBase`), which the runner calls before any
+    job. Whoever creates an executor closes it (it is a context manager); code that is given one
+    never does.
     """
 
     workers: int
@@ -53,6 +56,10 @@ class Executor(Protocol):
 
 class ExecutorBase:
     """Context-manager plumbing shared by the executors."""
+
+    def check_shared(self, run_dir: Path, paths: list[str]) -> None:
+        """Refuse (BasefuseError) before any job if a machine that runs jobs does not see `run_dir` as this process
+        does, or one of `paths`. Jobs on this machine see its files: nothing to check."""
 
     def close(self) -> None:
         pass

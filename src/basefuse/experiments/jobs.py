@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from basefuse.errors import BasefuseError
+from basefuse.experiments.locate import LOCATION_KEYS
 
 JobKind = Literal["finetune", "fuse", "checkpoint", "probe"]
 
@@ -33,10 +34,10 @@ class Job:
 
 
 def _content_view(obj: Any) -> Any:
-    """What decides a job's output: a model reference with a fingerprint is that fingerprint, not its path
-    (moving the cache or spelling a path differently must not redo finished work)."""
+    """What decides a job's output: a model reference with a fingerprint is that fingerprint, not where it is
+    (moving the cache, spelling a path differently or fetching it on another node must not redo finished work)."""
     if isinstance(obj, dict):
-        return {k: _content_view(v) for k, v in obj.items() if not (k == "base" and "fingerprint" in obj)}
+        return {k: _content_view(v) for k, v in obj.items() if not (k in LOCATION_KEYS and "fingerprint" in obj)}
     if isinstance(obj, list):
         return [_content_view(v) for v in obj]
     return obj
@@ -133,8 +134,11 @@ def _run_checkpoint(params: dict[str, Any], out: Path, run_dir: Path, device: st
     record that, so a checkpoint edited after planning is never used under a key that describes other weights."""
     from basefuse.io import atomic_output_dir, write_json
 
-    found = check_checkpoint(params["base"], params["fingerprint"], params["name"])
-    record = {"name": params["name"], "model": params["base"], "fingerprint": found,
+    from basefuse.experiments.locate import locate
+
+    path = locate(params)  # a hub checkpoint absent here is fetched at its planned commit into this node's cache
+    found = check_checkpoint(path, params["fingerprint"], params["name"])
+    record = {"name": params["name"], "model": path, "fingerprint": found,
               "trained_on": params["trained_on"]}
     with atomic_output_dir(out, force=True) as tmp:
         write_json(tmp / "checkpoint.json", record)
@@ -148,7 +152,7 @@ def check_checkpoint(path: str, planned: str, name: str | None = None) -> str:
 
     found = base_fingerprint(path)  # hashed once per (file, size, mtime) in a process
     if found != planned:
-        who = f"checkpoint {name!r} ({path})" if name else f"checkpoint {path}"
+        who = f"checkpoint {name!r} ({path})" if name else f"model {path}"
         raise BasefuseError(f"{who}: its weights changed after the run was planned (fingerprint {found[:19]}, "
                             f"planned {planned[:19]}): restore them, or rerun `basefuse experiment` to plan with the "
                             "new weights")
@@ -201,9 +205,13 @@ def model_path_of(run_dir: Path, ref: dict[str, str]) -> str:
     """Resolve a model reference of a job: the base model or a pool checkpoint (where it is), or the model a job
     made."""
     if "base" in ref:
-        if ref.get("kind") == "checkpoint":  # read where it is: its weights must still be the planned ones
-            check_checkpoint(ref["base"], ref["fingerprint"])
-        return ref["base"]
+        from basefuse.experiments.locate import locate
+
+        path = locate(ref)  # the recorded folder, or the same model fetched into this node's cache
+        # a checkpoint is read where it is, a base fetched here is new: its weights must be the planned ones
+        if ref.get("fingerprint") and (ref.get("kind") == "checkpoint" or path != ref["base"]):
+            check_checkpoint(path, ref["fingerprint"])
+        return path
     out = job_dir(run_dir, ref["job"])
     sub = KINDS[ref.get("kind", "finetune")].model_dir
     return str(out / sub) if sub else str(out)

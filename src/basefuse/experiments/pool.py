@@ -49,9 +49,13 @@ def check_related(paths: dict[str, str], base: str) -> None:
 
 def resolve_pool(cfg: ExperimentConfig, base: str) -> dict[str, CheckpointFacts]:
     """Every pool checkpoint resolved, fingerprinted and checked against the base, before anything else runs."""
+    from basefuse.experiments.locate import origin_of
     from basefuse.finetuning.api import base_fingerprint
 
     pool = cfg.checkpoints()
     paths = {name: resolve_checkpoint(ref) for name, ref in pool.items()}
     check_related({n: p for n, p in paths.items() if not pool[n].allow_unrelated}, base)
-    return {name: CheckpointFacts(path=path, fingerprint=base_fingerprint(path)) for name, path in paths.items()}
+    # a hub checkpoint keeps its id and the commit it resolved to: a node without this folder fetches that commit
+    return {name: CheckpointFacts(path=path, fingerprint=base_fingerprint(path),
+                                  origin=origin_of(split_revision(pool[name].model)[0], path))
+            for name, path in paths.items()}

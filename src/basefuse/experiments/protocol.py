@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import CheckpointRef, ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
+from basefuse.experiments.locate import LOCATION_KEYS
 from basefuse.experiments.records import LINEAR_PROBE, OTHER_FAMILIES, SEEN, base_label
 from basefuse.experiments.leakage import (BaseModelFacts, LeakageError, TargetRun, TaskContent,
                                           check_base_model, check_distinct_content, check_overlap, check_provenance,
@@ -36,10 +37,12 @@ class TaskFacts:
 
 @dataclass(frozen=True)
 class CheckpointFacts:
-    """A pool checkpoint as planning sees it: where its model is, and the sha256 of its weights."""
+    """A pool checkpoint as planning sees it: where its model is, and the sha256 of its weights; `origin`: the hub id
+    and commit another node fetches it by (`locate.origin_of`; empty for a local folder)."""
 
     path: str
     fingerprint: str
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,8 @@ class Plan:
         job = self.jobs[key]
         ref = {"job": key, "kind": job.kind}
         if job.kind == "checkpoint":
-            ref |= {"base": job.params["base"], "fingerprint": job.params["fingerprint"]}
+            ref |= {k: job.params[k] for k in LOCATION_KEYS if k in job.params} \
+                | {"fingerprint": job.params["fingerprint"]}
         return ref
 
     def fuse_jobs(self) -> dict[str, Job]:
@@ -211,19 +215,21 @@ def _task_params(ref: TaskRef, family: str | None) -> dict[str, Any]:
 def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str, base_fingerprint: str,
                base_model: BaseModelFacts | None = None,
                checkpoints: dict[str, CheckpointFacts] | None = None,
-               selected: dict[tuple[str, ...], Selected] | None = None) -> Plan:
+               selected: dict[tuple[str, ...], Selected] | None = None,
+               base_origin: dict[str, str] | None = None) -> Plan:
     """Every job of the experiment, deduplicated by key, plus the runs the report will show.
 
     `base_model`: what basefuse trained into the base model, if it made it (None: provenance unknown).
     `checkpoints`: the pool checkpoints among the sources (resolved and fingerprinted), by name.
-    `selected`: with `selection` in the config, what it chose per candidate pool (see `selection_pools`)."""
+    `selected`: with `selection` in the config, what it chose per candidate pool (see `selection_pools`).
+    `base_origin`: how a node without the folder `base_ref` fetches the base model (`locate.origin_of`)."""
     contents = {n: f.content for n, f in facts.items() if f.content is not None}
     _check_declared_data(cfg, contents)
     _check_probe_tasks(cfg, contents)
     check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
     refs = cfg.task_refs()
-    base = {"base": base_ref, "fingerprint": base_fingerprint}
+    base = {"base": base_ref, **(base_origin or {}), "fingerprint": base_fingerprint}
     targets = cfg.target_names()
 
     def finetuned(name: str, start: dict[str, str] | None, label: str, seed: int | None = None) -> str:
@@ -269,7 +275,7 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
         for seed in cfg.seeds:
             for target in targets:
                 if "pretrained" in cfg.conditions:
-                    add_target(target, {"base": base_ref}, (), seed, wd, condition="pretrained",
+                    add_target(target, base, (), seed, wd, condition="pretrained",
                                source_family=None, sources=())
                 for group, pool in _source_groups(cfg, target):
                     if _fuses(cfg, group):
@@ -473,7 +479,7 @@ def _checkpoint_job(plan: Plan, ref: CheckpointRef, ck: CheckpointFacts, facts: 
     if ref.known:
         trained = [{"name": t.name, "fingerprint": facts[t.name].fingerprint_source if t.name in facts else None}
                    for t in ref.trained_on]
-    params = {"name": ref.name, "base": ck.path, "fingerprint": ck.fingerprint, "trained_on": trained}
+    params = {"name": ref.name, "base": ck.path, **ck.origin, "fingerprint": ck.fingerprint, "trained_on": trained}
     return plan.add(make_job("checkpoint", f"checkpoint {ref.name}", params)).key
 
 

@@ -126,10 +126,11 @@ class PlanInputs:
     facts: dict[str, TaskFacts]
     base_model: "BaseModelFacts"
     checkpoints: dict[str, "CheckpointFacts"]
+    base_origin: dict[str, str] = field(default_factory=dict)  # how a node without `base` fetches it (locate.py)
 
     @property
     def base_ref(self) -> dict[str, str]:
-        return {"base": self.base, "fingerprint": self.base_fingerprint}
+        return {"base": self.base, **self.base_origin, "fingerprint": self.base_fingerprint}
 
 
 def plan_inputs(cfg: ExperimentConfig) -> PlanInputs:
@@ -144,12 +145,13 @@ def plan_inputs(cfg: ExperimentConfig) -> PlanInputs:
         base = str(resolve(base).resolve())
     from basefuse.data.model_view import model_view
     from basefuse.experiments.base_provenance import base_model_facts
+    from basefuse.experiments.locate import origin_of
     from basefuse.experiments.pool import resolve_pool
 
     pool = resolve_pool(cfg, base)  # before anything else: a checkpoint of another model is refused at once
     view = model_view(base)
     return PlanInputs(base, base_fingerprint(base), gather_task_facts(cfg, view), base_model_facts(cfg, base, view),
-                      pool)
+                      pool, origin_of(cfg.base_model, base))
 
 
 def make_plan(cfg: ExperimentConfig, selected: "dict[tuple[str, ...], Selected] | None" = None,
@@ -158,7 +160,7 @@ def make_plan(cfg: ExperimentConfig, selected: "dict[tuple[str, ...], Selected] 
     the selection chose) is given; without it they are left out (a dry run says so)."""
     i = inputs or plan_inputs(cfg)
     return build_plan(cfg, i.facts, i.base, i.base_fingerprint, i.base_model, checkpoints=i.checkpoints,
-                      selected=selected)
+                      selected=selected, base_origin=i.base_origin)
 
 
 Schedule = Literal["graph", "barriers"]
@@ -312,8 +314,19 @@ def run_jobs(plan: Plan, run_dir: str | Path, executor: Executor, *, only: Itera
     run_dir.mkdir(parents=True, exist_ok=True)
     with own_run_dir(run_dir):
         remove_leftovers(run_dir)
+        check_shared(executor, run_dir, plan)
         return _run_graph(plan, run_dir, executor, only=only, device=device, progress=progress, schedule=schedule,
                           results_file=results_file)
+
+
+def check_shared(executor: Executor, run_dir: Path, plan: Plan, extra: Iterable[str] = ()) -> None:
+    """Before any job: every machine of the executor must see the run directory and every local path the plan's jobs
+    read (hub ids and built-in models excepted: each node fetches those itself); `extra`: further data specs."""
+    from basefuse.experiments.locate import local_paths
+
+    check = getattr(executor, "check_shared", None)  # an executor without it runs jobs where this process is
+    if check is not None:
+        check(run_dir, local_paths((j.params for j in plan.jobs.values()), extra))
 
 
 def derive_results(plan: Plan, run_dir: str | Path) -> Path:
@@ -371,6 +384,9 @@ def run_experiment(config: ExperimentConfig | str | Path, run_dir: str | Path, *
             _check_run_dir(cfg, run_dir, force)
             inputs = plan_inputs(cfg)
             plan = make_plan(cfg, inputs=inputs)  # refuses leakage and impossible protocols before anything is written
+            if executor is not None:  # the selection's probe tasks are read too, before its conditions are planned
+                probes = [cfg.task_refs()[t].load_spec for t in cfg.selection.probe] if cfg.selection else []
+                check_shared(executor, run_dir, plan, probes)
         except BaseException:
             _undo_new_run_dir(run_dir, created, had_lock)
             raise
