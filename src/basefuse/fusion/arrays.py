@@ -29,6 +29,11 @@ class NumpyOps:
         """A numpy array moved to `ref`'s kind and device (here: itself)."""
         return a
 
+    @staticmethod
+    def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per row, Σ a·b summed in float64, as a numpy array (angles are read in float64 whatever the device)."""
+        return np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64))
+
 
 class TorchOps:
     @staticmethod
@@ -60,6 +65,10 @@ class TorchOps:
         import torch
 
         return torch.as_tensor(a, device=ref.device)
+
+    @staticmethod
+    def rowdot(a: Any, b: Any) -> np.ndarray:
+        return (a.double() * b.double()).sum(-1).cpu().numpy()
 
 
 def ops_for(a: Any) -> type[NumpyOps] | type[TorchOps]:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-METHOD_PAPERS = {
-    "average": "Choshen et al. 2022, Fusing finetuned models for better pretraining (arXiv:2204.03044)",
-    "weighted": "weighted average (cf. Matena & Raffel 2022, Merging models with Fisher-weighted averaging)",
-    "task-arithmetic": "Ilharco et al. 2023, Editing models with task arithmetic (arXiv:2212.04089)",
-    "ties": "Yadav et al. 2023, TIES-Merging (arXiv:2306.01708)",
-    "dare": "Yu et al. 2024, Language models are Super Mario (DARE, arXiv:2311.03099)",
-}
+from basefuse.fusion.methods import METHODS
+
+
+def _paper(method: str) -> str:
+    """The method's declared source (empty for a name no longer declared, e.g. an old manifest)."""
+    return METHODS[method].paper if method in METHODS else ""
 
 
 def model_card(manifest: dict[str, Any]) -> str:
@@ -18,7 +17,7 @@ def model_card(manifest: dict[str, Any]) -> str:
              "# Fused base model", "",
              f"Made with basefuse {manifest['basefuse_version']} on {manifest['created']} by fusing "
              f"{len(manifest['sources'])} finetuned checkpoints into a new base model (heads dropped).", "",
-             f"- **Method**: `{manifest['method']}` ({METHOD_PAPERS.get(manifest['method'], '')})",
+             f"- **Method**: `{manifest['method']}` ({_paper(manifest['method'])})",
              f"- **Parameters**: `{manifest['params']}`",
              f"- **Weights**: {manifest['weights']}",
              f"- **Accumulation dtype**: {manifest['accumulate']}; output dtype: {manifest['dtype'] or 'as input'}",
