@@ -141,10 +141,10 @@ class FusionSettings(BaseModel):
         except BasefuseError as e:
             raise ValueError(f"{where}: {e}") from None
         if m.weights == "required":
-            raise ValueError(f"{where}: method {m.name!r} needs per-source weights, which experiments do not set: "
+            raise ValueError(f"{where}: method {self.method!r} needs per-source weights, which experiments do not set: "
                              f"use {', '.join(_experiment_methods())}")
         if m.max_sources is not None:
-            raise ValueError(f"{where}: method {m.name!r} fuses at most {m.max_sources} sources, and an experiment "
+            raise ValueError(f"{where}: method {self.method!r} fuses at most {m.max_sources} sources, and an experiment "
                              f"fuses pools of any size: use {', '.join(_experiment_methods())}")
 
 
