@@ -113,8 +113,9 @@ def register(app: typer.Typer) -> None:
             if v is not None:
                 if name in params:
                     raise BasefuseError(f"--{name} and --param {name}=... both given: give it once")
-                typer.echo(f"notice: --{name} is now --param {name}=VALUE; the old flag goes in the next release",
-                           err=True)
+                if name in ("density", "seed"):  # lam, k, p: the method's own notice names the new parameter
+                    typer.echo(f"notice: --{name} is now --param {name}=VALUE; the old flag goes in the next release",
+                               err=True)
                 params[name] = v
         if config is not None:
             given = [flag for flag, v in (("SOURCES", sources), ("--base", base), ("--method", method),

@@ -128,7 +128,7 @@ def _check_cast(raw: np.ndarray, vals: np.ndarray, item: Item) -> None:
     if not np.all(finite):
         raise BasefuseError(f"tensor {item.name!r}: the fused values overflow {DTYPE_LABELS[item.dtype]} "
                             f"(largest {float(np.max(np.abs(vals))):.3g}); write a wider --dtype (float32, "
-                            "bfloat16) or scale the task vectors down (--lam)")
+                            "bfloat16) or scale the task vectors down (--param lambda=...)")
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ def check_params(method: Method, params: Mapping[str, Any], *, quiet: bool = Fal
                 raise BasefuseError(f"method {method.name!r}: give {alias.new!r} or its old name {key!r}, not both")
             if not quiet:
                 notice(f"method {method.name!r}: parameter {key!r} is now {alias.new!r}{alias.note} "
-                       f"({key}={value} -> {alias.new}={new_value:g}); the old name goes in the next release")
+                       f"({key}={value} -> --param {alias.new}={new_value:g}); the old name goes in the next release")
             key, value = alias.new, new_value
         if key not in {p.name for p in method.params}:
             takes = ", ".join(p.name for p in method.params) or "no parameters"
