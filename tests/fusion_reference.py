@@ -66,7 +66,8 @@ def ref_dare(x, base, w, p=0.9, lam=1.0, seed=0, key="", **_):
 
 def ref_model_stock(x, base, w, filter_wise=False, shape=None, **_):
     """t = N cosθ / (1 + (N-1) cosθ), cosθ the mean over pairs i<j of δ_i·δ_j / max(|δ_i||δ_j|, 1e-6) clipped to
-    [-1, 1]; result t·mean(θ) + (1-t)·θ_0 (t = 0 where the denominator is 0). filter_wise: one cosθ per row of a matrix (shape[0] rows)."""
+    [-1, 1]; result t·mean(θ) + (1-t)·θ_0 (t = 0 where the denominator is 0). filter_wise: one cosθ per row
+    of a matrix (shape[0] rows)."""
     x = np.asarray(x, np.float64)
     b = np.asarray(base, np.float64)
     rows = shape[0] if filter_wise and shape is not None and len(shape) >= 2 else 1
@@ -95,7 +96,8 @@ def ref_breadcrumbs(x, base, w, density=0.9, gamma=0.01, lam=1.0, **_):
             if n_bot < 0:
                 n_top, n_bot = n_top + n_bot, 0
             srt = np.sort(np.abs(row))
-            lo = srt[n_bot] if 0 < n_bot < m else (-np.inf if n_bot == 0 else np.inf)  # n_bot = m: none kept
+            # n_bot = m: none kept
+            lo = srt[n_bot] if 0 < n_bot < m else (-np.inf if n_bot == 0 else np.inf)
             hi = srt[m - n_top] if n_top > 0 else np.inf
             row = np.where((np.abs(row) >= lo) & (np.abs(row) < hi), row, 0.0)
         out += row

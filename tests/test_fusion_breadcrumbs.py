@@ -1,4 +1,5 @@
-"""breadcrumbs on hand-worked examples (Davari & Belilovsky 2024; mergekit's `magnitude_outliers` mask).
+"""breadcrumbs on hand-worked examples (Davari & Belilovsky 2024; mergekit's `magnitude_outliers`
+mask).
 
 Per task vector of m entries ranked by |δ|: n_top = int(gamma m) largest dropped, n_bot = m − int(density m) − n_top
 smallest dropped (n_top reduced when that is negative); θ_0 + λ Σ δ̃_i.

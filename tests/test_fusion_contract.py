@@ -91,7 +91,7 @@ def test_every_method_module_declares_one_registered_method():
 
 def test_readme_methods_table_is_the_declarations():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_table() in readme, "README's methods table is stale: paste basefuse.fusion.methods.docs.readme_table()"
+    assert readme_table() in readme, "README's methods table is stale: paste fusion.methods.docs.readme_table()"
 
 
 def test_experiment_config_validates_against_the_declaration():

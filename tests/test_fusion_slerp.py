@@ -1,4 +1,5 @@
-"""slerp on hand-worked examples: sin((1−t)Ω)/sin Ω v0 + sin(tΩ)/sin Ω v1, Ω the angle between the two tensors."""
+"""slerp on hand-worked examples: sin((1−t)Ω)/sin Ω v0 + sin(tΩ)/sin Ω v1, Ω the angle between the two
+tensors."""
 from __future__ import annotations
 
 import math

@@ -144,8 +144,8 @@ class FusionSettings(BaseModel):
             raise ValueError(f"{where}: method {self.method!r} needs per-source weights, which experiments do not set: "
                              f"use {', '.join(_experiment_methods())}")
         if m.max_sources is not None:
-            raise ValueError(f"{where}: method {self.method!r} fuses at most {m.max_sources} sources, and an experiment "
-                             f"fuses pools of any size: use {', '.join(_experiment_methods())}")
+            raise ValueError(f"{where}: method {self.method!r} fuses at most {m.max_sources} sources, and an "
+                             f"experiment fuses pools of any size: use {', '.join(_experiment_methods())}")
 
 
 def _experiment_methods() -> list[str]:

@@ -1,4 +1,5 @@
-"""`average`: the uniform mean of the sources (Choshen et al. 2022, "Fusing finetuned models for better pretraining")."""
+"""`average`: the uniform mean of the sources (Choshen et al. 2022, "Fusing finetuned models for better
+pretraining")."""
 from __future__ import annotations
 
 from collections.abc import Mapping

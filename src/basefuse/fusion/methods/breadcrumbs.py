@@ -43,7 +43,8 @@ def _fuse(ctx: Context, params: Mapping[str, Any]) -> np.ndarray:
 
 METHOD = Method(
     name="breadcrumbs", fuse=_fuse,
-    summary="drop each task vector's gamma share of largest and its smallest entries (density kept), θ_0 + λ Σ δ̃_i",
+    summary="drop each task vector's gamma share of largest and its smallest entries (density kept), "
+            "θ_0 + λ Σ δ̃_i",
     paper="Davari & Belilovsky 2024, Model Breadcrumbs: Scaling multi-task model merging with sparse masks "
           "(arXiv:2312.06795)",
     params=(Param("density", float, 0.9, "share of each task vector's entries kept", low=0.0, high=1.0,

@@ -1,5 +1,5 @@
-"""`model_stock`: interpolate from the base towards the sources' mean by a ratio read from the angle between their
-task vectors (Jang et al. 2024, "Model Stock: All we need is just a few fine-tuned models"); mergekit's
+"""`model_stock`: interpolate from the base towards the sources' mean by a ratio read from the angle between
+their task vectors (Jang et al. 2024, "Model Stock: All we need is just a few fine-tuned models"); mergekit's
 `model_stock`, whose reading of the paper for N > 2 (the mean of the pairwise cosines) is followed here."""
 from __future__ import annotations
 
