@@ -50,7 +50,7 @@ def test_inapplicable_and_doubled_parameters_are_one_line_errors(cli, tmp_path, 
     _one_line_error(cli, [*srcs, *out, "-m", "average", "-P", "lambda=1"],
                     r"method 'average' has no parameter 'lambda'; it takes no parameters")
     _one_line_error(cli, [*srcs, *out, "-m", "ties", "-P", "density=1.5"], r"'density' must be in \(0, 1\]")
-    _one_line_error(cli, [*srcs, *out, "-m", "dare_linear", "-P", "seed=0.5"], r"'seed': '0.5' is not a int")
+    _one_line_error(cli, [*srcs, *out, "-m", "dare_linear", "-P", "seed=0.5"], r"'seed': '0.5' is not an integer")
     _one_line_error(cli, [*srcs, *out, "-m", "ties", "-P", "density"], r"--param 'density': write name=value")
     _one_line_error(cli, [*srcs, *out, "-m", "model_stock", "--weights", "1,2,3"], r"takes no weights")
     _one_line_error(cli, [*srcs, *out, "-m", "slerp"], r"'slerp' fuses exactly 2 sources, got 3")
@@ -99,7 +99,7 @@ def test_experiment_config_validates_against_the_declaration():
     from basefuse.experiments.config import FusionSettings
 
     FusionSettings(method="task-arithmetic", params={"lam": 0.5}).check("fusion")     # old names: still accepted
-    FusionSettings(method="model_stock").check("fusion")
+    FusionSettings(method="model_stock", params={"filter_wise": True}).check("fusion")   # a YAML bool stays one
     for settings, pattern in [(FusionSettings(method="ties", params={"k": 20, "density": 0.3}), "not both"),
                               (FusionSettings(method="average", params={"lambda": 1}), "no parameter 'lambda'"),
                               (FusionSettings(method="slerp"), "at most 2 sources"),

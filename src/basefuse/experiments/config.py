@@ -121,7 +121,7 @@ class FusionSettings(BaseModel):
     model_config = _STRICT
 
     method: str = "average"
-    params: dict[str, float | int | str] = {}
+    params: dict[str, bool | float | int | str] = {}
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                              description="its condition name fused[NAME] (default: the method)")
     allow_unrelated: bool = Field(False, description="fuse even a source that is far from the base (relative "

@@ -81,7 +81,8 @@ class Param:
                     raise ValueError
                 v = float(value)
         except (TypeError, ValueError):
-            raise BasefuseError(f"{where}: {value!r} is not a {self.type.__name__}") from None
+            kind = {bool: "true or false", int: "an integer"}.get(self.type, "a number")
+            raise BasefuseError(f"{where}: {value!r} is not {kind}") from None
         if self.type is not bool:
             if isinstance(v, float) and not math.isfinite(v):
                 raise BasefuseError(f"{where}: {value!r} must be finite")
@@ -95,6 +96,8 @@ class Param:
 def _as_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
     raise ValueError
