@@ -31,8 +31,10 @@ class NumpyOps:
 
     @staticmethod
     def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per row, Σ a·b summed in float64, as a numpy array (angles are read in float64 whatever the device)."""
-        return np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64))
+        """Per row, Σ a·b summed in float64, as a numpy array (angles are read in float64 whatever the device).
+
+        einsum's `dtype` casts in buffered blocks: no float64 copy of the whole tensor."""
+        return np.einsum("ij,ij->i", a, b, dtype=np.float64)
 
 
 class TorchOps:
