@@ -64,6 +64,8 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     ("breadcrumbs: outliers kept", "fusion/methods/breadcrumbs.py", "tv[mag >= xp.kth_smallest(mag, m - n_top)] = 0", "pass", "test_fusion_breadcrumbs.py"),
     ("breadcrumbs: n_top not reduced when both do not fit", "fusion/methods/breadcrumbs.py", "n_top, n_bot = n_top + n_bot, 0", "n_bot = 0", "test_fusion_breadcrumbs.py"),
     ("slerp: coefficients swapped", "fusion/methods/slerp.py", "s0, s1 = math.sin(theta - theta * t) / math.sin(theta), math.sin(theta * t) / math.sin(theta)", "s1, s0 = math.sin(theta - theta * t) / math.sin(theta), math.sin(theta * t) / math.sin(theta)", "test_fusion_slerp.py"),
+    ("dare_ties: election on unweighted task vectors", "fusion/methods/dare_ties.py", "    tv *= wcol\n", "    pass\n", "test_fusion_reference.py"),
+    ("dare_ties: normalize ignored", "fusion/methods/dare_ties.py", "    if normalize:\n", "    if False:\n", "test_fusion_reference.py"),
     ("mergekit config: weights' sum not folded into lambda", "fusion/mergekit_config.py", "scale = lam if normalize else lam * total", "scale = lam", "test_fuse_mergekit_config.py"),
     ("old name p taken as the keep probability", "fusion/methods/dare.py", 'Alias("p", "density", lambda v: 1.0 - v,', 'Alias("p", "density", lambda v: v,', "test_fusion_contract.py"),
     ("sha256 cache ignores the inode", "checkpoints/hashing.py", "st.st_mtime_ns, st.st_ino]", "st.st_mtime_ns, 0]", "test_guarantee_hash_cache.py"),

@@ -64,6 +64,21 @@ def ref_dare(x, base, w, p=0.9, lam=1.0, seed=0, key="", **_):
     return np.asarray(base, np.float64) + lam * ((w / w.sum()) @ kept)
 
 
+def ref_dare_ties(x, base, w, p=0.9, lam=1.0, seed=0, key="", normalize=False, **_):
+    """mergekit's dare_ties with dare's mask: weighted kept task vectors w_i δ̂_i, majority sign of their sum
+    (+ where >= 0), Σ of the agreeing ones (÷ Σ of the agreeing weights with normalize, 0 -> 1)."""
+    d = task_vectors(x, base)
+    w = np.asarray(w, np.float64)[:, None]
+    weighted = w * d * dare_keep_mask(d.shape, p, seed, key) / (1.0 - p)
+    majority = np.where(weighted.sum(axis=0) >= 0, 1.0, -1.0)
+    agree = np.sign(weighted) == majority
+    mixed = (weighted * agree).sum(axis=0)
+    if normalize:
+        div = (w * agree).sum(axis=0)
+        mixed = mixed / np.where(div == 0, 1.0, div)
+    return np.asarray(base, np.float64) + lam * mixed
+
+
 def ref_model_stock(x, base, w, filter_wise=False, shape=None, **_):
     """t = N cosθ / (1 + (N-1) cosθ), cosθ the mean over pairs i<j of δ_i·δ_j / max(|δ_i||δ_j|, 1e-6) clipped to
     [-1, 1]; result t·mean(θ) + (1-t)·θ_0 (t = 0 where the denominator is 0). filter_wise: one cosθ per row
@@ -116,7 +131,7 @@ def ref_slerp(x, base, w, t=0.5, **_):
 
 
 REFERENCES = {"average": ref_average, "linear": ref_weighted, "task_arithmetic": ref_task_arithmetic,
-              "ties": ref_ties, "dare_linear": ref_dare, "model_stock": ref_model_stock,
+              "ties": ref_ties, "dare_linear": ref_dare, "dare_ties": ref_dare_ties, "model_stock": ref_model_stock,
               "breadcrumbs": ref_breadcrumbs, "slerp": ref_slerp}
 
 
@@ -125,6 +140,6 @@ def reference(method, x, base, w, params=None, tensor="", shape=None):
     kw = dict(params or {})
     if "lambda" in kw:
         kw["lam"] = kw.pop("lambda")
-    if method == "dare_linear" and "density" in kw:
+    if method in ("dare_linear", "dare_ties") and "density" in kw:
         kw["p"] = 1.0 - kw.pop("density")
     return REFERENCES[method](x, base, w, key=tensor, shape=shape, **kw)

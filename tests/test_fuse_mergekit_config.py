@@ -114,6 +114,26 @@ def test_dare_linear_at_density_one_is_weighted_task_arithmetic(cli, tmp_path, m
     _check(got, flat, lambda x, b: b + 0.5 * (w @ (x - b)))
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_dare_ties_at_density_one(cli, tmp_path, models, normalize):
+    base, paths, flat = models
+    w = np.array([1.0, 2.0, 3.0])
+
+    def mergekit_dare_ties(x, b):
+        # weighted task vectors, majority sign of their sum (>= 0: +), Σ of the agreeing (÷ their weights)
+        wd = w[:, None] * (x - b)
+        agree = np.sign(wd) == np.where(wd.sum(0) >= 0, 1.0, -1.0)
+        mixed = (wd * agree).sum(0)
+        if normalize:
+            div = (w[:, None] * agree).sum(0)
+            mixed = mixed / np.where(div == 0, 1, div)
+        return b + 0.5 * mixed
+
+    got = _fuse(cli, tmp_path, f"merge_method: dare_ties\nbase_model: {base}\nparameters:\n  lambda: 0.5\n"
+                f"  normalize: {str(normalize).lower()}\n" + _models(paths, weight=w, density=[1.0] * 3))
+    _check(got, flat, mergekit_dare_ties)
+
+
 def test_breadcrumbs_defaults_and_model_stock(cli, tmp_path, models):
     base, paths, flat = models
     got = _fuse(cli, tmp_path, f"merge_method: breadcrumbs\nbase_model: {base}\n" + _models(paths, weight=[2] * 3))
@@ -130,7 +150,7 @@ def test_slerp_from_base_model(cli, tmp_path, models):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("merge_method: dare_ties\n", r"merge_method 'dare_ties' is not supported"),
+    ("merge_method: della\n", r"merge_method 'della' is not supported"),
     ("merge_method: linear\nslices: []\n", r"key 'slices' is not supported"),
     ("merge_method: ties\nBASE\n" + "models:\n  - model: P0\n    parameters: {weight: 1, density: 0.5}\n"
      "  - model: P1\n    parameters: {weight: 1, density: 0.7}\n", r"density differs between models"),

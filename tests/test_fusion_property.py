@@ -21,7 +21,8 @@ from fusion_reference import reference
 
 TORCH = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 PARAMS = {"average": {}, "linear": {}, "task_arithmetic": {"lambda": 0.7}, "ties": {"density": 0.4, "lambda": 0.9},
-          "dare_linear": {"density": 0.5, "seed": 3}, "model_stock": {},
+          "dare_linear": {"density": 0.5, "seed": 3}, "dare_ties": {"density": 0.5, "seed": 1, "normalize": True},
+          "model_stock": {},
           "breadcrumbs": {"density": 0.6, "gamma": 0.1, "lambda": 0.8}, "slerp": {"t": 0.3}}
 
 

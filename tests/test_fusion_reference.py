@@ -88,6 +88,19 @@ def test_dare_mask_from_the_documented_generator_and_rescale():
         np.testing.assert_allclose(got, BASE + lam * (want - BASE), rtol=1e-6)
 
 
+def test_dare_ties_elects_on_the_weighted_kept_vectors():
+    # density 1 (nothing dropped), weights .5 .3 .2: weighted δ columns
+    #   col 0: [1, -.3, .8]   sum 1.5 -> +, agreeing 1 + .8 = 1.8        (normalize: / (.5 + .2) -> 18/7)
+    #   col 1: [-.5, -.9, .4] sum -1  -> -, agreeing -1.4                (normalize: / .8 -> -1.75)
+    #   col 2: [.25, .3, -.05] sum .5 -> +, agreeing .55                 (normalize: / .8 -> .6875)
+    #   col 3: [0, 1.2, -.2]  sum 1   -> +, agreeing 1.2                 (normalize: / .3 -> 4)
+    w = normalise_weights(get_method("dare_ties"), RAW_WEIGHTS, 3)
+    for got in both("dare_ties", w, density=1.0):
+        np.testing.assert_allclose(got, BASE + [1.8, -1.4, 0.55, 1.2], rtol=1e-6)
+    for got in both("dare_ties", w, density=1.0, normalize=True, **{"lambda": 0.5}):
+        np.testing.assert_allclose(got, BASE + 0.5 * np.array([18 / 7, -1.75, 0.6875, 4.0]), rtol=1e-6)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_has_a_reference(method):
     assert method in REFERENCES

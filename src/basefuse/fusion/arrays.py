@@ -30,6 +30,11 @@ class NumpyOps:
         return a
 
     @staticmethod
+    def column(values: Any, ref: np.ndarray) -> np.ndarray:
+        """`values` as an (n, 1) column in `ref`'s dtype (and device), to scale rows."""
+        return np.asarray(values, dtype=ref.dtype).reshape(-1, 1)
+
+    @staticmethod
     def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per row, Σ a·b summed in float64, as a numpy array (angles are read in float64 whatever the device).
 
@@ -67,6 +72,12 @@ class TorchOps:
         import torch
 
         return torch.as_tensor(a, device=ref.device)
+
+    @staticmethod
+    def column(values: Any, ref: Any) -> Any:
+        import torch
+
+        return torch.as_tensor(np.asarray(values), dtype=ref.dtype, device=ref.device).reshape(-1, 1)
 
     @staticmethod
     def rowdot(a: Any, b: Any) -> np.ndarray:

@@ -20,6 +20,7 @@ SUPPORTED: dict[str, tuple[str, dict[str, Any]]] = {
     "task_arithmetic": ("task_arithmetic", {"normalize": False, "lambda": 1.0}),
     "ties": ("ties", {"normalize": True, "lambda": 1.0}),
     "dare_linear": ("dare_linear", {"normalize": False, "lambda": 1.0, "rescale": True}),
+    "dare_ties": ("dare_ties", {"normalize": False, "lambda": 1.0, "rescale": True}),
     "breadcrumbs": ("breadcrumbs", {"normalize": False, "lambda": 1.0}),
     "model_stock": ("model_stock", {"filter_wise": False}),
     "slerp": ("slerp", {}),
@@ -30,6 +31,7 @@ TENSOR_PARAMS: dict[str, dict[str, Any]] = {
     "task_arithmetic": {"weight": None},
     "ties": {"weight": None, "density": 1.0},
     "dare_linear": {"weight": None, "density": 1.0},
+    "dare_ties": {"weight": None, "density": 1.0},
     "breadcrumbs": {"weight": None, "density": 1.0, "gamma": 0.01},
     "model_stock": {},
     "slerp": {},
@@ -41,6 +43,7 @@ DIFFERENCES = {
             "elected sign is 0 at the base (mergekit elects +)",
     "dare_linear": "rescales kept entries by 1/density as in the DARE paper (mergekit matches the L1 norm) and "
                    "draws the mask from (seed, tensor name), so a run is reproducible (mergekit's is not)",
+    "dare_ties": "drops and rescales as dare_linear does",
     "breadcrumbs": "keeps the entries ranked [n_bot, m − n_top) also when n_top is 0 (mergekit's slice then keeps "
                    "none)",
 }
@@ -155,7 +158,7 @@ def _translate(mk: str, method: str, names: list[str], per_model: list[dict[str,
                                       "basefuse uses one gamma for every model"))
     if weights is not None and (sum(weights) <= 0 or min(weights) < 0):
         raise BasefuseError(f"{where}: weights {weights} must be non-negative with a positive sum")
-    needs_base = mk in ("task_arithmetic", "ties", "dare_linear", "breadcrumbs", "model_stock", "slerp")
+    needs_base = mk in ("task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs", "model_stock", "slerp")
     if needs_base and base is None:
         raise BasefuseError(f"{where}: merge_method {mk} needs base_model (the pretrained model)")
     lam = float(glob.get("lambda", 1.0))
@@ -177,10 +180,13 @@ def _translate(mk: str, method: str, names: list[str], per_model: list[dict[str,
     # task-vector methods: mergekit's Σ w_i δ_i (÷ Σ w_i with normalize) is basefuse's normalised weights × scale
     total = sum(weights)
     scale = lam if normalize else lam * total
-    if mk == "dare_linear":
+    if mk in ("dare_linear", "dare_ties"):
         if not glob.get("rescale", True):
-            raise BasefuseError(f"{where}: parameters.rescale false is not supported; basefuse's dare_linear "
+            raise BasefuseError(f"{where}: parameters.rescale false is not supported; basefuse's {mk} "
                                 "rescales kept entries by 1/density")
+        if mk == "dare_ties":  # the election and the normalised mean do not depend on the weights' scale
+            return FuseRequest(names, method, base, weights, {**params, "lambda": scale, "normalize": normalize},
+                               dtype)
         return FuseRequest(names, method, base, weights, {**params, "lambda": scale}, dtype)
     equal = _same(weights, "weight", where, f"basefuse's {method} weighs every task vector alike (for "
                   "per-model weights use merge_method dare_linear with density 1: weighted task arithmetic)")

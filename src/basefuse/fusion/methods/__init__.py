@@ -12,6 +12,7 @@ from basefuse.fusion.methods.breadcrumbs import breadcrumbs
 from basefuse.fusion.methods.contract import (Context, Method, Param, check_params, check_sources,
                                               normalise_weights, with_defaults)
 from basefuse.fusion.methods.dare import dare
+from basefuse.fusion.methods.dare_ties import dare_ties
 from basefuse.fusion.methods.linear import weighted
 from basefuse.fusion.methods.model_stock import model_stock
 from basefuse.fusion.methods.registry import ALIASES, METHODS, get_method
@@ -36,5 +37,5 @@ def fuse_arrays(method: str | Method, x: Any, base: Any = None, w: Any = None, *
 
 
 __all__ = ["fuse_arrays", "ALIASES", "METHODS", "Context", "Method", "Param", "average", "breadcrumbs", "check_params",
-           "check_sources", "dare", "get_method", "model_stock", "normalise_weights", "slerp", "task_arithmetic",
+           "check_sources", "dare", "dare_ties", "get_method", "model_stock", "normalise_weights", "slerp", "task_arithmetic",
            "ties", "weighted", "with_defaults"]

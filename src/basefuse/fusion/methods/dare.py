@@ -12,10 +12,9 @@ from basefuse.fusion.arrays import ops_for
 from basefuse.fusion.methods.contract import Alias, Context, Method, Param, Rows
 
 
-def dare(x: Rows, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 1.0,
-         seed: int = 0, key: str = "") -> np.ndarray:
-    """Drop each task-vector entry with probability p, rescale the rest by 1/(1−p), then
-    θ_0 + λ Σ w_i δ̂_i. The mask depends only on (seed, tensor name), so results are reproducible."""
+def drop_and_rescale(x: Rows, base: np.ndarray, p: float, seed: int, key: str) -> np.ndarray:
+    """The task vectors (N, m), each entry dropped with probability p and the rest rescaled by 1/(1−p). The mask
+    depends only on (seed, tensor name), so results are reproducible."""
     rng = np.random.default_rng([int(seed), zlib.crc32(key.encode())])
     xp = ops_for(base)
     tv = xp.stack(x)
@@ -23,6 +22,13 @@ def dare(x: Rows, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 
     # the mask is drawn on the CPU whatever the device, so cpu and cuda drop the same entries
     tv *= xp.like(rng.random(tuple(tv.shape), dtype=np.float32) >= p, tv)
     tv *= 1.0 / (1.0 - p)
+    return tv
+
+
+def dare(x: Rows, base: np.ndarray, w: np.ndarray, p: float = 0.9, lam: float = 1.0,
+         seed: int = 0, key: str = "") -> np.ndarray:
+    """Drop each task-vector entry with probability p, rescale the rest by 1/(1−p), then θ_0 + λ Σ w_i δ̂_i."""
+    tv = drop_and_rescale(x, base, p, seed, key)
     out = tv[0] * float(w[0])
     for i in range(1, tv.shape[0]):
         out += tv[i] * float(w[i])

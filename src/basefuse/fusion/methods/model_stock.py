@@ -32,7 +32,7 @@ def model_stock(x: Rows, base: np.ndarray, rows: int = 1) -> np.ndarray:
     den = 1.0 + (n - 1) * cos
     # cos = -1/(N-1) exactly (two opposite task vectors, e.g. of a 1-element tensor) would divide by 0: keep the base
     t = np.divide(n * cos, den, out=np.zeros(rows), where=den != 0)
-    t_col = xp.like(t.astype(np.dtype(str(base.dtype).removeprefix("torch."))).reshape(rows, 1), base)
+    t_col = xp.column(t, base)
     mean = x[0].reshape(rows, -1) * 1.0
     for i in range(1, n):
         mean += x[i].reshape(rows, -1)
