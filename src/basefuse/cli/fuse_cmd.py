@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from typer.core import TyperCommand
 
 from basefuse.errors import BasefuseError
+
+if TYPE_CHECKING:
+    from basefuse.fusion.mergekit_config import FuseRequest
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -51,6 +54,33 @@ def parse_params(values: list[str] | None) -> dict[str, str]:
                 raise BasefuseError(f"--param {name.strip()!r} given twice: give it once")
             out[name.strip()] = value.strip()
     return out
+
+
+def resolve_request(sources: list[str] | None, base: str | None, method: str | None, param: list[str] | None,
+                    config: Path | None, weights: list[str] | None, dtype: str | None,
+                    old_flags: dict[str, float | int | None]) -> "FuseRequest":
+    """What to fuse: from a mergekit --config, or from the command line (old flags mapped, with a notice)."""
+    from basefuse.fusion.mergekit_config import FuseRequest, read_mergekit_config
+
+    params: dict[str, object] = dict(parse_params(param))
+    for name, v in old_flags.items():
+        if v is not None:
+            if name in params:
+                raise BasefuseError(f"--{name} and --param {name}=... both given: give it once")
+            if name in ("density", "seed"):  # lam, k, p: the method's own notice names the new parameter
+                typer.echo(f"notice: --{name} is now --param {name}=VALUE; the old flag goes in the next release",
+                           err=True)
+            params[name] = v
+    if config is not None:
+        given = [flag for flag, v in (("SOURCES", sources), ("--base", base), ("--method", method),
+                                      ("--weights", weights), ("--param", params), ("--dtype", dtype)) if v]
+        if given:
+            raise BasefuseError(f"--config {config} sets the fusion: drop {given[0]} (give it in the config "
+                                "or on the command line, not both)")
+        return read_mergekit_config(config)
+    if not sources:
+        raise BasefuseError("give the finetuned model folders (at least 2), or --config merge.yml")
+    return FuseRequest(list(sources), method or "average", base, parse_weights(weights), params, dtype)
 
 
 class _MethodsEpilog(TyperCommand):
@@ -107,41 +137,19 @@ def register(app: typer.Typer) -> None:
         from basefuse.checkpoints.hashing import Hasher
 
         # sha256 of the inputs is the costliest part of a cold run: start it before importing numpy
-        params: dict[str, object] = dict(parse_params(param))
-        old_flags = {"lam": lam, "density": density, "k": k, "p": p, "seed": seed}
-        for name, v in old_flags.items():
-            if v is not None:
-                if name in params:
-                    raise BasefuseError(f"--{name} and --param {name}=... both given: give it once")
-                if name in ("density", "seed"):  # lam, k, p: the method's own notice names the new parameter
-                    typer.echo(f"notice: --{name} is now --param {name}=VALUE; the old flag goes in the next release",
-                               err=True)
-                params[name] = v
-        if config is not None:
-            given = [flag for flag, v in (("SOURCES", sources), ("--base", base), ("--method", method),
-                                          ("--weights", weights), ("--param", params), ("--dtype", dtype)) if v]
-            if given:
-                raise BasefuseError(f"--config {config} sets the fusion: drop {given[0]} (give it in the config "
-                                    "or on the command line, not both)")
-            from basefuse.fusion.mergekit_config import read_mergekit_config
-
-            req = read_mergekit_config(config)
-            sources, base, method, dtype, params = req.sources, req.base, req.method, req.dtype, req.params
-            weight_values = req.weights
-        else:
-            weight_values = parse_weights(weights)
-        if not sources:
-            raise BasefuseError("give the finetuned model folders (at least 2), or --config merge.yml")
+        req = resolve_request(sources, base, method, param, config, weights, dtype,
+                              {"lam": lam, "density": density, "k": k, "p": p, "seed": seed})
+        sources, base, dtype = req.sources, req.base, req.dtype
         hasher = Hasher(use_cache=hash_cache)
         try:  # from here on, an error or Ctrl-C (even during the imports) stops the hashing at once
             for folder in [*sources, *([base] if base else [])]:
                 hasher.submit_folder(folder)
             from basefuse.fusion.api import fuse
 
-            manifest = fuse(sources, out, base=base, method=method or "average", weights=weight_values,
-                            dtype=dtype, accumulate=accumulate, device=device,
+            manifest = fuse(sources, out, base=base, method=req.method, weights=req.weights, dtype=dtype,
+                            accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,
-                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher, params=params)
+                            allow_unrelated=allow_unrelated, progress=progress, hasher=hasher, params=req.params)
         finally:
             hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
         typer.echo(f"wrote {out}: {manifest['method']} of {len(manifest['sources'])} sources, "
