@@ -145,7 +145,7 @@ def notice(text: str) -> None:
     print(f"notice: {text}", file=sys.stderr)
 
 
-def check_params(method: Method, params: Mapping[str, Any], *, quiet: bool = False) -> dict[str, Any]:
+def check_params(method: Method, params: Mapping[str, Any]) -> dict[str, Any]:
     """The given parameters, old names mapped to new ones and each value checked against its declaration.
 
     Unknown or inapplicable names are a one-line error naming what the method takes. Only the given parameters are
@@ -161,9 +161,8 @@ def check_params(method: Method, params: Mapping[str, Any], *, quiet: bool = Fal
                 raise BasefuseError(f"method {method.name!r} parameter {key!r}: {value!r} is not a number") from None
             if alias.new in params or alias.new in out:
                 raise BasefuseError(f"method {method.name!r}: give {alias.new!r} or its old name {key!r}, not both")
-            if not quiet:
-                notice(f"method {method.name!r}: parameter {key!r} is now {alias.new!r}{alias.note} "
-                       f"({key}={value} -> --param {alias.new}={new_value:g}); the old name goes in the next release")
+            notice(f"method {method.name!r}: parameter {key!r} is now {alias.new!r}{alias.note} "
+                   f"({key}={value} -> --param {alias.new}={new_value:g}); the old name goes in the next release")
             key, value = alias.new, new_value
         if key not in {p.name for p in method.params}:
             takes = ", ".join(p.name for p in method.params) or "no parameters"

@@ -19,12 +19,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
 ALIASES: dict[str, str] = {old: m.name for m in METHODS.values() for old in m.aliases}
 
 
-def get_method(name: str, *, quiet: bool = False) -> Method:
+def get_method(name: str) -> Method:
     """The method of that name; an old name works for one release, with a notice."""
     if name in ALIASES:
-        if not quiet:
-            notice(f"method {name!r} is now {ALIASES[name]!r} (mergekit's name); the old name goes in the next "
-                   "release")
+        notice(f"method {name!r} is now {ALIASES[name]!r} (mergekit's name); the old name goes in the next release")
         return METHODS[ALIASES[name]]
     if name not in METHODS:
         raise BasefuseError(f"unknown method {name!r}; choose one of {', '.join(METHODS)}")
