@@ -10,6 +10,7 @@ Sources are saved as two shards (body / head) so mergekit, which stops on differ
 gets its own folders that hard-link the same body shard and carry an equal 2-label head.
 
     python benchmarks/fuse_speed.py --n 5 10 --runs 3 [--mergekit-python .venv-bench/bin/python]
+    python benchmarks/fuse_speed.py --n 5 --runs 1 --methods average ties dare_linear model_stock
 """
 from __future__ import annotations
 
@@ -115,6 +116,8 @@ def main() -> None:
     ap.add_argument("--mergekit-python", default=os.environ.get("MERGEKIT_PYTHON"))
     ap.add_argument("--workdir", default=None, help="where synthetic models go (default: a temp dir)")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--methods", nargs="+", default=["average"],
+                    help="basefuse methods to time (those other than average fuse with --base and default params)")
     args = ap.parse_args()
     mk = args.mergekit_python or (str(ROOT / ".venv-bench/bin/python")
                                   if (ROOT / ".venv-bench/bin/python").exists() else None)
@@ -139,6 +142,9 @@ def main() -> None:
                 "basefuse (sha256 cache warm)": bf,
                 "naive torch average": [sys.executable, str(root / "naive.py"), str(out), *map(str, srcs)],
             }
+            for m in args.methods:
+                if m != "average":
+                    tools[f"basefuse {m}"] = [*bf, "--no-hash-cache", "--base", str(base), "--method", m]
             if mk:
                 cfg = root / "mergekit.yml"
                 cfg.write_text("merge_method: linear\ndtype: float32\nmodels:\n" + "".join(

@@ -106,7 +106,7 @@ def test_fuse_float16_overflow_after_cast_is_refused(tmp_path, cli, bert):
     base, srcs = bert
     # task vectors are ~1e-3 (fixture noise): scaled by 1e8 they reach ~1e5, finite in float32 but beyond
     # float16's largest value, 65504
-    fuse_bad(tmp_path, cli, [*srcs, "--base", base, "--method", "task-arithmetic", "--lam", "1e8",
+    fuse_bad(tmp_path, cli, [*srcs, "--base", base, "--method", "task_arithmetic", "-P", "lambda=1e8",
                                 "--dtype", "float16"], r"tensor '[^']+'.*overflow float16")
 
 

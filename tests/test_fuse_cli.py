@@ -163,7 +163,7 @@ def test_bad_fewer_than_two_sources(tmp_path, cli, bert):
 
 @pytest.mark.parametrize("weights", ["1,-1,1", "0,0,0"])
 def test_bad_weights(tmp_path, cli, bert, weights):
-    _bad(tmp_path, cli, [*bert[1], "--method", "weighted", "--weights", weights], r"weights .*(non-negative|sum to 0)")
+    _bad(tmp_path, cli, [*bert[1], "--method", "linear", "--weights", weights], r"weights .*(non-negative|sum to 0)")
 
 
 def test_bad_output_inside_or_equal_source(tmp_path, cli, bert):

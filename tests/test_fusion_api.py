@@ -14,7 +14,7 @@ import basefuse
 from basefuse.checkpoints.hashing import CACHE_NAME
 from basefuse.errors import BasefuseError
 from basefuse.fusion.api import bare_architecture, fuse
-from basefuse.fusion.methods import METHODS, check_params, dare, ties
+from basefuse.fusion.methods import METHODS, check_params, dare, fuse_arrays, ties
 from builders import make_family
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -87,15 +87,15 @@ def test_methods_on_known_values():
     x = np.array([[1.0, 2.0, -3.0], [3.0, -2.0, -1.0]], dtype=np.float32)
     b = np.zeros(3, dtype=np.float32)
     w = np.array([0.25, 0.75])
-    assert np.allclose(METHODS["average"].fn(x, None, w), [2.0, 0.0, -2.0])
-    assert np.allclose(METHODS["weighted"].fn(x, None, w), [2.5, -1.0, -1.5])
-    assert np.allclose(METHODS["task-arithmetic"].fn(x, b, w, lam=0.5), [2.0, 0.0, -2.0])
+    assert np.allclose(fuse_arrays("average", x), [2.0, 0.0, -2.0])
+    assert np.allclose(fuse_arrays("linear", x, None, w), [2.5, -1.0, -1.5])
+    assert np.allclose(fuse_arrays("task_arithmetic", x, b, **{"lambda": 0.5}), [2.0, 0.0, -2.0])
     # ties, density 1: sign elected by sum; disjoint mean over agreeing entries
     assert np.allclose(ties(x, b, w, density=1.0), [2.0, 0.0, -2.0])  # a tie in the sign vote keeps the base
     # density 1/3 keeps each row's largest magnitude only: row0 -3 (idx 2), row1 3 (idx 0)
     assert np.allclose(ties(x, b, w, density=1 / 3), [3.0, 0.0, -3.0])
     # dare with p=0 is weighted task arithmetic; with p>0 is reproducible per (seed, key)
-    assert np.allclose(dare(x, b, w, p=0.0), METHODS["weighted"].fn(x, None, w))
+    assert np.allclose(dare(x, b, w, p=0.0), fuse_arrays("linear", x, None, w))
     r1, r2 = dare(x, b, w, p=0.5, seed=1, key="k"), dare(x, b, w, p=0.5, seed=1, key="k")
     assert np.array_equal(r1, r2)
 
@@ -104,8 +104,8 @@ def test_param_validation():
     assert check_params(METHODS["ties"], {"k": 20}) == {"density": 0.2}
     with pytest.raises(BasefuseError, match="no parameter 'density'"):
         check_params(METHODS["average"], {"density": 0.1})
-    with pytest.raises(BasefuseError, match="dare p"):
-        check_params(METHODS["dare"], {"p": 1.0})
+    with pytest.raises(BasefuseError, match="'density' must be in"):
+        check_params(METHODS["dare_linear"], {"p": 1.0})
     with pytest.raises(BasefuseError, match="unknown method"):
         fuse(["a", "b"], "o", method="nope")
 

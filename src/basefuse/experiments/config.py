@@ -121,7 +121,7 @@ class FusionSettings(BaseModel):
     model_config = _STRICT
 
     method: str = "average"
-    params: dict[str, float | int | str] = {}
+    params: dict[str, bool | float | int | str] = {}
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
                              description="its condition name fused[NAME] (default: the method)")
     allow_unrelated: bool = Field(False, description="fuse even a source that is far from the base (relative "
@@ -131,15 +131,28 @@ class FusionSettings(BaseModel):
         return condition_name(kind, self.name or self.method)
 
     def check(self, where: str) -> None:
+        """The method and its parameters checked against the method's declaration, now rather than after every
+        source finetune has run."""
         from basefuse.fusion.methods import check_params, get_method
 
-        if self.method == "weighted":
-            raise ValueError(f"{where}: method 'weighted' needs per-source weights, which experiments do not "
-                             "set: use average, task-arithmetic, ties or dare")
-        try:  # fail now, not after every source finetune has run
-            check_params(get_method(self.method), dict(self.params))
+        try:
+            m = get_method(self.method)
+            check_params(m, dict(self.params))
         except BasefuseError as e:
             raise ValueError(f"{where}: {e}") from None
+        if m.weights == "required":
+            raise ValueError(f"{where}: method {self.method!r} needs per-source weights, which experiments do not set: "
+                             f"use {', '.join(_experiment_methods())}")
+        if m.max_sources is not None:
+            raise ValueError(f"{where}: method {self.method!r} fuses at most {m.max_sources} sources, and an "
+                             f"experiment fuses pools of any size: use {', '.join(_experiment_methods())}")
+
+
+def _experiment_methods() -> list[str]:
+    """Methods an experiment can run: no per-source weights needed, any number of sources."""
+    from basefuse.fusion.methods import METHODS
+
+    return [m.name for m in METHODS.values() if m.weights != "required" and m.max_sources is None]
 
 
 class ColdFusionSettings(BaseModel):

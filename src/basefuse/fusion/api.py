@@ -19,7 +19,7 @@ from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
 from basefuse.fusion.inspect import flag_unrelated
-from basefuse.fusion.methods import check_params, get_method, normalise_weights
+from basefuse.fusion.methods import check_params, check_sources, get_method, normalise_weights, with_defaults
 from basefuse.io import atomic_output_dir, write_json
 
 DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
@@ -90,7 +90,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
-         repo_id: str | None = None, **method_params: Any) -> dict[str, Any]:
+         repo_id: str | None = None, params: dict[str, Any] | None = None,
+         **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -99,7 +100,9 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     every input instead of trusting the (path, size, mtime, inode) cache of earlier runs. `hasher`: a
     Hasher already started on the inputs (the CLI starts one before the heavy imports); it replaces
     `hash_cache`, and fuse() closes it. `flag_outliers=False`: sources known to be finetunes of `base` (an
-    experiment's own) are not refused for being far from the others' median (see `flag_unrelated`).
+    experiment's own) are not refused for being far from the others' median (see `flag_unrelated`). The method's
+    parameters come as `params` (e.g. `{"lambda": 0.5}`, names as `basefuse fuse --help` lists them) and/or as
+    keyword arguments; old method and parameter names still work for one release, with a notice.
     A source or base may be `org/name@revision`; fusion.json records the commit each hub input resolved to.
     `repo_id`: the Hub repo the output will be pushed to (only named in the model card's usage example).
     """
@@ -107,9 +110,13 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     if len(sources) < 2:
         raise BasefuseError(f"got {len(sources)} source(s): fusion needs at least 2 finetuned checkpoints")
     m = get_method(method)
-    params = check_params(m, method_params)
+    overlap = sorted(set(params or {}) & set(method_params))
+    if overlap:
+        raise BasefuseError(f"parameter {overlap[0]!r} given twice (in params and as a keyword): give it once")
+    given = check_params(m, {**(params or {}), **method_params})
+    check_sources(m, len(sources))
     if m.needs_base and base is None:
-        raise BasefuseError(f"method {method!r} works on task vectors and needs --base (the pretrained model)")
+        raise BasefuseError(f"method {m.name!r} works on task vectors and needs --base (the pretrained model)")
     if accumulate not in ("float32", "float64"):
         raise BasefuseError(f"--accumulate must be float32 or float64, got {accumulate!r}")
     out_dtype = None
@@ -143,8 +150,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         with atomic_output_dir(out, force=force, protected=protected) as tmp:
             items = engine.plan(cks, bck, al, out_dtype)
             total = sum(int(np.prod(i.shape, dtype=np.int64)) for i in items)
-            files, stats = _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size,
-                                              total, progress, compute_device)
+            job = engine.FusionJob(sources=cks, base=bck, alignment=al, items=items, method=m, weights=w,
+                                   params=with_defaults(m, given), out_dir=tmp, acc=acc, shard_size=shard_size,
+                                   device=compute_device)
+            files, stats = _run_with_progress(job, total, progress)
             dist = [float(v) for v in np.sqrt(stats.sq_dist)]
             ref_norm = float(np.sqrt(stats.ref_sq))
             flags = flag_unrelated([c.name for c in cks], dist, ref_norm, outliers=flag_outliers)
@@ -177,7 +186,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             manifest = {
                 "basefuse_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "method": method, "params": params, "weights": [float(v) for v in w],
+                "method": m.name, "params": job.params, "params_given": given, "weights": [float(v) for v in w],
                 "accumulate": accumulate, "dtype": dtype, "output_dtype": out_dtype_name, "device": device,
                 "shard_size": shard_size, "license": _licence(cks, bck),
                 "sources": [entry(c, i) for i, c in enumerate(cks)],
@@ -214,13 +223,13 @@ def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) 
 
 
 def _refuse_same_folder(cks: list[Checkpoint]) -> None:
-    """`ft0 ./ft0/` would silently give one model twice the weight: `--method weighted` says so explicitly."""
+    """`ft0 ./ft0/` would silently give one model twice the weight: `--method linear --weights` says so explicitly."""
     seen: dict[Path, str] = {}
     for c in cks:
         key = c.path.resolve()
         if key in seen:
             raise BasefuseError(f"sources {seen[key]} and {c.name} are the same folder ({key}): give each model "
-                                "once (to weigh one more, use --method weighted --weights)")
+                                "once (to weigh one more, use --method linear --weights)")
         seen[key] = c.name
 
 
@@ -235,7 +244,7 @@ def _refuse_same_content(cks: list[Checkpoint], hasher: Hasher) -> None:
         key = tuple(hasher.digest(f) for f in c.files if f.name != "config.json")
         if key in seen:
             raise BasefuseError(f"sources {seen[key]} and {c.name} hold identical weights (same sha256): give "
-                                "each model once (to weigh one more, use --method weighted --weights)")
+                                "each model once (to weigh one more, use --method linear --weights)")
         seen[key] = c.name
 
 
@@ -259,14 +268,13 @@ def _compute_device(device: str) -> str | None:
     return f"cuda:{index}"
 
 
-def _run_with_progress(cks, bck, al, items, m, w, params, tmp, acc, shard_size, total, progress, device):
+def _run_with_progress(job: engine.FusionJob, total: int, progress: bool) -> tuple[list[str], engine.Stats]:
     if not progress:
-        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size, device=device)
+        return engine.run(job)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("fusing"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("fuse", total=total)
-        return engine.run(cks, bck, al, items, m, w, params, tmp, acc=acc, shard_size=shard_size, device=device,
-                          on_progress=lambda k: bar.advance(task, k))
+        return engine.run(job, on_progress=lambda k: bar.advance(task, k))

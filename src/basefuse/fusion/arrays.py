@@ -29,6 +29,18 @@ class NumpyOps:
         """A numpy array moved to `ref`'s kind and device (here: itself)."""
         return a
 
+    @staticmethod
+    def column(values: Any, ref: np.ndarray) -> np.ndarray:
+        """`values` as an (n, 1) column in `ref`'s dtype (and device), to scale rows."""
+        return np.asarray(values, dtype=ref.dtype).reshape(-1, 1)
+
+    @staticmethod
+    def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per row, Σ a·b summed in float64, as a numpy array (angles are read in float64 whatever the device).
+
+        einsum's `dtype` casts in buffered blocks: no float64 copy of the whole tensor."""
+        return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+
 
 class TorchOps:
     @staticmethod
@@ -60,6 +72,16 @@ class TorchOps:
         import torch
 
         return torch.as_tensor(a, device=ref.device)
+
+    @staticmethod
+    def column(values: Any, ref: Any) -> Any:
+        import torch
+
+        return torch.as_tensor(np.asarray(values), dtype=ref.dtype, device=ref.device).reshape(-1, 1)
+
+    @staticmethod
+    def rowdot(a: Any, b: Any) -> np.ndarray:
+        return (a.double() * b.double()).sum(-1).cpu().numpy()
 
 
 def ops_for(a: Any) -> type[NumpyOps] | type[TorchOps]:

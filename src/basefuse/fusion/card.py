@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from basefuse.fusion.methods import METHODS
 from basefuse.hub.card import card_name, front_matter
 
-METHOD_PAPERS = {
-    "average": "Choshen et al. 2022, Fusing finetuned models for better pretraining (arXiv:2204.03044)",
-    "weighted": "weighted average (cf. Matena & Raffel 2022, Merging models with Fisher-weighted averaging)",
-    "task-arithmetic": "Ilharco et al. 2023, Editing models with task arithmetic (arXiv:2212.04089)",
-    "ties": "Yadav et al. 2023, TIES-Merging (arXiv:2306.01708)",
-    "dare": "Yu et al. 2024, Language models are Super Mario (DARE, arXiv:2311.03099)",
-}
 TAGS = ["merge", "basefuse", "model-fusion"]
+
+
+def _paper(method: str) -> str:
+    """The method's declared source (empty for a name no longer declared, e.g. an old manifest)."""
+    return METHODS[method].paper if method in METHODS else ""
 
 
 def _named(entry: dict[str, Any]) -> str:
@@ -61,11 +60,12 @@ def reproduce_command(manifest: dict[str, Any], out: str) -> str:
     if manifest["base"]:
         parts += ["--base", _named(manifest["base"])]
     parts += ["--method", manifest["method"]]
-    if manifest["method"] == "weighted":
+    if len(set(manifest["weights"])) > 1:
         parts += ["--weights", ",".join(f"{w:g}" for w in manifest["weights"])]
-    for key, value in manifest["params"].items():
-        if value is not None:
-            parts += [f"--{key.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    given = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in manifest["params"].items()
+             if v is not None]
+    if given:
+        parts += ["--param", ",".join(given)]
     if manifest["dtype"]:
         parts += ["--dtype", manifest["dtype"]]
     if manifest["accumulate"] != "float32":
@@ -85,14 +85,14 @@ def model_card(manifest: dict[str, Any], *, out_name: str, repo_id: str | None =
              f"# {repo_id.split('/')[-1] if repo_id else out_name}", "",
              f"A base model made with basefuse {manifest['basefuse_version']} on {manifest['created']} by fusing "
              f"{len(manifest['sources'])} finetuned checkpoints"
-             + (f" of `{_named(base)}`" if base else "") + " (their classification heads dropped).", "",
+             + (f" of `{_named(base)}`" if base else "") + " (their task heads dropped).", "",
              "## Recipe", "",
-             f"- **Method**: `{manifest['method']}` ({METHOD_PAPERS.get(manifest['method'], '')})",
+             f"- **Method**: `{manifest['method']}` ({_paper(manifest['method'])})",
              f"- **Parameters**: `{manifest['params']}`",
              f"- **Weights**: {manifest['weights']}",
              f"- **Accumulation dtype**: {manifest['accumulate']}; output dtype: {manifest['output_dtype']}",
-             f"- **Base**: " + (f"`{_named(base)}`" if base else "none (bare body of the first source)"),
-             f"- **Sources**: " + ", ".join(f"`{_named(s)}`" for s in manifest["sources"]),
+             "- **Base**: " + (f"`{_named(base)}`" if base else "none (bare body of the first source)"),
+             "- **Sources**: " + ", ".join(f"`{_named(s)}`" for s in manifest["sources"]),
              f"- **Fused tensors / parameters**: {manifest['fused_tensors']} / {manifest['fused_parameters']}",
              f"- **Dropped keys** (heads etc.): {len(manifest['dropped_keys'])}, listed in fusion.json", "",
              "## Reproduce", "",

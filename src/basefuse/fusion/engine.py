@@ -1,7 +1,7 @@
 """The streaming engine: one tensor (or one chunk of it) at a time across the N sources.
 
 Memory stays at one chunk per source plus the result, whatever N and the model size, for
-element-wise methods; methods that need whole tensors (ties, dare) hold N copies of the
+element-wise methods; methods that need whole tensors (declared `elementwise=False`: ties, dare) hold N copies of the
 largest tensor. Source chunks are zero-copy mapped views of the files (no read copy when the
 stored dtype is the accumulation dtype); output bytes are appended to the safetensors file by
 the writer's thread while the next chunk is computed.
@@ -9,7 +9,7 @@ the writer's thread while the next chunk is computed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from basefuse.checkpoints.align import Alignment
 from basefuse.checkpoints.safetensors_io import FLOAT_DTYPES, OutTensor, StreamingWriter, from_compute, to_compute
 from basefuse.checkpoints.source import Checkpoint
 from basefuse.errors import BasefuseError
-from basefuse.fusion.methods import Method
+from basefuse.fusion.methods.contract import Context, Method
 
 CHUNK_BYTES = 32 * 1024 * 1024   # accumulation buffer across all sources, per step
 STATS_STRIDE = 16
@@ -100,14 +100,14 @@ def _sq(d: np.ndarray) -> float:
     return float(np.einsum("i,i->", d, d))
 
 
-def _on_device(method: Method, x: list[np.ndarray], ref: np.ndarray | None, weights: np.ndarray,
-               params: dict[str, Any], device: str) -> np.ndarray:
+def _on_device(method: Method, ctx: Context, params: dict[str, Any], device: str) -> np.ndarray:
     """The method on torch tensors on `device`; the result comes back as a numpy array."""
     import torch
 
-    xt = [torch.tensor(row, device=device) for row in x]   # copies: the rows are read-only file views
-    rt = torch.tensor(ref, device=device) if ref is not None else None
-    return method.fn(xt, rt, weights, **params).cpu().numpy()
+    xt = [torch.tensor(row, device=device) for row in ctx.x]   # copies: the rows are read-only file views
+    rt = torch.tensor(ctx.base, device=device) if ctx.base is not None else None
+    side = {k: [torch.tensor(v, device=device) for v in rows] for k, rows in ctx.side.items()}
+    return method.fuse(replace(ctx, x=xt, base=rt, side=side), params).cpu().numpy()
 
 
 def _nonfinite_culprit(cks: list[tuple[Checkpoint, str]], start: int, stop: int, acc: Any) -> str:
@@ -130,31 +130,47 @@ def _check_cast(raw: np.ndarray, vals: np.ndarray, item: Item) -> None:
     if not np.all(finite):
         raise BasefuseError(f"tensor {item.name!r}: the fused values overflow {DTYPE_LABELS[item.dtype]} "
                             f"(largest {float(np.max(np.abs(vals))):.3g}); write a wider --dtype (float32, "
-                            "bfloat16) or scale the task vectors down (--lam)")
+                            "bfloat16) or scale the task vectors down (--param lambda=...)")
 
 
-def run(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, items: list[Item], method: Method,
-        weights: np.ndarray, params: dict[str, Any], out_dir: Path, *, acc: Any = np.float32,
-        shard_size: int | None = None, on_progress: Callable[[int], None] | None = None,
-        device: str | None = None) -> tuple[list[str], Stats]:
-    """Compute and write every item; return the files written and the distance statistics.
+@dataclass(frozen=True)
+class FusionJob:
+    """Everything one fusion needs, in one object: what to read, how to fuse, where to write.
 
-    `device` (a torch device such as "cuda:0") runs the method's arithmetic there; None keeps it in numpy.
+    `params`: every declared parameter of `method` (defaults filled in); `weights`: normalised, one per source;
+    `side`: per-source side-input checkpoints by the name the method declares (each holding the same tensor names);
+    `device`: a torch device such as "cuda:0" runs the method's arithmetic there, None keeps it in numpy.
     """
-    n = len(sources)
+
+    sources: list[Checkpoint]
+    base: Checkpoint | None
+    alignment: Alignment
+    items: list[Item]
+    method: Method
+    weights: np.ndarray
+    params: dict[str, Any]
+    out_dir: Path
+    acc: Any = np.float32
+    shard_size: int | None = None
+    device: str | None = None
+    side: dict[str, list[Checkpoint]] = field(default_factory=dict)
+
+
+def run(job: FusionJob, on_progress: Callable[[int], None] | None = None) -> tuple[list[str], Stats]:
+    """Compute and write every item; return the files written and the distance statistics."""
+    n = len(job.sources)
     stats = Stats(sq_dist=np.zeros(n, dtype=np.float64))
-    chunk = max(MIN_CHUNK, CHUNK_BYTES // (n * np.dtype(acc).itemsize))
-    writer = StreamingWriter(out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in items], shard_size)
+    chunk = max(MIN_CHUNK, CHUNK_BYTES // (n * np.dtype(job.acc).itemsize))
+    writer = StreamingWriter(job.out_dir, [OutTensor(i.name, i.dtype, i.shape) for i in job.items], job.shard_size)
     try:
-        for item in items:
+        for item in job.items:
             writer.begin(item.name)
             numel = int(np.prod(item.shape, dtype=np.int64))
             if item.canonical is None:
-                _copy(item, numel, chunk * n, writer, acc)
+                _copy(item, numel, chunk * n, writer, job.acc)
                 stats.copied_params += numel
             else:
-                _fuse(item, numel, sources, base, al, method, weights, params, writer, acc,
-                      chunk if method.elementwise else max(numel, 1), stats, device)
+                _fuse(job, item, numel, writer, chunk if job.method.elementwise else max(numel, 1), stats)
                 stats.fused_params += numel
             if on_progress:
                 on_progress(numel)
@@ -175,14 +191,11 @@ def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any)
         writer.write(raw)
 
 
-def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | None, al: Alignment,
-          method: Method, weights: np.ndarray, params: dict[str, Any], writer: StreamingWriter, acc: Any,
-          chunk: int, stats: Stats, device: str | None = None) -> None:
-    canon = item.canonical
-    src = [(ck, al.source_keys[i][canon]) for i, ck in enumerate(sources)]
-    base_key = al.base_keys[canon] if base is not None else None
-    if method.keyed:
-        params = {**params, "key": canon}
+def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk: int, stats: Stats) -> None:
+    canon, acc, base, method = item.canonical, job.acc, job.base, job.method
+    src = [(ck, job.alignment.source_keys[i][canon]) for i, ck in enumerate(job.sources)]
+    base_key = job.alignment.base_keys[canon] if base is not None else None
+    side_src = {name: [(ck, key) for ck, (_, key) in zip(cks, src)] for name, cks in job.side.items()}
     for a in range(0, numel, chunk):
         b = min(numel, a + chunk)
         # views of the mapped files: no copy when the stored dtype is the accumulation dtype
@@ -192,13 +205,15 @@ def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | 
             ref = to_compute(base.view(base_key, a, b), base.tensors[base_key].dtype, acc)
         if not method.elementwise and not all(np.all(np.isfinite(row)) for row in x):
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
-        out = method.fn(x, ref, weights, **params) if device is None else _on_device(method, x, ref, weights,
-                                                                                      params, device)
+        side = {name: [to_compute(ck.view(key, a, b), ck.tensors[key].dtype, acc) for ck, key in pairs]
+                for name, pairs in side_src.items()}
+        ctx = Context(name=canon, shape=item.shape, x=x, base=ref, w=job.weights, start=a, stop=b, side=side)
+        out = method.fuse(ctx, job.params) if job.device is None else _on_device(method, ctx, job.params, job.device)
         if not np.all(np.isfinite(out)):
             raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
         # Distances of each source to the reference, only to flag unrelated sources: estimated
         # from a 1/STATS_STRIDE sample of contiguous blocks, which costs 1/STATS_STRIDE of a pass.
-        r = ref if ref is not None else (out if method.name == "average" else np.mean(x, axis=0))
+        r = ref if ref is not None else (out if method.mean_without_base else np.mean(x, axis=0))
         r, scale = _sample(r)
         r = r.astype(np.float64)
         for i in range(len(x)):
@@ -207,4 +222,4 @@ def _fuse(item: Item, numel: int, sources: list[Checkpoint], base: Checkpoint | 
         raw = from_compute(out, item.dtype)
         _check_cast(raw, out, item)
         writer.write(raw)
-        del x, ref  # drops the mapped windows (nothing else refers to them)
+        del x, ref, side, ctx  # drops the mapped windows (nothing else refers to them)
