@@ -74,9 +74,13 @@ def test_folder_without_weights_is_not_a_model(tmp_path):
         M.resolve_model(str(tmp_path))
 
 
-def test_missing_local_path_and_hub_ids():
+def test_missing_local_path_and_hub_ids(monkeypatch, tmp_path):
+    from hub_cache import offline_hub
+
     with pytest.raises(BasefuseError, match="not found"):
         M.resolve_model("./no/such/model")
-    assert M.resolve_model("bert-base-uncased") == "bert-base-uncased"
-    assert M.resolve_model("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    offline_hub(monkeypatch, tmp_path / "hub")  # a hub id is now fetched to a folder: offline and not cached, it says so
+    for hub_id in ("bert-base-uncased", "sentence-transformers/all-MiniLM-L6-v2"):
+        with pytest.raises(BasefuseError, match=f"{hub_id}: not a local folder and is not in the hub cache"):
+            M.resolve_model(hub_id)
     assert [m.name for m in M.list_builtin_models()] == ["minilm"]

@@ -126,7 +126,8 @@ def _check_config(config: Path) -> None:
 
 
 def resolve_model(spec: str) -> str:
-    """Built-in name -> extracted cache folder; local folder -> itself (checked); else a hub id, unchanged."""
+    """The folder a model is read from, for commands that load it with transformers: a built-in's cache folder, a
+    local model folder (checked), or a hub id's snapshot (`org/name[@revision]`, see `checkpoints.ref`)."""
     spec = str(spec)
     if spec in BUILTIN_MODELS:
         return str(_extract_builtin(BUILTIN_MODELS[spec]))
@@ -141,4 +142,6 @@ def resolve_model(spec: str) -> str:
     if spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1:
         raise BasefuseError(f"model folder {spec} not found; give an existing folder, a built-in model "
                             f"({', '.join(BUILTIN_MODELS)}) or a hub id like org/name")
-    return spec
+    from basefuse.checkpoints.ref import resolve_ref
+
+    return str(resolve_ref(spec).folder)

@@ -88,3 +88,34 @@ class Hasher:
                 write_json(self._cache_path, self._cache)
             except OSError:
                 pass  # a cache we cannot write only costs time next run
+
+
+_MEMO: dict[tuple[str, int, int, int], str] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def file_digests(paths: list[Path]) -> dict[Path, str]:
+    """sha256 of each file (keyed by its resolved path) from the same on-disk cache a fusion uses, and a memo of
+    this process: an experiment fingerprints the same base for every job it plans and runs."""
+    out: dict[Path, str] = {}
+    todo: list[Path] = []
+    for p in paths:
+        r = Path(p).resolve()
+        hit = _MEMO.get((str(r), *_stamp(r)))
+        if hit is not None:
+            out[r] = hit
+        else:
+            todo.append(r)
+    if todo:
+        hasher = Hasher()
+        try:
+            for r in todo:
+                hasher.submit(r)
+            for r in todo:
+                out[r] = hasher.digest(r)
+        finally:
+            hasher.close(save=True)
+        with _MEMO_LOCK:
+            for r in todo:
+                _MEMO[(str(r), *_stamp(r))] = out[r]
+    return out

@@ -6,7 +6,6 @@ the fusion path starts fast.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from basefuse.checkpoints.layout import find_layout
+from basefuse.checkpoints.ref import resolve_ref, snapshot_origin, split_revision  # noqa: F401 (split_revision: API)
 from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
 from basefuse.errors import BasefuseError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
                    "sentencepiece.bpe.model")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # org/name, or a legacy bare name
 
 
 @dataclass(frozen=True)
@@ -99,60 +98,18 @@ class Checkpoint:
         self._reader.close()
 
 
-def split_revision(spec: str) -> tuple[str, str | None]:
-    """`org/name@rev` -> (`org/name`, `rev`); a local path (which may hold an @) is left whole."""
-    if Path(spec).expanduser().exists() or "@" not in spec:
-        return spec, None
-    name, _, rev = spec.rpartition("@")
-    return name, rev or None
-
-
 def hub_origin(spec: str, folder: Path) -> tuple[str | None, str | None]:
-    """(hub id, commit) of a resolved model: a built-in's upstream id, or a folder in the hub cache
-    (`models--org--name/snapshots/<commit>`, where snapshot_download puts it); (None, None) for other folders."""
+    """(hub id, commit) of a resolved model: a built-in's upstream id, or a folder of the hub cache."""
     from basefuse.models import BUILTIN_MODELS
 
     if spec in BUILTIN_MODELS:
         return BUILTIN_MODELS[spec].hub_id, None
-    folder = folder.resolve() if folder.is_symlink() else folder
-    repo = folder.parent.parent.name
-    if folder.parent.name == "snapshots" and repo.startswith("models--") and re.fullmatch(r"[0-9a-f]{40}", folder.name):
-        return repo.removeprefix("models--").replace("--", "/"), folder.name
-    return None, None
+    return snapshot_origin(folder)
 
 
 def resolve(ref: str | Path, revision: str | None = None) -> Path:
-    """A built-in model (e.g. `minilm`) or a local folder as is; otherwise a hub id fetched with huggingface_hub
-    (at `revision`: a branch, tag or commit, if given)."""
-    from basefuse.models import BUILTIN_MODELS, resolve_model
-
-    if str(ref) in BUILTIN_MODELS:
-        return Path(resolve_model(str(ref)))
-    p = Path(ref).expanduser()
-    if p.exists():
-        if not p.is_dir():
-            raise BasefuseError(f"{p}: expected a model folder (with config.json), got a file")
-        return p
-    if not _HUB_ID.match(str(ref)):
-        raise BasefuseError(f"{ref}: no such folder; pass a local model folder or a hub id like org/name")
-    from huggingface_hub import snapshot_download
-
-    patterns = ["config.json", "*.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "generation_config.json", "adapter_config.json", "adapter_model.bin", *TOKENIZER_FILES,
-                "README.md"]  # the model card: its licence is inherited by a fused model's card
-    try:
-        local = snapshot_download(str(ref), allow_patterns=patterns, revision=revision)
-    except Exception as e:  # offline, unknown repo, auth...: all user-fixable
-        try:  # offline with the model already in the hub cache: use that copy
-            return Path(snapshot_download(str(ref), allow_patterns=patterns, revision=revision,
-                                          local_files_only=True))
-        except Exception:
-            pass
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BasefuseError(f"{ref}: not a local folder and could not be fetched from the Hugging Face hub "
-                            f"({type(e).__name__}: {msg[:160]}); check the id and network, or pass a local "
-                            "folder") from None
-    return Path(local)
+    """The folder a model reference is read from (`checkpoints.ref.resolve_ref`)."""
+    return resolve_ref(ref, revision).folder
 
 
 def _load_bin(path: Path) -> dict[str, BinTensor]:
@@ -190,8 +147,8 @@ def _load_bin(path: Path) -> dict[str, BinTensor]:
 
 def load_checkpoint(ref: str | Path) -> Checkpoint:
     """Open a checkpoint without reading tensor data (headers only); `org/name@rev` pins a hub revision."""
-    spec, revision = split_revision(str(ref))
-    folder = resolve(spec, revision=revision)
+    model = resolve_ref(ref)
+    folder = model.folder
     layout = find_layout(folder)
     try:
         config = json.loads(layout.config.read_text(encoding="utf-8"))
@@ -215,7 +172,7 @@ def load_checkpoint(ref: str | Path) -> Checkpoint:
         tensors.update(_load_bin(layout.weights[0]))
     if not tensors:
         raise BasefuseError(f"{folder}: the checkpoint holds no tensors")
-    hub_id, commit = hub_origin(spec, folder)
+    hub_id, commit = model.hub_id, model.commit
     return Checkpoint(name=str(ref), path=folder, config=config, tensors=tensors, files=layout.files, hub_id=hub_id,
                       commit=commit)
 

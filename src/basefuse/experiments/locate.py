@@ -9,24 +9,21 @@ the fingerprint only (`jobs._content_view`).
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 #: The keys of a model reference that say where its weights are (never part of a job key when it has a fingerprint).
 LOCATION_KEYS = ("base", "hub", "revision", "builtin")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def hub_snapshot_origin(path: str | Path) -> dict[str, str]:
     """{"hub": id, "revision": commit} for a folder of the hub cache (`.../models--org--name/snapshots/<commit>`),
     {} for any other folder."""
-    p = Path(path)
-    repo = p.parent.parent.name
-    if p.parent.name != "snapshots" or not repo.startswith("models--") or not _COMMIT.match(p.name):
-        return {}
-    return {"hub": repo.removeprefix("models--").replace("--", "/"), "revision": p.name}
+    from basefuse.checkpoints.ref import snapshot_origin
+
+    hub, commit = snapshot_origin(path)
+    return {"hub": hub, "revision": commit} if hub and commit else {}
 
 
 def origin_of(spec: str, path: str | Path) -> dict[str, str]:

@@ -11,12 +11,11 @@ from basefuse.experiments.protocol import CheckpointFacts
 
 def resolve_checkpoint(ref: CheckpointRef) -> str:
     """The local folder of a pool checkpoint (a hub id is fetched into the hub cache, at its revision if given)."""
-    from basefuse.checkpoints.source import resolve
+    from basefuse.checkpoints.ref import resolve_ref
     from basefuse.models import is_model_folder
 
-    spec, revision = split_revision(ref.model)
     try:
-        path = resolve(spec, revision=revision)
+        path = resolve_ref(ref.model).folder
     except BasefuseError as e:
         raise BasefuseError(f"checkpoint {ref.name!r}: {e}") from None
     if not is_model_folder(path):

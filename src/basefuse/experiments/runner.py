@@ -134,15 +134,12 @@ class PlanInputs:
 
 
 def plan_inputs(cfg: ExperimentConfig) -> PlanInputs:
-    from basefuse.checkpoints.source import resolve
     from basefuse.finetuning.api import base_fingerprint
     from basefuse.models import resolve_model
 
-    base = resolve_model(cfg.base_model)
-    if not Path(base).is_dir():
-        # A hub id: fetch it now and use that snapshot for every job, so the fingerprint is of the
-        # weights themselves and a run resumed after the hub repo changed does not reuse stale jobs.
-        base = str(resolve(base).resolve())
+    # a hub id is fetched now and that snapshot used for every job, so the fingerprint is of the weights
+    # themselves and a run resumed after the hub repo changed does not reuse stale jobs
+    base = str(Path(resolve_model(cfg.base_model)).resolve())
     from basefuse.data.model_view import model_view
     from basefuse.experiments.base_provenance import base_model_facts
     from basefuse.experiments.locate import origin_of

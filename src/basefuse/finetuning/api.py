@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import os
@@ -16,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 from basefuse.data.task import Task
 from basefuse.errors import BasefuseError
 from basefuse.finetuning.config import FinetuneConfig
-from basefuse.io import atomic_output_dir, sha256_file, write_json
+from basefuse.io import atomic_output_dir, write_json
 
 if TYPE_CHECKING:
     import torch
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 # ---------------------------------------------------------------- inputs
@@ -107,23 +105,13 @@ def task_fingerprint(task: Task) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=256)
-def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Hash a weight file once per (path, size, mtime): experiments finetune the same base many times."""
-    return sha256_file(path)
-
-
 def base_fingerprint(path_or_id: str, commit_hash: str | None = None) -> str:
-    """sha256 over the weight files of a local folder; hub id + revision otherwise."""
+    """sha256 over the weight files a model is read from (`checkpoints.ref.weights_fingerprint`; a hub id is
+    resolved to its snapshot first). `commit_hash`: unused, kept for callers of the old signature."""
+    from basefuse.checkpoints.ref import resolve_ref, weights_fingerprint
+
     p = Path(path_or_id)
-    if p.is_dir():
-        h = hashlib.sha256()
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
-        for f in files:
-            st = f.stat()
-            h.update(f"{f.name}:{_cached_sha256(str(f.resolve()), st.st_size, st.st_mtime_ns)}\n".encode())
-        return "sha256:" + h.hexdigest()
-    return f"hub:{path_or_id}@{commit_hash or 'unknown'}"
+    return weights_fingerprint(p) if p.is_dir() else resolve_ref(str(path_or_id)).fingerprint()
 
 
 # ---------------------------------------------------------------- loading

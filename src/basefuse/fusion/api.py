@@ -13,8 +13,8 @@ import numpy as np
 from basefuse.checkpoints.align import align
 from basefuse.checkpoints.hashing import Hasher
 from basefuse.checkpoints.lora import LoraCheckpoint, is_adapter, load_adapter
-from basefuse.checkpoints.source import (TOKENIZER_FILES, Checkpoint, hub_origin, load_checkpoint, resolve,
-                                         split_revision)
+from basefuse.checkpoints.ref import resolve_ref, split_revision
+from basefuse.checkpoints.source import TOKENIZER_FILES, Checkpoint, load_checkpoint
 from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
@@ -213,11 +213,10 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
 
 def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) -> Checkpoint:
     """A source checkpoint: a model folder (or hub id), or a LoRA adapter merged into `base` on the fly."""
-    spec, revision = split_revision(str(ref))
-    folder = resolve(spec, revision=revision)
-    if is_adapter(folder) and not (folder / "config.json").is_file():
-        adapter = load_adapter(ref, folder, base, str(base_ref) if base_ref is not None else None)
-        adapter.hub_id, adapter.commit = hub_origin(spec, folder)
+    model = resolve_ref(ref)
+    if is_adapter(model.folder) and not (model.folder / "config.json").is_file():
+        adapter = load_adapter(ref, model.folder, base, str(base_ref) if base_ref is not None else None)
+        adapter.hub_id, adapter.commit = model.hub_id, model.commit
         return adapter
     return load_checkpoint(ref)
 
