@@ -74,8 +74,8 @@ def test_reproduce_command_pins_hub_inputs_and_keeps_the_recipe():
         return {"name": name, "hub_id": hub_id, "commit": commit}
 
     manifest = {"sources": [entry("org/a@main", "org/a", COMMIT), entry("/abs/ft1")],
-                "base": entry("minilm", "sentence-transformers/all-MiniLM-L6-v2"), "method": "weighted",
-                "weights": [0.75, 0.25], "params": {"lam": 0.5}, "dtype": "bfloat16", "accumulate": "float64"}
+                "base": entry("minilm", "sentence-transformers/all-MiniLM-L6-v2"), "method": "task_arithmetic",
+                "weights": [0.75, 0.25], "params": {"lambda": 0.5}, "dtype": "bfloat16", "accumulate": "float64"}
     assert reproduce_command(manifest, "out") == (
-        f"basefuse fuse org/a@{COMMIT} ft1 --base minilm --method weighted --weights 0.75,0.25 --lam 0.5 "
-        "--dtype bfloat16 --accumulate float64 --out out")
+        f"basefuse fuse org/a@{COMMIT} ft1 --base minilm --method task_arithmetic --weights 0.75,0.25 "
+        "--param lambda=0.5 --dtype bfloat16 --accumulate float64 --out out")

@@ -119,8 +119,6 @@ def register(app: typer.Typer) -> None:
         output.result(metrics | ({"pushed": url} if push_to_hub else {}))
 
 
-
-
 def split_table(m: dict, title: str) -> "Table":
     """Validation and test metrics of a finetune's or a probe's record (the same format) as a rich table."""
     from rich.table import Table

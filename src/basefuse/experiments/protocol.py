@@ -228,7 +228,6 @@ def build_plan(cfg: ExperimentConfig, facts: dict[str, TaskFacts], base_ref: str
     _check_probe_tasks(cfg, contents)
     check_distinct_content(contents)  # before anything else: two names for one data set defeat leave-one-out
     plan = Plan()
-    refs = cfg.task_refs()
     base = {"base": base_ref, **(base_origin or {}), "fingerprint": base_fingerprint}
     targets = cfg.target_names()
 
