@@ -41,14 +41,17 @@ def _fuse(ctx: Context, params: Mapping[str, Any]) -> np.ndarray:
                 key=ctx.name)
 
 
+#: the drop-and-rescale parameters, shared with dare_ties
+DROP_PARAMS = (Param("density", float, 0.1, "probability of keeping each task-vector entry", low=0.0, high=1.0,
+                     low_open=True, mergekit="density"),
+               Param("lambda", float, 1.0, "scale of the merged task vector", mergekit="lambda"),
+               Param("seed", int, 0, "seed of the drop mask (with the tensor name)", low=0))
+
 METHOD = Method(
     name="dare_linear", fuse=_fuse,
     summary="keep each task-vector entry with probability density, rescale by 1/density, θ_0 + λ Σ w_i δ̂_i",
     paper="Yu et al. 2024, Language models are Super Mario (DARE, arXiv:2311.03099)",
-    params=(Param("density", float, 0.1, "probability of keeping each task-vector entry", low=0.0, high=1.0,
-                  low_open=True, mergekit="density"),
-            Param("lambda", float, 1.0, "scale of the merged task vector", mergekit="lambda"),
-            Param("seed", int, 0, "seed of the drop mask (with the tensor name)", low=0)),
+    params=DROP_PARAMS,
     needs_base=True, weights="optional", elementwise=False, mergekit="dare_linear", aliases=("dare",),
     param_aliases=(Alias("p", "density", lambda v: 1.0 - v, " (the keep probability, 1 - p)"),
                    Alias("lam", "lambda")),

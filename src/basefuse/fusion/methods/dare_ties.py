@@ -9,7 +9,7 @@ import numpy as np
 
 from basefuse.fusion.arrays import ops_for
 from basefuse.fusion.methods.contract import Context, Method, Param, Rows
-from basefuse.fusion.methods.dare import drop_and_rescale
+from basefuse.fusion.methods.dare import DROP_PARAMS, drop_and_rescale
 
 
 def dare_ties(x: Rows, base: np.ndarray, w: np.ndarray, density: float = 0.1, lam: float = 1.0, seed: int = 0,
@@ -41,10 +41,7 @@ METHOD = Method(
     name="dare_ties", fuse=_fuse,
     summary="dare_linear's drop and rescale, then the sum of the weighted entries agreeing with the elected sign",
     paper="Yu et al. 2024, Language models are Super Mario (DARE, arXiv:2311.03099), with TIES' sign election",
-    params=(Param("density", float, 0.1, "probability of keeping each task-vector entry", low=0.0, high=1.0,
-                  low_open=True, mergekit="density"),
-            Param("lambda", float, 1.0, "scale of the merged task vector", mergekit="lambda"),
-            Param("seed", int, 0, "seed of the drop mask (with the tensor name)", low=0),
+    params=(*DROP_PARAMS,
             Param("normalize", bool, False, "divide by the agreeing entries' weights", mergekit="normalize")),
     needs_base=True, weights="optional", elementwise=False, mergekit="dare_ties",
 )
