@@ -162,7 +162,7 @@ def test_finetune_save_card_and_push(tmp_path, hub):
     assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "text-classification"
     assert str(tmp_path) not in card
     assert f"`org/tiny@{commit}` finetuned on `kw.csv`" in card
-    assert "basefuse finetune --model org/tiny --task kw.csv --seed 3" in card
+    assert f"basefuse finetune --model org/tiny@{commit} --task kw.csv --seed 3" in card  # pinned: --model takes it
     assert "--batch-size 16" in card and "--max-length 16" in card and "--lr" not in card
     from huggingface_hub import snapshot_download
 

@@ -39,8 +39,7 @@ def finetune_card(metrics: dict[str, Any], *, base_hub_id: str | None, base_comm
     from basefuse.models import BUILTIN_MODELS
 
     builtin = metrics["model"] in BUILTIN_MODELS
-    model = card_name(metrics["model"], base_hub_id, None, builtin=builtin)  # what --model takes
-    pinned = card_name(metrics["model"], base_hub_id, base_commit, builtin=builtin)
+    pinned = card_name(metrics["model"], base_hub_id, base_commit, builtin=builtin)  # --model takes id@commit
     task = task_name(metrics.get("task_source", ""), metrics["task"])
     extra: dict[str, Any] = {"pipeline_tag": "text-classification"}
     if task.startswith("hf:"):
@@ -62,7 +61,7 @@ def finetune_card(metrics: dict[str, Any], *, base_hub_id: str | None, base_comm
              f"{metrics['steps']} optimiser steps (best at {metrics['best_step']}) on {metrics['n']['train']} "
              f"training examples, {metrics['precision']} on {metrics['device']}.", "",
              "## Reproduce", "",
-             "```bash", reproduce_command(metrics, model, task), "```", "",
+             "```bash", reproduce_command(metrics, pinned, task), "```", "",
              f"Hyperparameters: `{metrics['hyperparameters']}`", "",
              "## Use", "",
              "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
@@ -79,31 +78,7 @@ def write_card(folder: Path, metrics: dict[str, Any], model_path: str, repo_id: 
 
     spec = metrics["model"]
     builtin = BUILTIN_MODELS.get(spec)
-    if Path(model_path).is_dir():
-        hub_id, commit = hub_origin(spec, Path(model_path))
-        licence = declared_licence(Path(model_path), builtin.licence_id if builtin else None)
-    else:  # a hub id transformers fetched: the hub cache says which commit (transformers 5 keeps no _commit_hash)
-        hub_id, commit = spec, _cached_commit(spec)
-        licence = declared_licence(_hub_card(spec, commit))
+    hub_id, commit = hub_origin(spec, Path(model_path))  # model_path: the folder resolve_model gave (a hub snapshot)
+    licence = declared_licence(Path(model_path), builtin.licence_id if builtin else None)
     card = finetune_card(metrics, base_hub_id=hub_id, base_commit=commit, licence=licence, repo_id=repo_id)
     (folder / "README.md").write_text(card, encoding="utf-8")
-
-
-def _cached_commit(repo: str) -> str | None:
-    """The commit of `repo` that from_pretrained just read: the snapshot its config.json sits in."""
-    from huggingface_hub import try_to_load_from_cache
-
-    from basefuse.checkpoints.source import hub_origin
-
-    cached = try_to_load_from_cache(repo, "config.json")
-    return hub_origin(repo, Path(cached).parent)[1] if isinstance(cached, str) else None
-
-
-def _hub_card(repo: str, commit: str | None) -> Path | None:
-    """The folder holding a hub model's README.md (from the hub cache, fetched if needed), or None offline."""
-    try:
-        from huggingface_hub import hf_hub_download
-
-        return Path(hf_hub_download(repo, "README.md", revision=commit)).parent
-    except Exception:  # no card, offline, private: the licence is then unknown
-        return None
