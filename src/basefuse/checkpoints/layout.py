@@ -15,8 +15,8 @@ from basefuse.errors import BasefuseError
 @dataclass(frozen=True)
 class Layout:
     config: Path
-    weights: list[Path]                       # safetensors shards, model.safetensors, or pytorch_model.bin
-    index: Path | None = None                 # model.safetensors.index.json when sharded
+    weights: list[Path]                       # safetensors or .bin shards, model.safetensors, or pytorch_model.bin
+    index: Path | None = None                 # model.safetensors.index.json (pytorch_model.bin.index.json) when sharded
     weight_map: dict[str, str] | None = None  # tensor name -> shard file name, when sharded
 
     @property
@@ -26,7 +26,8 @@ class Layout:
 
 
 def find_layout(folder: Path) -> Layout:
-    """Sharded safetensors (with an index) first, then model.safetensors, then pytorch_model.bin."""
+    """Sharded safetensors (with an index) first, then model.safetensors, then sharded .bin (with an index), then
+    pytorch_model.bin: the order transformers prefers them in."""
     config = folder / "config.json"
     if not config.is_file():
         if (folder / "adapter_config.json").is_file():
@@ -36,22 +37,28 @@ def find_layout(folder: Path) -> Layout:
             raise BasefuseError(f"{folder}: no config.json here, but {folder / 'model'} holds a model (`basefuse "
                                 "finetune --save` writes the model there): pass that folder")
         raise BasefuseError(f"{folder}: no config.json; pass a Hugging Face model folder saved by save_pretrained")
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, AttributeError):
-            raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
-        for shard in shards:
-            # refused before anything is hashed or read: the index names files, and a name may point anywhere
-            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
-                raise BasefuseError(f"{index}: shard {shard!r} is not a file name inside {folder} (no folders, "
-                                    "no '..'); re-download the model or fix the index")
-            if not (folder / shard).is_file():
-                raise BasefuseError(f"{folder / shard}: shard listed in {index.name} is missing; re-download the model")
-        return Layout(config, [folder / s for s in shards], index, weight_map)
+    for index in (folder / "model.safetensors.index.json", folder / "pytorch_model.bin.index.json"):
+        if index.is_file():
+            return _sharded(folder, config, index)
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
             return Layout(config, [folder / name])
-    raise BasefuseError(f"{folder}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+    raise BasefuseError(f"{folder}: no model.safetensors, pytorch_model.bin or a sharded index "
+                        "(model.safetensors.index.json, pytorch_model.bin.index.json)")
+
+
+def _sharded(folder: Path, config: Path, index: Path) -> Layout:
+    """The shards an index names (each a plain file name inside the folder, present), and which tensor is where."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, AttributeError):
+        raise BasefuseError(f"{index}: corrupt index (no weight_map); re-download or re-save the model") from None
+    for shard in shards:
+        # refused before anything is hashed or read: the index names files, and a name may point anywhere
+        if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+            raise BasefuseError(f"{index}: shard {shard!r} is not a file name inside {folder} (no folders, "
+                                "no '..'); re-download the model or fix the index")
+        if not (folder / shard).is_file():
+            raise BasefuseError(f"{folder / shard}: shard listed in {index.name} is missing; re-download the model")
+    return Layout(config, [folder / s for s in shards], index, weight_map)

@@ -160,7 +160,7 @@ def load_checkpoint(ref: str | Path) -> Checkpoint:
     tensors: dict[str, TensorInfo | BinTensor] = {}
     if layout.weight_map is not None:
         for sp in layout.weights:
-            header, _ = read_header(sp)
+            header = read_header(sp)[0] if sp.suffix == ".safetensors" else _load_bin(sp)
             tensors.update((k, info) for k, info in header.items() if layout.weight_map.get(k) == sp.name)
         missing = [k for k in layout.weight_map if k not in tensors]
         if missing:
