@@ -65,6 +65,16 @@ def _load() -> dict:
     return data
 
 
+def _save(data: dict) -> None:
+    from basefuse.io import write_json
+
+    try:
+        _store().parent.mkdir(parents=True, exist_ok=True)
+        write_json(_store(), data)
+    except OSError:  # a read-only cache only costs the lookup again next time
+        pass
+
+
 def ask_transformers(model_type: str) -> dict:
     """transformers' answer for `model_type`: {"prefix": str | None, "language_model_classes": [...]}."""
     try:
@@ -99,7 +109,6 @@ def _ask(model_type: str) -> dict | None:
 
 def class_facts(model_type: str | None) -> ClassFacts:
     """The body prefix transformers uses for `model_type`, and the class names that end in a vocabulary head."""
-    from basefuse.io import write_json
 
     with _LOCK:
         data = _load()
@@ -110,11 +119,7 @@ def class_facts(model_type: str | None) -> ClassFacts:
             if model_type:
                 data["prefix"][model_type] = answer["prefix"]
             data["language_model_classes"] = answer["language_model_classes"]
-            try:
-                _store().parent.mkdir(parents=True, exist_ok=True)
-                write_json(_store(), data)
-            except OSError:  # a read-only cache only costs the lookup again next time
-                pass
+            _save(data)
         prefix = data["prefix"].get(model_type) if model_type else None
         return ClassFacts(prefix=prefix, language_model_classes=frozenset(data["language_model_classes"]))
 
