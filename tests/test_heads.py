@@ -50,4 +50,3 @@ def test_the_remembered_answer_is_used(fresh):
     stored.write_text(json.dumps(data))
     heads._MEMO.clear()
     assert heads.class_facts("bert").prefix == "remembered"
-
