@@ -18,14 +18,21 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from basefuse.errors import BasefuseError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BERT_PIECES = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")  # BERT's pre-tokeniser on ASCII: words, each punct alone
+# Byte classes of the ASCII fast path: 0 whitespace (to `\s`; the other ASCII whitespace is in _CONTROL), 1 letter
+# or digit, 2 punctuation (any other printable), 3 the NUL that separates texts (controls never reach this path)
+_ASCII_CLASS = np.array([0 if c in b" \t\n\r" else 1 if chr(c).isalnum() else 3 if c == 0 else 2 for c in range(128)]
+                        + [2] * 128, dtype=np.uint8)
 _PROBES = ("Hello, World! It's 3.5 -- ok?", "a\tb\nc  (d)[e]{f}_g~h`i", "don't stop. ", "  MiXeD caSe  ",
            "Café «naïve» — Ωμέγα ΣΟΦΟΣ 北京 İstanbul ﬁ …", "x\u200by\u00a0z\u3000w\x85v\ufffdu\U0001f600t")
 
@@ -110,6 +117,19 @@ class ModelView:
                     return fast
         return self.slow_key(text)
 
+    def keys(self, texts: Sequence[str]) -> list[str]:
+        """`key` of every text: the ASCII texts of the BERT fast path all at once (`_ascii_bert_keys`), as its
+        per-text regular expression was most of a first plan's tokenizer view."""
+        if self.bert_lowercase is None:
+            return [self.key(t) for t in texts]
+        ascii_ = [i for i, t in enumerate(texts) if t.isascii() and not _CONTROL.search(t)]
+        out = [""] * len(texts)
+        for i, key in zip(ascii_, _ascii_bert_keys([texts[i] for i in ascii_], self.bert_lowercase)):
+            out[i] = key
+        for i in set(range(len(texts))).difference(ascii_):
+            out[i] = self.key(texts[i])
+        return out
+
     def slow_key(self, text: str) -> str:
         if self.normalizer is not None:
             text = self.normalizer.normalize_str(text)
@@ -118,6 +138,49 @@ class ModelView:
         if self.pre_tokenizer is None:
             return " ".join(text.split())
         return " ".join(piece for piece, _ in self.pre_tokenizer.pre_tokenize_str(text))
+
+
+def _ascii_bert_keys(texts: Sequence[str], lowercase: bool) -> list[str]:
+    """`_BERT_PIECES` pieces joined by spaces, of ASCII texts without control characters, over byte strings.
+
+    The texts are joined by NUL (which none holds); a piece starts at each punctuation byte and at each letter or
+    digit that follows none; whitespace is dropped and one space put before each piece that follows another of
+    its text. A few times faster than the regular expression per text, and the same strings. Blocks of about
+    1 MB keep numpy's temporary arrays small (a fresh large array costs its page faults every time).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(texts):
+        j, size = i, 0
+        while j < len(texts) and (size < _BLOCK or j == i):
+            size += len(texts[j]) + 1
+            j += 1
+        out += _ascii_block(texts[i:j], lowercase)
+        i = j
+    return out
+
+
+_BLOCK = 1 << 20
+
+
+def _ascii_block(texts: Sequence[str], lowercase: bool) -> list[str]:
+    blob = "\x00".join(texts).encode("ascii")
+    arr = np.frombuffer(blob.lower() if lowercase else blob, dtype=np.uint8)
+    if not len(arr):
+        return [""] * len(texts)
+    cls = _ASCII_CLASS[arr]
+    alnum = cls == 1
+    start = cls == 2
+    start[1:] |= alnum[1:] & ~alnum[:-1]
+    keep = np.flatnonzero(cls)
+    kept, space = arr[keep], start[keep]
+    space[1:] &= kept[:-1] != 0  # a piece after another piece of the same text (a NUL: a new text)
+    space[:1] = False
+    at = np.cumsum(space.view(np.uint8), dtype=np.int64)
+    at += np.arange(len(kept))
+    out = np.full(len(kept) + int(at[-1] - len(kept) + 1) if len(kept) else 0, 32, dtype=np.uint8)
+    out[at] = kept
+    return out.tobytes().decode("ascii").split("\x00")
 
 
 def model_view(model_dir: str | Path) -> ModelView | None:
@@ -143,6 +206,7 @@ def model_view(model_dir: str | Path) -> ModelView | None:
             f"(settings {ident[:12]})")
     chars = _CharTable(tok.normalizer, tok.pre_tokenizer) if lowercase is not None else None
     view = ModelView(name, ident, tok.normalizer, tok.pre_tokenizer, lowercase, chars)
-    if lowercase is not None and any(view.key(p) != view.slow_key(p) for p in _PROBES):
+    if lowercase is not None and (any(view.key(p) != view.slow_key(p) for p in _PROBES)
+                                  or view.keys(_PROBES) != [view.slow_key(p) for p in _PROBES]):
         view = ModelView(name, ident, tok.normalizer, tok.pre_tokenizer, None)  # not the BERT we know
     return view
