@@ -29,10 +29,10 @@ from basefuse.errors import BasefuseError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BERT_PIECES = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")  # BERT's pre-tokeniser on ASCII: words, each punct alone
-# Byte classes of the ASCII fast path: 0 whitespace (to `\s`; the other ASCII whitespace is in _CONTROL), 1 letter
-# or digit, 2 punctuation (any other printable), 3 the NUL that separates texts (controls never reach this path)
-_ASCII_CLASS = np.array([0 if c in b" \t\n\r" else 1 if chr(c).isalnum() else 3 if c == 0 else 2 for c in range(128)]
-                        + [2] * 128, dtype=np.uint8)
+# Byte classes of the ASCII fast path: 0 whitespace (to `\s`), 1 letter or digit, 2 punctuation (any other
+# printable), 3 the NUL that separates texts, 4 a control character (its text goes to the tokenizer)
+_ASCII_CLASS = np.array([0 if c in b" \t\n\r" else 1 if chr(c).isalnum() else 3 if c == 0 else
+                         4 if _CONTROL.match(chr(c)) else 2 for c in range(128)] + [2] * 128, dtype=np.uint8)
 _PROBES = ("Hello, World! It's 3.5 -- ok?", "a\tb\nc  (d)[e]{f}_g~h`i", "don't stop. ", "  MiXeD caSe  ",
            "Café «naïve» — Ωμέγα ΣΟΦΟΣ 北京 İstanbul ﬁ …", "x\u200by\u00a0z\u3000w\x85v\ufffdu\U0001f600t")
 
@@ -120,15 +120,12 @@ class ModelView:
     def keys(self, texts: Sequence[str]) -> list[str]:
         """`key` of every text: the ASCII texts of the BERT fast path all at once (`_ascii_bert_keys`), as its
         per-text regular expression was most of a first plan's tokenizer view."""
-        if self.bert_lowercase is None:
-            return [self.key(t) for t in texts]
-        ascii_ = [i for i, t in enumerate(texts) if t.isascii() and not _CONTROL.search(t)]
-        out = [""] * len(texts)
-        for i, key in zip(ascii_, _ascii_bert_keys([texts[i] for i in ascii_], self.bert_lowercase)):
-            out[i] = key
-        for i in set(range(len(texts))).difference(ascii_):
-            out[i] = self.key(texts[i])
-        return out
+        out: list[str | None] = [None] * len(texts)
+        if self.bert_lowercase is not None:
+            batch = [i for i, t in enumerate(texts) if t.isascii() and "\x00" not in t]
+            for i, key in zip(batch, _ascii_bert_keys([texts[i] for i in batch], self.bert_lowercase)):
+                out[i] = key
+        return [self.key(t) if k is None else k for k, t in zip(out, texts)]
 
     def slow_key(self, text: str) -> str:
         if self.normalizer is not None:
@@ -140,15 +137,16 @@ class ModelView:
         return " ".join(piece for piece, _ in self.pre_tokenizer.pre_tokenize_str(text))
 
 
-def _ascii_bert_keys(texts: Sequence[str], lowercase: bool) -> list[str]:
-    """`_BERT_PIECES` pieces joined by spaces, of ASCII texts without control characters, over byte strings.
+def _ascii_bert_keys(texts: Sequence[str], lowercase: bool) -> list[str | None]:
+    """`_BERT_PIECES` pieces joined by spaces of ASCII texts without NUL, over byte strings; None for a text with
+    another control character (the tokenizer cleans those: `key` asks it).
 
-    The texts are joined by NUL (which none holds); a piece starts at each punctuation byte and at each letter or
-    digit that follows none; whitespace is dropped and one space put before each piece that follows another of
-    its text. A few times faster than the regular expression per text, and the same strings. Blocks of about
-    1 MB keep numpy's temporary arrays small (a fresh large array costs its page faults every time).
+    The texts are joined by NUL; a piece starts at each punctuation byte and at each letter or digit that
+    follows none; whitespace is dropped and one space put before each piece that follows another of its text.
+    A few times faster than the regular expression per text, and the same strings. Blocks of about 1 MB keep
+    numpy's temporary arrays small (a fresh large array costs its page faults every time).
     """
-    out: list[str] = []
+    out: list[str | None] = []
     i = 0
     while i < len(texts):
         j, size = i, 0
@@ -163,7 +161,7 @@ def _ascii_bert_keys(texts: Sequence[str], lowercase: bool) -> list[str]:
 _BLOCK = 1 << 20
 
 
-def _ascii_block(texts: Sequence[str], lowercase: bool) -> list[str]:
+def _ascii_block(texts: Sequence[str], lowercase: bool) -> list[str | None]:
     blob = "\x00".join(texts).encode("ascii")
     arr = np.frombuffer(blob.lower() if lowercase else blob, dtype=np.uint8)
     if not len(arr):
@@ -180,7 +178,12 @@ def _ascii_block(texts: Sequence[str], lowercase: bool) -> list[str]:
     at += np.arange(len(kept))
     out = np.full(len(kept) + int(at[-1] - len(kept) + 1) if len(kept) else 0, 32, dtype=np.uint8)
     out[at] = kept
-    return out.tobytes().decode("ascii").split("\x00")
+    keys: list[str | None] = list(out.tobytes().decode("ascii").split("\x00"))
+    control = np.flatnonzero(cls == 4)
+    if len(control):
+        for k in np.unique(np.searchsorted(np.flatnonzero(arr == 0), control)).tolist():
+            keys[k] = None
+    return keys
 
 
 def model_view(model_dir: str | Path) -> ModelView | None:
