@@ -1,4 +1,4 @@
-"""Near-duplicate texts: MinHash signatures over word shingles, banded LSH for candidates, exact Jaccard to confirm.
+"""Near-duplicate texts: word-bigram shingle sets compared by exact Jaccard, candidates by an exact filter.
 
 An exact lookup misses a test text hidden with a trailing period, `&amp;` for `&`, a curly apostrophe, an
 added emoji or its words reversed. So texts are compared by their *words* (`loose_words`: HTML entities
@@ -13,9 +13,12 @@ shingles too). Two texts are near-duplicates when
   the safe side for a leakage check.
 
 A sentence pair is the union of both texts' shingles and words, so swapping its two columns changes nothing.
-Candidates come from LSH over MinHash signatures (`BANDS` bands of `ROWS` multiply-shift hashes); each
-candidate's Jaccard is then computed exactly, so a reported near-duplicate never rests on an estimate. Pure
-functions of the texts, vectorised over a whole split with numpy (planning time is the budget).
+Every query text with a corpus text at or above the threshold is found (no sampling, unlike MinHash LSH):
+a pair with Jaccard >= t shares at least ceil(t * |x|) of the query's |x| shingles, so (1) a query with fewer
+of its shingles anywhere in the corpus has none, and (2) otherwise the corpus text holds one of the query's
+P - ceil(t * |x|) + 1 rarest shingles in the corpus, P the number present (the prefix filter of set-similarity
+joins, ordered by rarity): only the texts on those shingles' posting lists are compared, by exact Jaccard.
+Pure functions of the texts, vectorised over a whole split with numpy (planning time is the budget).
 """
 from __future__ import annotations
 
@@ -25,23 +28,20 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-#: 30 hashes in 10 bands of 3: a pair with Jaccard 0.7 becomes a candidate with probability 1-(1-0.7^3)^10 = 0.985,
-#: 0.8: 0.9997, 1.0: 1; an unrelated pair (Jaccard 0.1): 0.01 (then dropped by the exact Jaccard).
-BANDS, ROWS = 10, 3
 _WORD = re.compile(r"[^\W_]+")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _START, _END = 0x15BA5E, 0x1E4D  # marks around each text's words (crc32 values are below 2**32 too; a clash is harmless)
-_MASK = np.uint64((1 << 48) - 1)
-_RNG = np.random.default_rng(20261202)  # fixed: a text gets the same signature in every run
-_A = _RNG.integers(0, 2**63, size=(BANDS * ROWS, 1), dtype=np.uint64) | np.uint64(1)  # odd multipliers
-_B = _RNG.integers(0, 2**63, size=(BANDS * ROWS, 1), dtype=np.uint64)
-_BAND_MULT = _RNG.integers(0, 2**63, size=(ROWS,), dtype=np.uint64) | np.uint64(1)
-_NONE = np.iinfo(np.uint64).max
-METHOD = (f"minhash-lsh {BANDS}x{ROWS} over word bigrams (words: html unescaped, accents stripped, casefolded, "
-          "letters and digits only) + exact jaccard; or the same bag of words; pairs unordered")
+# A shingle is a 40-bit hash (2.3 M distinct ones in the built-in tasks: ~2 pairs merged by chance, on the safe
+# side), so that a shingle and a text number (below 2**24) sort as one 64-bit key
+_SHINGLE_BITS, _TEXT_BITS = 40, 24
+_MASK = np.uint64((1 << _SHINGLE_BITS) - 1)
+_EPS = 1e-9  # t * |x| computed in floating point may land just above an integer it equals
+METHOD = ("exact word-bigram jaccard (words: html unescaped, accents stripped, casefolded, letters and digits "
+          "only; candidates by count and rarity-ordered prefix filters); or the same bag of words; pairs unordered")
 
 
 def loose_words(text: str, unescaped: bool = False) -> list[str]:
@@ -84,9 +84,11 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """
     if not parts:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    unescaped = (html.unescape(p) if "&" in p else p for p in parts)
-    pieces = [q.encode("ascii") if q.isascii() and "\x00" not in q
-              else " ".join(loose_words(q, unescaped=True)).encode("utf-8", "surrogatepass") for q in unescaped]
+    unescaped = [html.unescape(p) if "&" in p else p for p in parts]
+    pieces: list[bytes] = [q.encode("ascii") if q.isascii() and "\x00" not in q else b"" for q in unescaped]
+    other = [i for i, q in enumerate(unescaped) if not q.isascii() or "\x00" in q]
+    for i, piece in zip(other, _loose_pieces([unescaped[i] for i in other])):
+        pieces[i] = piece
     hashes, counts = [], []
     i = 0
     while i < len(pieces):
@@ -102,6 +104,70 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 _BLOCK = 1 << 20
+
+
+def _loose_char(c: str) -> bytes:
+    """One character as `loose_words` leaves it (decomposed, marks stripped, casefolded), non-word characters as
+    spaces, in UTF-8."""
+    out = _COMBINING.sub("", unicodedata.normalize("NFKD", c)).casefold()
+    return "".join(ch if _WORD.match(ch) else " " for ch in out).encode("utf-8", "surrogatepass")
+
+
+_LOOSE_CHARS: dict[int, bytes] = {}  # code point -> `_loose_char`, filled as characters are met
+
+
+def _loose_pieces(texts: list[str]) -> list[bytes]:
+    """Per text (HTML entities decoded already), bytes whose words, once `_WORD_BYTES` lowercases ASCII and blanks
+    anything but letters and digits, are `loose_words` of the text in UTF-8.
+
+    Every step of `loose_words` works one character at a time, except NFKD's canonical reordering, which only
+    moves characters of non-zero combining class past one another, and none of those is a word character; so
+    each distinct non-ASCII character is mapped once (`_loose_char`) and the texts' UTF-8 rewritten with numpy:
+    several times faster than NFKD and a regular expression per text for the long texts that hold one £.
+    """
+    out: list[bytes] = []
+    i = 0
+    while i < len(texts):  # blocks of about 1 MB: a fresh large array costs its page faults every time
+        j, size = i, 0
+        while j < len(texts) and (size < _BLOCK or j == i):
+            size += len(texts[j]) + 1
+            j += 1
+        out += _loose_block(texts[i:j])
+        i = j
+    return out
+
+
+def _loose_block(texts: list[str]) -> list[bytes]:
+    blob = "\x00".join(t.replace("\x00", " ") for t in texts).encode("utf-8", "surrogatepass")
+    arr = np.frombuffer(blob, dtype=np.uint8)
+    lead = np.flatnonzero(arr >= 0xC0)  # the first byte of each non-ASCII character
+    if not len(lead):
+        return blob.split(b"\x00")
+    nxt = np.concatenate((arr, np.zeros(3, dtype=np.uint8))).astype(np.uint32)
+    b0, b1, b2, b3 = nxt[lead], nxt[lead + 1] & 0x3F, nxt[lead + 2] & 0x3F, nxt[lead + 3] & 0x3F
+    code = np.where(b0 < 0xE0, ((b0 & 0x1F) << 6) | b1,
+                    np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
+                             ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
+    chars, which = np.unique(code, return_inverse=True)
+    table = []
+    for c in chars.tolist():
+        if c not in _LOOSE_CHARS:
+            _LOOSE_CHARS[c] = _loose_char(chr(c))
+        table.append(_LOOSE_CHARS[c])
+    sizes = np.array([len(t) for t in table], dtype=np.int64)[which]  # each character's new length
+    length = (arr < 0x80).view(np.uint8).astype(np.int32)  # ASCII bytes stay, the rest of a character's bytes go
+    length[lead] = sizes
+    at = np.cumsum(length, dtype=np.int32) - length  # where each input byte's output starts
+    out = np.empty(int(at[-1] + length[-1]), dtype=np.uint8)
+    keep = np.flatnonzero(arr < 0x80)
+    out[at[keep]] = arr[keep]
+    total = int(sizes.sum())
+    if total:
+        flat = np.frombuffer(b"".join(table), dtype=np.uint8)
+        starts = (np.cumsum([len(t) for t in table]) - [len(t) for t in table]).astype(np.int64)[which]
+        step = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        out[np.repeat(at[lead], sizes) + step] = flat[np.repeat(starts, sizes) + step]
+    return out.tobytes().split(b"\x00")
 
 
 def _block_word_hashes(pieces: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -149,25 +215,39 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 class NearIndex:
     """The near-duplicate view of a list of texts (a task's test rows, or what a finetune on it read)."""
 
-    shingles: np.ndarray  # every text's shingle hashes, concatenated (uint64)
+    shingles: np.ndarray  # every text's distinct shingle hashes, sorted, concatenated (uint64, below 2**40)
     offsets: np.ndarray  # (n + 1,): text i's shingles are shingles[offsets[i]:offsets[i + 1]]
     bags: np.ndarray  # per text: the sum of its mixed word hashes (its bag of words, order-free); 0: no words
-    keys: np.ndarray  # (n, BANDS) LSH band keys; 0 for a text without words
-    sorted_keys: np.ndarray  # every band key, sorted, and the text each belongs to: looked up by binary search
-    key_rows: np.ndarray
     sorted_bags: np.ndarray
 
     @staticmethod
-    def of(shingles: np.ndarray, offsets: np.ndarray, bags: np.ndarray, keys: np.ndarray) -> "NearIndex":
-        flat = keys.ravel()
-        order = np.argsort(flat)  # the rows of one key are a set to near_hits: any order, and quicksort is 4x faster
-        return NearIndex(shingles, offsets, bags, keys, flat[order], order // BANDS, np.sort(bags))
+    def of(shingles: np.ndarray, offsets: np.ndarray, bags: np.ndarray) -> "NearIndex":
+        return NearIndex(shingles, offsets, bags, np.sort(bags))
 
     def __len__(self) -> int:
         return len(self.bags)
 
     def shingle_set(self, i: int) -> frozenset[int]:
         return frozenset(self.shingles[self.offsets[i]:self.offsets[i + 1]].tolist())
+
+    @cached_property
+    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """As queries: the distinct shingles of all texts, sorted, and where each of `shingles` is among them."""
+        return np.unique(self.shingles, return_inverse=True)
+
+    @cached_property
+    def postings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As a corpus: its distinct shingles sorted, and for shingle k the texts texts[start[k]:start[k + 1]]."""
+        owner = np.repeat(np.arange(len(self), dtype=np.uint64), np.diff(self.offsets))
+        if len(self) < 1 << _TEXT_BITS:
+            keys = np.sort((self.shingles << np.uint64(_TEXT_BITS)) | owner)
+            shingle, texts = keys >> np.uint64(_TEXT_BITS), (keys & np.uint64((1 << _TEXT_BITS) - 1)).astype(np.int64)
+        else:
+            order = np.lexsort((owner, self.shingles))
+            shingle, texts = self.shingles[order], owner[order].astype(np.int64)
+        first = np.flatnonzero(np.concatenate(([True], shingle[1:] != shingle[:-1]))) if len(shingle) else \
+            np.zeros(0, dtype=np.int64)
+        return shingle[first], np.append(first, len(shingle)), texts
 
 
 def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -206,45 +286,24 @@ def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
     if len(has):
         bags[has] = np.add.reduceat(_splitmix(hashes), word_first[has])
         bags[has[bags[has] == 0]] = 1  # 0 stays "no words"
-    return NearIndex.of(bigrams[where], offsets, bags, band_keys(minhash(bigrams[where], offsets)))
+    return NearIndex.of(*_distinct_sorted(bigrams[where], offsets), bags)
 
 
-def minhash(shingles: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(n, BANDS * ROWS) MinHash signatures of the n texts; all-max for a text without shingles.
-
-    Each hash is (a * x + b) mod 2**64, shifted right by 16; the shift is monotone, so it is applied to the
-    minima rather than to every hash. Blocks of 16,384 shingles (a (k, block) matrix of ~4 MB, reused) stay in
-    cache, which a bigger block does not.
-    """
-    n, k = len(offsets) - 1, BANDS * ROWS
-    out = np.full((n, k), _NONE, dtype=np.uint64)
-    sizes = np.diff(offsets)
-    full = np.flatnonzero(sizes)
-    block = 16_384
-    buffer = np.empty((k, block), dtype=np.uint64)
-    i = 0
-    while i < len(full):
-        j = min(len(full), int(np.searchsorted(offsets[full], offsets[full[i]] + block, side="right")))
-        j = max(j, i + 1)
-        texts = full[i:j]
-        lo, hi = offsets[texts[0]], offsets[texts[-1] + 1]
-        hashed = buffer[:, :hi - lo] if hi - lo <= block else np.empty((k, hi - lo), dtype=np.uint64)
-        np.multiply(shingles[None, lo:hi], _A, out=hashed)  # multiply-shift hashing: the wrap-around is wanted
-        hashed += _B
-        out[texts] = np.minimum.reduceat(hashed, offsets[texts] - lo, axis=1).T
-        i = j
-    out[full] >>= np.uint64(16)
-    return out
-
-
-def band_keys(signatures: np.ndarray) -> np.ndarray:
-    """(n, BANDS) keys: each band's ROWS values hashed into one number, the band's index mixed in; 0: no words."""
-    sig = signatures.reshape(len(signatures), BANDS, ROWS)
-    with np.errstate(over="ignore"):
-        keys = (sig * _BAND_MULT).sum(axis=2, dtype=np.uint64) ^ (np.arange(BANDS, dtype=np.uint64) + np.uint64(1))
-    keys[keys == 0] = 1  # keep 0 for "no words"
-    keys[(signatures == _NONE).all(axis=1)] = 0
-    return keys
+def _distinct_sorted(shingles: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's shingles sorted and without repeats (Jaccard is over sets, and the filters count them): one
+    sort of (text, shingle) keys."""
+    n = len(offsets) - 1
+    owner = np.repeat(np.arange(n, dtype=np.uint64), np.diff(offsets))
+    if n < 1 << _TEXT_BITS:
+        keys = np.sort((owner << np.uint64(_SHINGLE_BITS)) | shingles)
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+        text, shingles = keys >> np.uint64(_SHINGLE_BITS), keys & _MASK
+    else:
+        order = np.lexsort((shingles, owner))
+        text, shingles = owner[order], shingles[order]
+        keep = np.concatenate(([True], (shingles[1:] != shingles[:-1]) | (text[1:] != text[:-1])))
+        text, shingles = text[keep], shingles[keep]
+    return shingles, np.searchsorted(text, np.arange(n + 1, dtype=np.uint64))
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
@@ -254,23 +313,34 @@ def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
 
 
 def near_hits(queries: NearIndex, corpus: NearIndex, threshold: float) -> frozenset[int]:
-    """Indices of the `queries` with a near-duplicate in `corpus`: the same bag of words, or Jaccard >= threshold."""
+    """Indices of the `queries` with a near-duplicate in `corpus`: the same bag of words, or Jaccard >= threshold.
+
+    Exact: see the module's docstring for the two filters that leave only the pairs worth a Jaccard.
+    """
     if not len(queries) or not len(corpus):
         return frozenset()
     hits = set(np.flatnonzero(_member(corpus.sorted_bags, queries.bags) & (queries.bags != 0)).tolist())
-    flat = queries.keys.ravel()
-    lo = np.searchsorted(corpus.sorted_keys, flat, side="left")
-    hi = np.searchsorted(corpus.sorted_keys, flat, side="right")
-    found = np.flatnonzero((hi > lo) & (flat != 0))
-    mine: dict[int, frozenset[int]] = {}
-    for k in found.tolist():
-        i = k // BANDS
+    uniq, start, texts = corpus.postings
+    if not len(uniq):
+        return frozenset(hits)
+    mine, inverse = queries.distinct
+    at = np.minimum(np.searchsorted(uniq, mine), len(uniq) - 1)  # sorted needles: a few times faster
+    pos, present = at[inverse], (uniq[at] == mine)[inverse]
+    sizes = np.diff(queries.offsets)
+    seen = np.concatenate(([0], np.cumsum(present)))
+    n_present = seen[queries.offsets[1:]] - seen[queries.offsets[:-1]]
+    need = np.ceil(threshold * sizes - _EPS).astype(np.int64)  # shared shingles a near-duplicate has at least
+    corpus_sizes = np.diff(corpus.offsets)
+    for i in np.flatnonzero((sizes > 0) & (n_present >= np.maximum(need, 1))).tolist():
         if i in hits:
             continue
-        if i not in mine:
-            mine[i] = queries.shingle_set(i)
-        for j in dict.fromkeys(corpus.key_rows[lo[k]:hi[k]].tolist()):
-            if jaccard(mine[i], corpus.shingle_set(j)) >= threshold:
-                hits.add(i)
-                break
+        lo, hi = int(queries.offsets[i]), int(queries.offsets[i + 1])
+        mine = pos[lo:hi][present[lo:hi]]  # the corpus's shingles that this text holds
+        rarest = mine[np.argsort(start[mine + 1] - start[mine], kind="stable")[:len(mine) - int(need[i]) + 1]]
+        cands = np.unique(np.concatenate([texts[start[k]:start[k + 1]] for k in rarest.tolist()]))
+        size = corpus_sizes[cands]  # Jaccard >= t needs t * |y| <= |x| and t * |x| <= |y|
+        cands = cands[(size >= need[i]) & (np.ceil(threshold * size - _EPS) <= sizes[i])]
+        x = frozenset(queries.shingles[lo:hi].tolist())
+        if any(jaccard(x, corpus.shingle_set(j)) >= threshold for j in cands.tolist()):
+            hits.add(i)
     return frozenset(hits)

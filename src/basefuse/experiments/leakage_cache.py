@@ -1,6 +1,6 @@
 """The leakage check's views of a task, cached on disk: every text is put in every view once per machine.
 
-Normalising, tokenizer-viewing and MinHashing every row of every task costs a few CPU seconds, several
+Normalising, tokenizer-viewing and shingling every row of every task costs a few CPU seconds, several
 times what planning cost before those views existed; a task's views depend only on its rows (its loader
 fingerprint), on the code's view versions and on the tokenizer's normaliser and pre-tokeniser, so they are
 stored under a hash of exactly those in `$BASEFUSE_CACHE/leakage/` and read back on the next plan. A file
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from basefuse.data.near_dup import NearIndex
     from basefuse.experiments.leakage import TaskContent
 
-_VERSION = "5"  # 4: strings packed by `_pack` (S/J) instead of JSON alone; 5: `_write_arrays`, not np.savez
-_NEAR = ("shingles", "offsets", "bags", "keys")
+_VERSION = "5"  # 4: strings packed by `_pack` (S/J); 5: `_write_arrays`, not np.savez; shingles, no MinHash keys
+_NEAR = ("shingles", "offsets", "bags")
 
 
 def cache_key(task_fingerprint: str, view_id: str | None) -> str:
