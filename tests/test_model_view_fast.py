@@ -81,12 +81,12 @@ def ascii_texts(seed: int, n: int) -> list[str]:
 
 
 def test_batch_keys_match_the_tokenizer_across_blocks(view, monkeypatch):
-    import basefuse.data.model_view as mv
+    import basefuse.data.blocks as blocks_module
 
     texts = ascii_texts(0, 4000) + ADVERSARIAL + random_texts(2, 500) + ["", "  a  "]
     want = [tokenizer_key(view, t) for t in texts]
     assert view.keys(texts) == want
-    monkeypatch.setattr(mv, "_BLOCK", 50)  # many blocks, texts longer than a block
+    monkeypatch.setattr(blocks_module, "BLOCK", 50)  # many blocks, texts longer than a block
     assert view.keys(texts) == want
     assert view.keys([]) == [] and view.keys([""]) == [""] and view.keys(["", ""]) == ["", ""]
     assert view.keys(["Hello, WORLD!!  x"]) == ["hello , world ! ! x"]  # by hand

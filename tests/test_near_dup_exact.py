@@ -90,7 +90,11 @@ def rows(seed: int, n_queries: int, n_corpus: int) -> tuple[list[tuple[str, ...]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_near_hits_equal_a_brute_force_jaccard_at_every_threshold(seed):
+def test_near_hits_equal_a_brute_force_jaccard_at_every_threshold(seed, monkeypatch):
+    import basefuse.data.blocks as blocks_module
+
+    if seed:
+        monkeypatch.setattr(blocks_module, "BLOCK", 1000)  # indexes built from many blocks
     queries, corpus = rows(seed, 250, 500)
     q, c = build_index(queries), build_index(corpus)
     ts = [0.2, 0.4, 0.5, 0.6, 2 / 3, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0]

@@ -36,9 +36,9 @@ def test_word_hashes_of_every_code_point_match_loose_words(monkeypatch):
     non-ASCII text gives the words the regular expressions give. Small blocks, so texts straddle them."""
     import sys
 
-    import basefuse.data.near_dup as nd
+    import basefuse.data.blocks as blocks_module
 
-    monkeypatch.setattr(nd, "_BLOCK", 4096)
+    monkeypatch.setattr(blocks_module, "BLOCK", 4096)
     codes = list(range(0x80, 0x10000)) + list(range(0x10000, sys.maxunicode + 1, 97))
     parts = [f"A{chr(c)}b {chr(c)} x\u0323{chr(c)}\u0301y" for c in codes] + ["\x00é\x00", "é" * 5000]
     hashes, counts = _word_hashes(parts)

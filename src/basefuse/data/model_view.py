@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from basefuse.data.blocks import blocks
 from basefuse.errors import BasefuseError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -143,22 +144,10 @@ def _ascii_bert_keys(texts: Sequence[str], lowercase: bool) -> list[str | None]:
 
     The texts are joined by NUL; a piece starts at each punctuation byte and at each letter or digit that
     follows none; whitespace is dropped and one space put before each piece that follows another of its text.
-    A few times faster than the regular expression per text, and the same strings. Blocks of about 1 MB keep
-    numpy's temporary arrays small (a fresh large array costs its page faults every time).
+    A few times faster than the regular expression per text, and the same strings; blocks of about 1 MB
+    (`basefuse.data.blocks`).
     """
-    out: list[str | None] = []
-    i = 0
-    while i < len(texts):
-        j, size = i, 0
-        while j < len(texts) and (size < _BLOCK or j == i):
-            size += len(texts[j]) + 1
-            j += 1
-        out += _ascii_block(texts[i:j], lowercase)
-        i = j
-    return out
-
-
-_BLOCK = 1 << 20
+    return [key for i, j in blocks([len(t) + 1 for t in texts]) for key in _ascii_block(texts[i:j], lowercase)]
 
 
 def _ascii_block(texts: Sequence[str], lowercase: bool) -> list[str | None]:

@@ -32,6 +32,8 @@ from functools import cached_property
 
 import numpy as np
 
+from basefuse.data.blocks import blocks
+
 _WORD = re.compile(r"[^\W_]+")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _START, _END = 0x15BA5E, 0x1E4D  # marks around each text's words (crc32 values are below 2**32 too; a clash is harmless)
@@ -79,8 +81,8 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
     The parts that are ASCII once their HTML entities are decoded (most texts) are not split in Python: they
     become byte strings as they are, the others their `loose_words` joined by spaces; `_block_word_hashes` does
-    the rest with numpy, on blocks of about 1 MB (a fresh large array costs its page faults every time, and
-    small ones stay in cache). A few times faster than a Python string per word, and the same numbers.
+    the rest with numpy, on blocks of about 1 MB (`basefuse.data.blocks`). A few times faster than a Python
+    string per word, and the same numbers.
     """
     if not parts:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
@@ -89,21 +91,8 @@ def _word_hashes(parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     other = [i for i, q in enumerate(unescaped) if not q.isascii() or "\x00" in q]
     for i, piece in zip(other, _loose_pieces([unescaped[i] for i in other])):
         pieces[i] = piece
-    hashes, counts = [], []
-    i = 0
-    while i < len(pieces):
-        j, size = i, 0
-        while j < len(pieces) and (size < _BLOCK or j == i):
-            size += len(pieces[j]) + 1
-            j += 1
-        h, c = _block_word_hashes(pieces[i:j])
-        hashes.append(h)
-        counts.append(c)
-        i = j
-    return np.concatenate(hashes).astype(np.uint64), np.concatenate(counts)
-
-
-_BLOCK = 1 << 20
+    done = [_block_word_hashes(pieces[i:j]) for i, j in blocks([len(p) + 1 for p in pieces])]
+    return np.concatenate([h for h, _ in done]).astype(np.uint64), np.concatenate([c for _, c in done])
 
 
 def _loose_char(c: str) -> bytes:
@@ -125,16 +114,7 @@ def _loose_pieces(texts: list[str]) -> list[bytes]:
     each distinct non-ASCII character is mapped once (`_loose_char`) and the texts' UTF-8 rewritten with numpy:
     several times faster than NFKD and a regular expression per text for the long texts that hold one £.
     """
-    out: list[bytes] = []
-    i = 0
-    while i < len(texts):  # blocks of about 1 MB: a fresh large array costs its page faults every time
-        j, size = i, 0
-        while j < len(texts) and (size < _BLOCK or j == i):
-            size += len(texts[j]) + 1
-            j += 1
-        out += _loose_block(texts[i:j])
-        i = j
-    return out
+    return [piece for i, j in blocks([len(t) + 1 for t in texts]) for piece in _loose_block(texts[i:j])]
 
 
 def _loose_block(texts: list[str]) -> list[bytes]:
@@ -258,11 +238,18 @@ def _member(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
-    """Index texts given as parts (one text, or a pair's two texts in any order).
+    """Index texts given as parts (one text, or a pair's two texts in any order), in blocks of about 1 MB."""
+    done = [_index_block(rows[i:j]) for i, j in blocks([sum(map(len, parts)) + 1 for parts in rows])]
+    if not done:
+        return NearIndex.of(np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint64))
+    firsts = np.cumsum([0] + [len(shingles) for shingles, _, _ in done])
+    offsets = np.concatenate([[0]] + [off[1:] + first for (_, off, _), first in zip(done, firsts.tolist())])
+    return NearIndex.of(np.concatenate([sh for sh, _, _ in done]), offsets, np.concatenate([b for _, _, b in done]))
 
-    Vectorised: the words of every text are hashed at once (`_word_hashes`), a start and an end mark framing
-    each part's words; a bigram never spans two parts.
-    """
+
+def _index_block(rows: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shingles, offsets and bags of some texts. Vectorised: the words of every text are hashed at once
+    (`_word_hashes`), a start and an end mark framing each part's words; a bigram never spans two parts."""
     hashes, counts = _word_hashes([part for parts in rows for part in parts])  # per word, in text order
     owner = np.repeat(np.arange(len(rows), dtype=np.int64), [len(parts) for parts in rows])  # each part's text
     lengths, texts = counts[counts > 0], owner[counts > 0]  # the parts that have words
@@ -286,7 +273,7 @@ def build_index(rows: Sequence[Sequence[str]]) -> NearIndex:
     if len(has):
         bags[has] = np.add.reduceat(_splitmix(hashes), word_first[has])
         bags[has[bags[has] == 0]] = 1  # 0 stays "no words"
-    return NearIndex.of(*_distinct_sorted(bigrams[where], offsets), bags)
+    return (*_distinct_sorted(bigrams[where], offsets), bags)
 
 
 def _distinct_sorted(shingles: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
