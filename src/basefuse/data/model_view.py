@@ -53,8 +53,7 @@ class _CharTable:
 
     def __init__(self, normalizer: Any, pre_tokenizer: Any) -> None:
         self.normalizer, self.pre_tokenizer = normalizer, pre_tokenizer
-        self.table: dict[int, str] = {}
-        self.known: set[str] = set()  # characters with an entry
+        self.table = _LazyTable(self)  # code point -> entry, filled as `str.translate` meets characters
         self.unsafe: set[str] = set()  # characters whose texts go to the tokenizer
 
     def _entry(self, c: str) -> str | None:
@@ -83,18 +82,33 @@ class _CharTable:
 
     def key(self, text: str) -> str | None:
         """The pieces joined by spaces, or None when the text needs the tokenizer itself."""
-        new = set(text).difference(self.known)
-        if new:
-            for c in new.difference(self.unsafe):
-                entry = self._entry(c)
-                if entry is None:
-                    self.unsafe.add(c)
-                else:
-                    self.table[ord(c)] = entry
-                    self.known.add(c)
-            if not self.unsafe.isdisjoint(new):
-                return None
-        return " ".join(filter(None, text.translate(self.table).split(" ")))
+        try:
+            return " ".join(filter(None, text.translate(self.table).split(" ")))
+        except _Unsafe:
+            return None
+
+
+class _Unsafe(Exception):
+    """A character whose text must go to the tokenizer (not a LookupError, which `str.translate` would take
+    for "keep the character")."""
+
+
+class _LazyTable(dict):
+    """The translation table of a `_CharTable`, each entry asked of the tokenizer the first time `str.translate`
+    meets its character: no set of each text's characters to build first."""
+
+    def __init__(self, chars: _CharTable) -> None:
+        super().__init__()
+        self.chars = chars
+
+    def __missing__(self, code: int) -> str:
+        c = chr(code)
+        entry = None if c in self.chars.unsafe else self.chars._entry(c)
+        if entry is None:
+            self.chars.unsafe.add(c)
+            raise _Unsafe(c)
+        self[code] = entry
+        return entry
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from functools import cached_property
 
 import numpy as np
 
-from basefuse.data.blocks import blocks
+from basefuse.data.blocks import blocks, utf8_chars
 
 _WORD = re.compile(r"[^\W_]+")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -120,14 +120,9 @@ def _loose_pieces(texts: list[str]) -> list[bytes]:
 def _loose_block(texts: list[str]) -> list[bytes]:
     blob = "\x00".join(t.replace("\x00", " ") for t in texts).encode("utf-8", "surrogatepass")
     arr = np.frombuffer(blob, dtype=np.uint8)
-    lead = np.flatnonzero(arr >= 0xC0)  # the first byte of each non-ASCII character
+    lead, code = utf8_chars(arr)  # the first byte of each non-ASCII character, and which one it is
     if not len(lead):
         return blob.split(b"\x00")
-    nxt = np.concatenate((arr, np.zeros(3, dtype=np.uint8))).astype(np.uint32)
-    b0, b1, b2, b3 = nxt[lead], nxt[lead + 1] & 0x3F, nxt[lead + 2] & 0x3F, nxt[lead + 3] & 0x3F
-    code = np.where(b0 < 0xE0, ((b0 & 0x1F) << 6) | b1,
-                    np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
-                             ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
     chars, which = np.unique(code, return_inverse=True)
     table = []
     for c in chars.tolist():
