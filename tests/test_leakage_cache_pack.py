@@ -45,3 +45,23 @@ def test_leakage_cache_arrays_round_trip_and_a_damaged_file_is_recomputed(tmp_pa
     assert leakage_cache.load("k") is None
     path.write_bytes(b"PK\x03\x04 an old npz")
     assert leakage_cache.load("k") is None
+
+
+def test_content_fingerprint_is_the_documented_sha256():
+    """sha256 of "scheme|n|" then every row, sorted, each followed by \\x1e (written out here row by row)."""
+    import hashlib
+    import random
+
+    from basefuse.data.content import content_fingerprint
+
+    r = random.Random(0)
+    alphabet = ["a", "b", " ", "\x1f", "é", "😀", "\ud800", "北"]
+    rows = {"train": ["".join(r.choice(alphabet) for _ in range(r.randint(0, 9))) for _ in range(300)],
+            "validation": ["x\x1fy"], "test": ["b", "a", "b"]}
+    every = sorted(rows["train"] + rows["validation"] + rows["test"])
+    h = hashlib.sha256(f"s1|{len(every)}|".encode())
+    for row in every:
+        h.update(row.encode("utf-8", "surrogatepass") + b"\x1e")
+    assert content_fingerprint(None, rows, scheme="s1") == h.hexdigest()
+    empty = hashlib.sha256(b"s1|0|").hexdigest()
+    assert content_fingerprint(None, {"train": [], "validation": [], "test": []}, scheme="s1") == empty
