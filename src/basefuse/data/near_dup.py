@@ -37,8 +37,8 @@ from basefuse.data.blocks import blocks, utf8_chars
 _WORD = re.compile(r"[^\W_]+")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _START, _END = 0x15BA5E, 0x1E4D  # marks around each text's words (crc32 values are below 2**32 too; a clash is harmless)
-# A shingle is a 40-bit hash (2.3 M distinct ones in the built-in tasks: ~2 pairs merged by chance, on the safe
-# side), so that a shingle and a text number (below 2**24) sort as one 64-bit key
+# A shingle is a 40-bit hash (2.3 M distinct ones in the built-in tasks: about 2 pairs of bigrams share a hash by
+# chance), so that a shingle and a text number (below 2**24) sort as one 64-bit key
 _SHINGLE_BITS, _TEXT_BITS = 40, 24
 _MASK = np.uint64((1 << _SHINGLE_BITS) - 1)
 _EPS = 1e-9  # t * |x| computed in floating point may land just above an integer it equals
@@ -273,19 +273,12 @@ def _index_block(rows: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray,
 
 def _distinct_sorted(shingles: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each text's shingles sorted and without repeats (Jaccard is over sets, and the filters count them): one
-    sort of (text, shingle) keys."""
+    sort of (text, shingle) keys. A block holds at most `BLOCK` + 1 texts, fewer than 2**24."""
     n = len(offsets) - 1
     owner = np.repeat(np.arange(n, dtype=np.uint64), np.diff(offsets))
-    if n < 1 << _TEXT_BITS:
-        keys = np.sort((owner << np.uint64(_SHINGLE_BITS)) | shingles)
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
-        text, shingles = keys >> np.uint64(_SHINGLE_BITS), keys & _MASK
-    else:
-        order = np.lexsort((shingles, owner))
-        text, shingles = owner[order], shingles[order]
-        keep = np.concatenate(([True], (shingles[1:] != shingles[:-1]) | (text[1:] != text[:-1])))
-        text, shingles = text[keep], shingles[keep]
-    return shingles, np.searchsorted(text, np.arange(n + 1, dtype=np.uint64))
+    keys = np.sort((owner << np.uint64(_SHINGLE_BITS)) | shingles)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+    return keys & _MASK, np.searchsorted(keys >> np.uint64(_SHINGLE_BITS), np.arange(n + 1, dtype=np.uint64))
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
