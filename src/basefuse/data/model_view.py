@@ -9,8 +9,9 @@ small vocabulary (all [UNK]).
 
 The tokenizer's Rust calls cost tens of microseconds a text, too slow for every row of every task at
 planning time; for the usual BERT normaliser and pre-tokeniser, an ASCII text without control characters
-takes an equivalent regular expression instead (checked against the tokenizer itself when the view is made),
-and any other text a per-character table filled by the tokenizer itself (`_CharTable`).
+takes an equivalent regular expression instead (checked against the tokenizer itself when the view is made;
+`ModelView.keys` does the same for many texts at once over their bytes), and any other text a per-character
+table filled by the tokenizer itself (`_CharTable`).
 """
 from __future__ import annotations
 
