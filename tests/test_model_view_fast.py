@@ -73,6 +73,25 @@ def test_fast_paths_match_the_tokenizer_on_adversarial_and_random_texts(view):
     assert view.chars.key("\U0001D16D\U0001D165") is None
 
 
+def ascii_texts(seed: int, n: int) -> list[str]:
+    """Every ASCII character (controls included, which leave the batch path), runs of spaces, empty texts."""
+    r = random.Random(seed)
+    alphabet = [chr(c) for c in range(128)] + ["  ", "Ab", "9z", " x "] * 8
+    return ["".join(r.choice(alphabet) for _ in range(r.randint(0, 25))) for _ in range(n)] + ["", " ", "\t\n"]
+
+
+def test_batch_keys_match_the_tokenizer_across_blocks(view, monkeypatch):
+    import basefuse.data.blocks as blocks_module
+
+    texts = ascii_texts(0, 4000) + ADVERSARIAL + random_texts(2, 500) + ["", "  a  "]
+    want = [tokenizer_key(view, t) for t in texts]
+    assert view.keys(texts) == want
+    monkeypatch.setattr(blocks_module, "BLOCK", 50)  # many blocks, texts longer than a block
+    assert view.keys(texts) == want
+    assert view.keys([]) == [] and view.keys([""]) == [""] and view.keys(["", ""]) == ["", ""]
+    assert view.keys(["Hello, WORLD!!  x"]) == ["hello , world ! ! x"]  # by hand
+
+
 def test_accents_and_final_sigma_by_hand(tmp_path):
     from builders import save_base
 
@@ -94,7 +113,7 @@ def test_fast_paths_match_minilm_on_every_builtin_text():
     texts = sorted({p for name in BUILTIN_TASKS for rows in split_rows(load_task(name)).values()
                     for parts, _ in rows for p in parts})
     assert sum(not t.isascii() for t in texts) > 5000
-    wrong = [t for t in texts if view.key(t) != tokenizer_key(view, t)]
+    wrong = [t for t, k in zip(texts, view.keys(texts)) if k != tokenizer_key(view, t)]
     assert not wrong, wrong[:3]
     texts = ADVERSARIAL + random_texts(1, 3000)
     assert [view.key(t) for t in texts] == [tokenizer_key(view, t) for t in texts]

@@ -29,3 +29,18 @@ def test_word_hashes_are_crc32_of_loose_words():
     assert counts.tolist() == want_counts
     assert [x.tolist() for x in _word_hashes([])] == [[], []]
 
+
+
+def test_word_hashes_of_every_code_point_match_loose_words(monkeypatch):
+    """Each character between letters, alone, and after a mark (NFKD reorders marks): the per-character table of
+    non-ASCII text gives the words the regular expressions give. Small blocks, so texts straddle them."""
+    import sys
+
+    import basefuse.data.blocks as blocks_module
+
+    monkeypatch.setattr(blocks_module, "BLOCK", 4096)
+    codes = list(range(0x80, 0x10000)) + list(range(0x10000, sys.maxunicode + 1, 97))
+    parts = [f"A{chr(c)}b {chr(c)} x\u0323{chr(c)}\u0301y" for c in codes] + ["\x00é\x00", "é" * 5000]
+    hashes, counts = _word_hashes(parts)
+    want_hashes, want_counts = expected(parts)
+    assert counts.tolist() == want_counts and hashes.tolist() == want_hashes

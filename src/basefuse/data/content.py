@@ -81,8 +81,7 @@ def content_fingerprint(task: "Task", rows: dict[str, list[str]] | None = None, 
     when the caller has it already (or the rows in another view, named by `scheme`).
     """
     rows = rows or normalised_rows(task)
-    every = [r for split in rows.values() for r in split]
+    every = sorted(r for split in rows.values() for r in split)
     h = hashlib.sha256(f"{scheme}|{len(every)}|".encode())
-    for row in sorted(every):
-        h.update(row.encode("utf-8", "surrogatepass") + b"\x1e")
+    h.update(("\x1e".join(every) + "\x1e" if every else "").encode("utf-8", "surrogatepass"))  # one update
     return h.hexdigest()

@@ -84,7 +84,8 @@ def _compute_content(task: "Task", view: "ModelView | None") -> TaskContent:
     seen_raw = raw["train"] + raw["validation"]
     model: dict[str, Any] = {}
     if view is not None:
-        keys = {t: view.key(t) for t in {p for split in raw.values() for parts, _ in split for p in parts}}
+        texts = list({p for split in raw.values() for parts, _ in split for p in parts})
+        keys = dict(zip(texts, view.keys(texts)))
         mrows = view_rows(raw, keys.__getitem__)  # each distinct text viewed once
         model = {"model_fingerprint": content_fingerprint(task, mrows, scheme=view.ident),
                  "test_model": tuple(map(row_text, mrows["test"])),
