@@ -142,3 +142,37 @@ def test_another_vocabulary_is_refused_with_the_token_counts(tmp_path):
     with pytest.raises(BasefuseError, match=r"vocabularies differ \(\S*ft0 has 64 tokens, \S*grown has 66 tokens"):
         fuse([sources[0], str(tmp_path / "grown")], tmp_path / "out", base=base, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_tokenizer_base_fuses_on_the_base_vocabulary(tmp_path, cli):
+    """Two sources with 2 added tokens, one without, and a base with 1 added token: the output has the base's 65
+    rows; rows 0-63 (those every model has) are the sources' mean, row 64 is the base's own; the sources' extra
+    rows are dropped. Reference written here with torch."""
+    cls, config = _decoder_configs()["llama"]
+    base, sources = _make_pool(tmp_path, cls, config)
+    grown = []
+    for i, src in enumerate(sources[:2]):
+        m = cls.from_pretrained(src)
+        m.resize_token_embeddings(66, mean_resizing=False)
+        m.save_pretrained(tmp_path / f"grown{i}")
+        grown.append(str(tmp_path / f"grown{i}"))
+    b = cls.from_pretrained(base)
+    b.resize_token_embeddings(65, mean_resizing=False)
+    b.save_pretrained(tmp_path / "base65")
+    code, _, err = cli(["fuse", *grown, sources[2], "--base", tmp_path / "base65", "-o", tmp_path / "refused",
+                        "--no-progress"])
+    assert code == 2 and "--tokenizer base" in err and "66 tokens" in err
+    code, _, err = cli(["fuse", *grown, sources[2], "--base", tmp_path / "base65", "-o", tmp_path / "out",
+                        "--tokenizer", "base", "--no-progress"])
+    assert code == 0, err
+    states = [cls.from_pretrained(p).state_dict() for p in [*grown, sources[2]]]
+    own = cls.from_pretrained(tmp_path / "base65").state_dict()
+    fused = cls.from_pretrained(tmp_path / "out").state_dict()
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        want = own[key].clone()
+        want[:64] = (sum(s[key][:64].double() for s in states) / 3).float()
+        torch.testing.assert_close(fused[key], want)
+    key = "model.layers.0.self_attn.q_proj.weight"
+    torch.testing.assert_close(fused[key], (sum(s[key].double() for s in states) / 3).float())
+    manifest = json.loads((tmp_path / "out" / "fusion.json").read_text())
+    assert manifest["vocab_rows"]["lm_head.weight"] == {"rows_fused": 64, "rows": 65}

@@ -36,6 +36,7 @@ class Alignment:
     dropped: list[Dropped] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)  # canonical body keys not fused (integer buffers)
     lm_heads: list[str] = field(default_factory=list)  # canonical keys of language-model heads fused with the body
+    vocab_rows: dict[str, int] = field(default_factory=dict)  # tokenizer="base": vocabulary tensor -> rows fused
 
 
 def split_body(ck: Checkpoint) -> tuple[dict[str, str], list[str]]:
@@ -76,8 +77,8 @@ def _vocab_note(key: str, named: list[tuple[Checkpoint, tuple[int, ...]]]) -> st
     if not all(c.config.get("vocab_size") == s[0] for c, s in named if c.config.get("vocab_size") is not None):
         return None
     counts = ", ".join(f"{c.name} has {s[0]} tokens" for c, s in named)
-    return (f"the vocabularies differ ({counts}; tensor {key!r}): fuse only finetunes that share the base's "
-            "tokenizer, or drop the tokens added to some of them")
+    return (f"the vocabularies differ ({counts}; tensor {key!r}): fuse on the base's vocabulary with --tokenizer base "
+            "(the rows every model has fused, the base's own rows for the rest), or fuse finetunes that share one")
 
 
 def _order_key(ck: Checkpoint, stored: str) -> tuple[str, int]:
@@ -85,7 +86,21 @@ def _order_key(ck: Checkpoint, stored: str) -> tuple[str, int]:
     return (str(getattr(info, "file", "")), int(getattr(info, "start", 0)))
 
 
-def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignment:
+def _vocab_sized(key: str, named: list[tuple[Checkpoint, tuple[int, ...]]]) -> bool:
+    """Every checkpoint's tensor has its own vocab_size rows and the same trailing dimensions."""
+    shapes = [s for _, s in named]
+    return all(len(s) == len(shapes[0]) and s[1:] == shapes[0][1:] for s in shapes) and \
+        all(c.config.get("vocab_size") == s[0] for c, s in named)
+
+
+def align(sources: list[Checkpoint], base: Checkpoint | None = None, tokenizer: str = "sources") -> Alignment:
+    """`tokenizer="base"`: sources whose vocabularies differ (added tokens) are fused on the base's vocabulary: a
+    vocabulary-sized tensor (embeddings, LM head) gets its first rows, those every checkpoint has, fused, and the
+    rest of the base's rows from the base; rows only some sources have are dropped."""
+    if tokenizer not in ("sources", "base"):
+        raise BasefuseError(f"--tokenizer {tokenizer!r}: use sources (all must share one vocabulary) or base")
+    if tokenizer == "base" and base is None:
+        raise BasefuseError("--tokenizer base fuses on the base model's vocabulary: pass --base")
     if len(sources) < 2:
         raise BasefuseError(f"got {len(sources)} source(s): fusion needs at least 2 finetuned checkpoints")
     everyone = [*sources, *([base] if base is not None else [])]
@@ -110,8 +125,14 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
         dropped += [Dropped(c.name, body[k], "not in every source") for k in body if k not in common]
 
     shapes: dict[str, tuple[int, ...]] = {}
+    vocab_rows: dict[str, int] = {}
     for key in common:
         ref = sources[0].tensors[splits[0][0][key]]
+        named = [(c, c.tensors[body[key]].shape) for c, (body, _) in zip(sources, splits)]
+        if tokenizer == "base" and len({s for _, s in named}) > 1 and _vocab_sized(key, named):
+            vocab_rows[key] = min(s[0] for _, s in named)  # checked against the base below
+            shapes[key] = ref.shape
+            continue
         for c, (body, _) in zip(sources[1:], splits[1:]):
             info = c.tensors[body[key]]
             if info.shape != ref.shape:
@@ -133,6 +154,14 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
                 common.discard(key)
                 continue
             info = base.tensors[base_keys[key]]
+            if tokenizer == "base" and info.shape != shapes[key] and \
+                    _vocab_sized(key, [(base, info.shape), *((c, c.tensors[b[key]].shape) for c, (b, _) in
+                                                                zip(sources, splits))]):
+                vocab_rows[key] = min(vocab_rows.get(key, shapes[key][0]), info.shape[0])
+            if key in vocab_rows:  # the output has the base's rows: the first vocab_rows fused, the rest the base's
+                vocab_rows[key] = min(vocab_rows[key], info.shape[0])
+                shapes[key] = info.shape
+                continue
             if info.shape != shapes[key]:
                 note = _vocab_note(base_keys[key], [(base, info.shape), (sources[0], shapes[key])])
                 if note:
@@ -157,4 +186,5 @@ def align(sources: list[Checkpoint], base: Checkpoint | None = None) -> Alignmen
     body_keys = sorted(common, key=lambda k: _order_key(order_ck, order_map[k]))
     return Alignment(body=body_keys, source_keys=[b for b, _ in splits], base_keys=base_keys,
                      shapes=shapes, dropped=dropped, copied=copied,
-                     lm_heads=[k for k in lm_heads if k in common])
+                     lm_heads=[k for k in lm_heads if k in common],
+                     vocab_rows={k: v for k, v in vocab_rows.items() if k in common})

@@ -129,6 +129,9 @@ def register(app: typer.Typer) -> None:
         accumulate: str = typer.Option("float32", "--accumulate", help="float32 or float64."),
         device: str = typer.Option("cpu", "--device", help="Where the arithmetic runs: cpu (numpy), or cuda / cuda:N (torch on that GPU; meant for the whole-tensor methods, average stays bound by reading the files)."),
         shard_size: Optional[str] = typer.Option(None, "--shard-size", help="Shard the output, e.g. 2GB."),
+        tokenizer: str = typer.Option("sources", "--tokenizer", help="sources: every model must share one "
+                                      "vocabulary; base: sources with added tokens are fused on the base's "
+                                      "vocabulary (rows every model has fused, the base's own rows for the rest)."),
         force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
         allow_unrelated: bool = typer.Option(False, "--allow-unrelated",
                                              help="Fuse even sources flagged as not finetuned from the base."),
@@ -164,7 +167,7 @@ def register(app: typer.Typer) -> None:
                             accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,
                             allow_unrelated=allow_unrelated, progress=output.progress(progress), hasher=hasher,
-                            repo_id=push_to_hub, params=req.params)
+                            repo_id=push_to_hub, params=req.params, tokenizer=tokenizer)
         finally:
             hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
         if output.human():

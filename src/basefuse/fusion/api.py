@@ -90,7 +90,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          weights: list[float] | None = None, dtype: str | None = None, accumulate: str = "float32",
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
-         repo_id: str | None = None, params: dict[str, Any] | None = None,
+         repo_id: str | None = None, params: dict[str, Any] | None = None, tokenizer: str = "sources",
          **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
@@ -105,6 +105,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     keyword arguments; old method and parameter names still work for one release, with a notice.
     A source or base may be `org/name@revision`; fusion.json records the commit each hub input resolved to.
     `repo_id`: the Hub repo the output will be pushed to (only named in the model card's usage example).
+    `tokenizer="base"`: sources with added tokens are fused on the base's vocabulary (`checkpoints.align.align`).
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -139,7 +140,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         for s in sources:
             cks.append(load_source(s, bck, base))
         _refuse_same_folder(cks)
-        al = align(cks, bck)
+        al = align(cks, bck, tokenizer=tokenizer)
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
         everyone = [*cks, *([bck] if bck is not None else [])]
@@ -197,6 +198,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "copied_parameters": stats.copied_params,
                 "dropped_keys": [d.as_dict() for d in al.dropped],
                 "lm_head_keys": list(al.lm_heads),
+                "tokenizer": tokenizer,
+                "vocab_rows": {k: {"rows_fused": v, "rows": al.shapes[k][0]} for k, v in al.vocab_rows.items()},
                 "flagged": flags, "allow_unrelated": allow_unrelated,
                 "files": sorted([*files, "config.json", *tok, "README.md", "fusion.json"]),
             }

@@ -66,6 +66,8 @@ def reproduce_command(manifest: dict[str, Any], out: str) -> str:
              if v is not None]
     if given:
         parts += ["--param", ",".join(given)]
+    if manifest.get("tokenizer", "sources") != "sources":
+        parts += ["--tokenizer", manifest["tokenizer"]]
     if manifest["dtype"]:
         parts += ["--dtype", manifest["dtype"]]
     if manifest["accumulate"] != "float32":
@@ -94,7 +96,11 @@ def model_card(manifest: dict[str, Any], *, out_name: str, repo_id: str | None =
              "- **Base**: " + (f"`{_named(base)}`" if base else "none (bare body of the first source)"),
              "- **Sources**: " + ", ".join(f"`{_named(s)}`" for s in manifest["sources"]),
              f"- **Fused tensors / parameters**: {manifest['fused_tensors']} / {manifest['fused_parameters']}",
-             f"- **Dropped keys** (heads etc.): {len(manifest['dropped_keys'])}, listed in fusion.json", "",
+             f"- **Dropped keys** (heads etc.): {len(manifest['dropped_keys'])}, listed in fusion.json",
+             *([f"- **Vocabulary**: the base's (`--tokenizer base`): "
+                + ", ".join(f"`{k}` rows 0-{v['rows_fused'] - 1} fused, {v['rows'] - v['rows_fused']} from the base"
+                            for k, v in manifest["vocab_rows"].items())] if manifest.get("vocab_rows") else []),
+             "",
              "## Reproduce", "",
              "```bash", reproduce_command(manifest, repo_id.split("/")[-1] if repo_id else out_name), "```", "",
              "Hub inputs are pinned to the commit that was fused; local inputs are named as they were given "

@@ -38,6 +38,7 @@ class Item:
     canonical: str | None = None          # set when fused
     origin: Checkpoint | None = None      # set when copied
     origin_key: str | None = None
+    fused_numel: int | None = None        # fused: only the first elements (rows); the rest copied from `origin`
 
 
 @dataclass
@@ -67,7 +68,11 @@ def plan(sources: list[Checkpoint], base: Checkpoint | None, al: Alignment, out_
         for k in keys:
             info = base.tensors[k]
             canon = inverse.get(k)
-            if canon in fused:
+            if canon in fused and canon in al.vocab_rows:  # --tokenizer base: the rows all have, then the base's
+                row = int(np.prod(info.shape[1:], dtype=np.int64))
+                items.append(Item(k, dtype_of(info.dtype), info.shape, canonical=canon, origin=base, origin_key=k,
+                                  fused_numel=al.vocab_rows[canon] * row))
+            elif canon in fused:
                 items.append(Item(k, dtype_of(info.dtype), info.shape, canonical=canon))
             else:
                 items.append(Item(k, dtype_of(info.dtype), info.shape, origin=base, origin_key=k))
@@ -167,11 +172,15 @@ def run(job: FusionJob, on_progress: Callable[[int], None] | None = None) -> tup
             writer.begin(item.name)
             numel = int(np.prod(item.shape, dtype=np.int64))
             if item.canonical is None:
-                _copy(item, numel, chunk * n, writer, job.acc)
+                _copy(item, 0, numel, chunk * n, writer, job.acc)
                 stats.copied_params += numel
             else:
-                _fuse(job, item, numel, writer, chunk if job.method.elementwise else max(numel, 1), stats)
-                stats.fused_params += numel
+                part = numel if item.fused_numel is None else item.fused_numel
+                _fuse(job, item, part, writer, chunk if job.method.elementwise else max(part, 1), stats)
+                stats.fused_params += part
+                if part < numel:  # --tokenizer base: the base's own rows past those every model has
+                    _copy(item, part, numel, chunk * n, writer, job.acc)
+                    stats.copied_params += numel - part
             if on_progress:
                 on_progress(numel)
         return writer.close(), stats
@@ -179,11 +188,12 @@ def run(job: FusionJob, on_progress: Callable[[int], None] | None = None) -> tup
         writer.abort()  # no-op after close; after an error, stops the writer's thread
 
 
-def _copy(item: Item, numel: int, chunk: int, writer: StreamingWriter, acc: Any) -> None:
+def _copy(item: Item, start: int, stop: int, chunk: int, writer: StreamingWriter, acc: Any) -> None:
+    """Elements [start, stop) of the item's origin tensor, cast to the output dtype."""
     ck, key = item.origin, item.origin_key
     stored = ck.tensors[key].dtype
-    for a in range(0, numel, chunk):
-        raw = ck.view(key, a, min(numel, a + chunk))
+    for a in range(start, stop, chunk):
+        raw = ck.view(key, a, min(stop, a + chunk))
         if stored != item.dtype:
             vals = to_compute(raw, stored, acc)
             raw = from_compute(vals, item.dtype)
@@ -207,7 +217,9 @@ def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
         side = {name: [to_compute(ck.view(key, a, b), ck.tensors[key].dtype, acc) for ck, key in pairs]
                 for name, pairs in side_src.items()}
-        ctx = Context(name=canon, shape=item.shape, x=x, base=ref, w=job.weights, start=a, stop=b, side=side)
+        shape = item.shape if numel == int(np.prod(item.shape, dtype=np.int64)) else \
+            (numel // int(np.prod(item.shape[1:], dtype=np.int64)), *item.shape[1:])  # the rows fused
+        ctx = Context(name=canon, shape=shape, x=x, base=ref, w=job.weights, start=a, stop=b, side=side)
         out = method.fuse(ctx, job.params) if job.device is None else _on_device(method, ctx, job.params, job.device)
         if not np.all(np.isfinite(out)):
             raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
