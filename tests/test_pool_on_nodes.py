@@ -88,7 +88,7 @@ def test_a_node_without_the_driver_folder_fetches_the_recorded_commit_from_its_o
     with pytest.raises(BasefuseError, match=r"weights changed after the run was planned"):  # a base model too
         model_path_of(tmp_path, {"base": gone, "hub": "org/ck", "revision": COMMIT,
                                  "fingerprint": base_fingerprint(str(other))})
-    with pytest.raises(BasefuseError, match=r"org/ck.*could not be fetched"):  # a commit this node lacks
+    with pytest.raises(BasefuseError, match=r"org/ck.*not in the hub cache"):  # a commit this node lacks
         model_path_of(tmp_path, ref | {"revision": "f" * 40})
 
 
