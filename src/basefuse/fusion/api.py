@@ -19,7 +19,8 @@ from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
 from basefuse.fusion.inspect import flag_unrelated
-from basefuse.fusion.methods import check_params, check_sources, get_method, normalise_weights, with_defaults
+from basefuse.fusion.methods import (METHODS, check_params, check_sources, get_method, normalise_weights,
+                                     with_defaults)
 from basefuse.io import atomic_output_dir, write_json
 
 DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
@@ -91,7 +92,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
          repo_id: str | None = None, params: dict[str, Any] | None = None,
-         **method_params: Any) -> dict[str, Any]:
+         data: dict[str, str] | None = None, **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -105,6 +106,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     keyword arguments; old method and parameter names still work for one release, with a notice.
     A source or base may be `org/name@revision`; fusion.json records the commit each hub input resolved to.
     `repo_id`: the Hub repo the output will be pushed to (only named in the model card's usage example).
+    `data`: source (as given in `sources`) -> its task (a built-in task, a data file or folder, hf:NAME), read by
+    the data-aware methods (fisher, regmean) to estimate each source's statistics, kept as sidecars and reused.
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -128,10 +131,12 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     if shard_size is not None and shard_size <= 0:
         raise BasefuseError(f"--shard-size must be positive, got {shard_size}")
     w = normalise_weights(m, weights, len(sources))
+    tasks = source_tasks(m, sources, data)
     acc = np.float32 if accumulate == "float32" else np.float64
 
     cks: list[Checkpoint] = []
     bck: Checkpoint | None = None
+    side: dict[str, list[Checkpoint]] = {}
     hasher = hasher or Hasher(use_cache=hash_cache)  # the CLI passes one already hashing
     ok = False
     try:
@@ -142,6 +147,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         al = align(cks, bck)
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
+        side = _side_inputs(m, cks, tasks, bck, with_defaults(m, given))
         everyone = [*cks, *([bck] if bck is not None else [])]
         for c in everyone:
             for f in c.files:
@@ -152,7 +158,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             total = sum(int(np.prod(i.shape, dtype=np.int64)) for i in items)
             job = engine.FusionJob(sources=cks, base=bck, alignment=al, items=items, method=m, weights=w,
                                    params=with_defaults(m, given), out_dir=tmp, acc=acc, shard_size=shard_size,
-                                   device=compute_device)
+                                   device=compute_device, side=side)
             files, stats = _run_with_progress(job, total, progress)
             dist = [float(v) for v in np.sqrt(stats.sq_dist)]
             ref_norm = float(np.sqrt(stats.ref_sq))
@@ -189,6 +195,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "method": m.name, "params": job.params, "params_given": given, "weights": [float(v) for v in w],
                 "accumulate": accumulate, "dtype": dtype, "output_dtype": out_dtype_name, "device": device,
                 "shard_size": shard_size, "license": _licence(cks, bck),
+                "data": tasks, "side_inputs": {k: [str(c.files[0]) for c in v] for k, v in side.items()},
                 "sources": [entry(c, i) for i, c in enumerate(cks)],
                 "base": entry(bck, None) if bck is not None else None,
                 "distance_reference": "base" if bck is not None else "mean of sources",
@@ -207,8 +214,48 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         return json.loads(json.dumps(manifest, default=str))
     finally:
         hasher.close(save=ok)
-        for c in [*cks, *([bck] if bck is not None else [])]:
+        for c in [*cks, *([bck] if bck is not None else []), *(c for v in side.values() for c in v)]:
             c.close()
+
+
+def source_tasks(m: Any, sources: list[str], data: dict[str, str] | None) -> dict[str, str] | None:
+    """Each source's task for a data-aware method, checked: every source has one, and nothing else is given."""
+    data = {str(k): str(v) for k, v in (data or {}).items()}
+    if not m.side_inputs:
+        if data:
+            users = ", ".join(x.name for x in METHODS.values() if x.side_inputs)
+            raise BasefuseError(f"method {m.name!r} reads no data: drop --data (it is read by {users})")
+        return None
+    unknown = [k for k in data if k not in sources]
+    if unknown:
+        raise BasefuseError(f"--data {unknown[0]}=...: not one of the sources ({', '.join(sources)}); name each "
+                            "source exactly as given")
+    missing = [s for s in sources if s not in data]
+    if missing:
+        raise BasefuseError(f"method {m.name!r} needs each source's task data: give --data {missing[0]}=TASK (a "
+                            "built-in task, a data file or hf:NAME) for every source")
+    return {s: data[s] for s in sources}
+
+
+def _side_inputs(m: Any, cks: list[Checkpoint], tasks: dict[str, str] | None, bck: Checkpoint | None,
+                 params: dict[str, Any]) -> dict[str, list[Checkpoint]]:
+    """The method's per-source statistics as sidecar checkpoints (computed once per source and data, then reused)."""
+    if not m.side_inputs or tasks is None:
+        return {}
+    from basefuse.fusion.sidecars import StatsRequest, open_sidecar, statistics
+
+    out: dict[str, list[Checkpoint]] = {}
+    for kind in m.side_inputs:
+        opened: list[Checkpoint] = []
+        out[kind] = opened
+        for c in cks:
+            if isinstance(c, LoraCheckpoint):
+                raise BasefuseError(f"{c.name}: a LoRA adapter; method {m.name!r} estimates statistics with a whole "
+                                    "model: merge the adapter first (PEFT's merge_and_unload)")
+            path = statistics(StatsRequest(kind, c, tasks[c.name], int(params["n"]),
+                                           bck.path if bck is not None else None))
+            opened.append(open_sidecar(path, f"{kind} of {c.name}"))
+    return out
 
 
 def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) -> Checkpoint:
