@@ -212,13 +212,13 @@ def test_fisher_fuse_uses_the_sidecars_and_reuses_them(family, tmp_path, monkeyp
     data = {str(s): str(csv) for s in srcs}
     w = [1.0, 2.0, 3.0]
     man = fuse([str(s) for s in srcs], tmp_path / "o1", base=str(base), method="fisher", data=data, weights=w,
-               progress=False, params={"n": 12})
+               progress=False, params={"n": 6})
     assert calls == ["fisher"] * 3
     paths = [Path(p) for p in man["side_inputs"]["fisher"]]
     assert all(p.parent == s for p, s in zip(paths, srcs))
     mtimes = [p.stat().st_mtime_ns for p in paths]
     man2 = fuse([str(s) for s in srcs], tmp_path / "o2", base=str(base), method="fisher", data=data, weights=w,
-                progress=False, params={"n": 12})
+                progress=False, params={"n": 6})
     assert calls == ["fisher"] * 3, "the second fuse recomputed a Fisher"
     assert [p.stat().st_mtime_ns for p in paths] == mtimes and man2["side_inputs"] == man["side_inputs"]
     # the output is the Fisher-weighted mean of the bodies, read back from the sidecars
@@ -233,7 +233,7 @@ def test_fisher_fuse_uses_the_sidecars_and_reuses_them(family, tmp_path, monkeyp
     assert not np.allclose(want, np.average([b[f"bert.{key}"].numpy().reshape(-1) for b in bodies], 0, wn))
     # another n is another statistic: computed anew, beside the first
     fuse([str(s) for s in srcs], tmp_path / "o3", base=str(base), method="fisher", data=data, progress=False,
-         params={"n": 5})
+         params={"n": 3})
     assert calls == ["fisher"] * 6
 
 
