@@ -268,3 +268,29 @@ def test_refusals(family, tmp_path):
         fuse(bare, tmp_path / "o", method="fisher", data={x: str(csv) for x in bare}, progress=False,
              allow_unrelated=True)
     assert not (tmp_path / "o").exists()
+
+
+# ---- experiments: each source's statistics on the task it was finetuned on ------------------------------------
+
+def _plan(fusion):
+    from basefuse.experiments.config import parse_experiment_config
+    from basefuse.experiments.protocol import TaskFacts, build_plan
+
+    fams = {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"]}
+    cfg = parse_experiment_config({"families": fams, "seeds": [0], "targets": ["a1"], "fusion": fusion})
+    facts = {n: TaskFacts(10, f"{n}-s", f"{n}-t") for n in cfg.task_refs()}
+    return build_plan(cfg, facts, "base", "fp")
+
+
+def test_an_experiments_fisher_fusion_names_each_sources_own_task():
+    plan = _plan({"method": "fisher", "params": {"n": 8}})
+    fuses = [j for j in plan.jobs.values() if j.kind == "fuse"]
+    assert fuses
+    for job in fuses:
+        assert len(job.params["data"]) == len(job.params["sources"])
+        for ref, data in zip(job.params["sources"], job.params["data"]):
+            task = plan.jobs[ref["job"]].params["task"]
+            assert data == {k: task[k] for k in ("spec", "text_col", "label_col", "pair_col")}
+            assert data["spec"] == task["name"]  # built-in names here: each source's own
+    # a data-free fusion's job (and so its key) holds no data
+    assert all("data" not in j.params for j in _plan({"method": "ties"}).jobs.values() if j.kind == "fuse")

@@ -92,7 +92,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
          repo_id: str | None = None, params: dict[str, Any] | None = None,
-         data: dict[str, str] | None = None, **method_params: Any) -> dict[str, Any]:
+         data: dict[str, Any] | None = None, **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -218,9 +218,12 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             c.close()
 
 
-def source_tasks(m: Any, sources: list[str], data: dict[str, str] | None) -> dict[str, str] | None:
-    """Each source's task for a data-aware method, checked: every source has one, and nothing else is given."""
-    data = {str(k): str(v) for k, v in (data or {}).items()}
+def source_tasks(m: Any, sources: list[str], data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each source's task for a data-aware method, checked: every source has one, and nothing else is given.
+
+    A task is a spec (built-in name, data file or folder, hf:NAME) or a dict of `load_task`'s arguments (`spec`,
+    `text_col`, `label_col`, `pair_col`: how an experiment names a source's task)."""
+    data = {str(k): dict(v) if isinstance(v, dict) else str(v) for k, v in (data or {}).items()}
     if not m.side_inputs:
         if data:
             users = ", ".join(x.name for x in METHODS.values() if x.side_inputs)
@@ -237,7 +240,7 @@ def source_tasks(m: Any, sources: list[str], data: dict[str, str] | None) -> dic
     return {s: data[s] for s in sources}
 
 
-def _side_inputs(m: Any, cks: list[Checkpoint], tasks: dict[str, str] | None, bck: Checkpoint | None,
+def _side_inputs(m: Any, cks: list[Checkpoint], tasks: dict[str, Any] | None, bck: Checkpoint | None,
                  params: dict[str, Any]) -> dict[str, list[Checkpoint]]:
     """The method's per-source statistics as sidecar checkpoints (computed once per source and data, then reused)."""
     if not m.side_inputs or tasks is None:

@@ -30,11 +30,12 @@ KINDS = ("fisher", "gram")
 
 @dataclass(frozen=True)
 class StatsRequest:
-    """Which statistic of which source on which data: `n` examples of `task`'s training split."""
+    """Which statistic of which source on which data: `n` examples of `task`'s training split. `task`: a spec, or
+    a dict of `load_task`'s arguments (`spec`, `text_col`, `label_col`, `pair_col`)."""
 
     kind: str
     source: Checkpoint
-    task: str
+    task: str | dict[str, Any]
     n: int
     tokenizer_from: Path | None = None   # a folder with the tokenizer when the source has none (usually --base)
 
@@ -64,8 +65,10 @@ def statistics(req: StatsRequest, counter: list[int] | None = None) -> Path:
     from basefuse.checkpoints.ref import weights_fingerprint
     from basefuse.data.api import load_task
 
-    task = load_task(req.task)
-    data_fp = task.fingerprint or req.task
+    args = dict(req.task) if isinstance(req.task, dict) else {"spec": req.task}
+    args = {k: v for k, v in args.items() if v is not None}
+    task = load_task(**args)
+    data_fp = task.fingerprint or json.dumps(args, sort_keys=True)
     key = sidecar_key(req.kind, weights_fingerprint(req.source.path), data_fp, req.n)
     places = _places(req.source.path, req.kind, key)
     for p in places:
@@ -74,7 +77,7 @@ def statistics(req: StatsRequest, counter: list[int] | None = None) -> Path:
     tensors, meta = _compute(req, task)
     if counter is not None:
         counter.append(1)
-    meta |= {"kind": req.kind, "key": key, "task": req.task, "data_fingerprint": data_fp, "n": str(req.n),
+    meta |= {"kind": req.kind, "key": key, "task": json.dumps(args, sort_keys=True), "data_fingerprint": data_fp, "n": str(req.n),
              "estimator_version": str(ESTIMATOR_VERSION)}
     for p in places:
         if _write(p, tensors, meta):
@@ -105,7 +108,7 @@ def _compute(req: StatsRequest, task: Any) -> tuple[dict[str, Any], dict[str, st
     model, tokenizer = _load(req)
     ds = task.train.select(range(min(req.n, len(task.train))))
     if len(ds) == 0:
-        raise BasefuseError(f"task {req.task}: no training examples to estimate the {req.kind} of {req.source.name}")
+        raise BasefuseError(f"task {task.name}: no training examples to estimate the {req.kind} of {req.source.name}")
     from basefuse.finetuning.loop import encode
 
     enc = encode(tokenizer, ds, MAX_LENGTH)
