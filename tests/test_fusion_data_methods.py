@@ -294,3 +294,38 @@ def test_an_experiments_fisher_fusion_names_each_sources_own_task():
             assert data["spec"] == task["name"]  # built-in names here: each source's own
     # a data-free fusion's job (and so its key) holds no data
     assert all("data" not in j.params for j in _plan({"method": "ties"}).jobs.values() if j.kind == "fuse")
+
+
+# ---- the command line, and the cache when the checkpoint's folder takes no sidecar ------------------------------
+
+def test_cli_regmean_with_data(family, tmp_path, cli):
+    root, base, srcs, csv = family
+    data = [a for s in srcs for a in ("--data", f"{s}={csv}")]
+    code, out, err = cli(["fuse", *srcs, "--base", base, "-m", "regmean", "-P", "n=6", *data, "-o", tmp_path / "o",
+                          "--no-progress"])
+    assert code == 0, err
+    man = json.loads((tmp_path / "o" / "fusion.json").read_text())
+    assert man["method"] == "regmean" and man["data"] == {str(s): str(csv) for s in srcs}
+    code, out, err = cli(["fuse", *srcs, "--base", base, "-m", "regmean", "--data", f"{srcs[0]}", "-o",
+                          tmp_path / "o2", "--no-progress"])
+    assert code != 0 and "write SOURCE=TASK" in err and not (tmp_path / "o2").exists()
+
+
+def test_sidecar_goes_to_the_cache_when_the_folder_takes_none(family, tmp_path, monkeypatch):
+    from basefuse.checkpoints.ref import weights_fingerprint
+    from basefuse.data.api import load_task
+
+    root, base, srcs, csv = family
+    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+    ck = load_checkpoint(srcs[0])
+    key = sidecars.sidecar_key("gram", weights_fingerprint(srcs[0]), load_task(str(csv)).fingerprint, 4)
+    blocker = srcs[0] / f"basefuse-gram-{key}.safetensors"
+    blocker.mkdir()  # that name beside the checkpoint cannot become a file
+    try:
+        req = sidecars.StatsRequest("gram", ck, str(csv), 4, base)
+        path = sidecars.statistics(req)
+        assert path == tmp_path / "cache" / "fusion-stats" / blocker.name and path.is_file()
+        assert sidecars.statistics(req) == path  # found there next time
+    finally:
+        blocker.rmdir()
+        ck.close()
