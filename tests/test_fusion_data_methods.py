@@ -204,7 +204,16 @@ def test_gram_estimator_matches_hidden_states_by_hand(family):
                                    (x.T @ x).float(), rtol=1e-5, atol=1e-4)
 
 
-def test_fisher_fuse_uses_the_sidecars_and_reuses_them(family, tmp_path, monkeypatch):
+@pytest.fixture
+def one_thread():
+    """Batch-of-one backward passes of a 32-wide model: more torch threads only contend for the shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_fisher_fuse_uses_the_sidecars_and_reuses_them(family, tmp_path, monkeypatch, one_thread):
     root, base, srcs, csv = family
     calls = []
     real = sidecars._compute
