@@ -314,7 +314,10 @@ def test_cli_regmean_with_data(family, tmp_path, cli):
                           "--no-progress"])
     assert code == 0, err
     man = json.loads((tmp_path / "o" / "fusion.json").read_text())
-    assert man["method"] == "regmean" and man["data"] == {str(s): str(csv) for s in srcs}
+    assert man["method"] == "regmean" and [s["data"] for s in man["sources"]] == [str(csv)] * 3
+    card = (tmp_path / "o" / "README.md").read_text()
+    # the card's reproduce line names each source's task (a local file by its name: a card holds no local paths)
+    assert all(f"--data {s.name}={csv.name}" in card for s in srcs)
     code, out, err = cli(["fuse", *srcs, "--base", base, "-m", "regmean", "--data", f"{srcs[0]}", "-o",
                           tmp_path / "o2", "--no-progress"])
     assert code != 0 and "write SOURCE=TASK" in err and not (tmp_path / "o2").exists()

@@ -181,6 +181,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 if isinstance(c, LoraCheckpoint):
                     e |= {"lora_adapter": {"tensors_changed": len(c.deltas), "tensors_replaced": len(c.replaced),
                                            "left_out": c.left_out, "base_check": c.base_check}}
+                if i is not None and tasks is not None:
+                    e["data"] = tasks[c.name]  # the task its statistics were estimated on
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
                           "relative_distance": dist[i] / ref_norm if ref_norm else None,
@@ -195,7 +197,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "method": m.name, "params": job.params, "params_given": given, "weights": [float(v) for v in w],
                 "accumulate": accumulate, "dtype": dtype, "output_dtype": out_dtype_name, "device": device,
                 "shard_size": shard_size, "license": _licence(cks, bck),
-                "data": tasks, "side_inputs": {k: [str(c.files[0]) for c in v] for k, v in side.items()},
+                "side_inputs": {k: [str(c.files[0]) for c in v] for k, v in side.items()},
                 "sources": [entry(c, i) for i, c in enumerate(cks)],
                 "base": entry(bck, None) if bck is not None else None,
                 "distance_reference": "base" if bck is not None else "mean of sources",

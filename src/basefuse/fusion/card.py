@@ -66,6 +66,10 @@ def reproduce_command(manifest: dict[str, Any], out: str) -> str:
              if v is not None]
     if given:
         parts += ["--param", ",".join(given)]
+    for s in manifest["sources"]:  # fisher, regmean: each source's task, a local file by its name
+        if s.get("data") is not None:
+            task = s["data"]["spec"] if isinstance(s["data"], dict) else s["data"]
+            parts += ["--data", f"{_named(s)}={card_name(task, None, None)}"]
     if manifest["dtype"]:
         parts += ["--dtype", manifest["dtype"]]
     if manifest["accumulate"] != "float32":
