@@ -341,3 +341,29 @@ def test_sidecar_goes_to_the_cache_when_the_folder_takes_none(family, tmp_path, 
     finally:
         blocker.rmdir()
         ck.close()
+
+
+@pytest.mark.slow
+def test_an_experiment_runs_fisher_and_regmean_beside_average(tmp_path):
+    """The tiny experiment with three fusions side by side: each data-aware fuse job estimated every source's
+    statistics on that source's own task file, as sidecars beside the source finetune."""
+    from basefuse.experiments.config import parse_experiment_config
+    from basefuse.experiments.runner import run_experiment
+
+    from builders import make_tiny_experiment
+
+    fusion = [{"method": "average"}, {"method": "fisher", "params": {"n": 16}},
+              {"method": "regmean", "params": {"n": 16}}]
+    cfg = parse_experiment_config(make_tiny_experiment(tmp_path, seeds=[0], fusion=fusion))
+    run_experiment(cfg, tmp_path / "run", progress=False)
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "run").rglob("fusion.json")]
+    by_method = {m["method"]: m for m in manifests}
+    assert {"average", "fisher", "regmean"} <= set(by_method)
+    for method, kind in (("fisher", "fisher"), ("regmean", "gram")):
+        man = by_method[method]
+        for src, side in zip(man["sources"], man["side_inputs"][kind]):
+            assert Path(side).parent == Path(src["path"])            # beside the source finetune
+            task = Path(src["data"]["spec"]).stem
+            assert task in {f"{f}{i}" for f in "xy" for i in range(1, 4)}
+            assert load_file(side)  # a readable safetensors file
+        assert len({Path(s["data"]["spec"]) for s in man["sources"]}) == len(man["sources"])  # each its own task
