@@ -150,7 +150,7 @@ def family(tmp_path_factory):
 
 
 def _classifier(folder: Path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     return AutoModelForSequenceClassification.from_pretrained(folder).float().eval()
 

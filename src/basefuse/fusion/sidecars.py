@@ -57,11 +57,8 @@ def open_sidecar(path: Path, name: str) -> Checkpoint:
     return Checkpoint(name=name, path=path.parent, config={}, tensors=dict(tensors), files=[path])
 
 
-def statistics(req: StatsRequest, counter: list[int] | None = None) -> Path:
-    """The sidecar for `req`: found beside the checkpoint or in the cache, else computed and written.
-
-    `counter`: when given, one is appended per statistic actually computed (tests see that a reuse computes nothing).
-    """
+def statistics(req: StatsRequest) -> Path:
+    """The sidecar for `req`: found beside the checkpoint or in the cache, else computed and written."""
     from basefuse.checkpoints.ref import weights_fingerprint
     from basefuse.data.api import load_task
 
@@ -75,10 +72,8 @@ def statistics(req: StatsRequest, counter: list[int] | None = None) -> Path:
         if p.is_file():
             return p
     tensors, meta = _compute(req, task)
-    if counter is not None:
-        counter.append(1)
-    meta |= {"kind": req.kind, "key": key, "task": json.dumps(args, sort_keys=True), "data_fingerprint": data_fp, "n": str(req.n),
-             "estimator_version": str(ESTIMATOR_VERSION)}
+    meta |= {"kind": req.kind, "key": key, "task": json.dumps(args, sort_keys=True), "data_fingerprint": data_fp,
+             "n": str(req.n), "estimator_version": str(ESTIMATOR_VERSION)}
     for p in places:
         if _write(p, tensors, meta):
             return p

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from basefuse.fusion.methods.average import average
-from basefuse.fusion.methods.contract import Context, Method, Param, Rows
+from basefuse.fusion.methods.contract import Context, Method, Param
 
 
 def regmean_linear(weights: Sequence[np.ndarray], grams: Sequence[np.ndarray], alpha: float) -> np.ndarray:
