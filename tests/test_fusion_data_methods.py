@@ -367,3 +367,19 @@ def test_an_experiment_runs_fisher_and_regmean_beside_average(tmp_path):
             assert task in {f"{f}{i}" for f in "xy" for i in range(1, 4)}
             assert load_file(side)  # a readable safetensors file
         assert len({Path(s["data"]["spec"]) for s in man["sources"]}) == len(man["sources"])  # each its own task
+
+
+@pytest.mark.parametrize("method", ["fisher", "regmean"])
+def test_numpy_and_torch_agree(method):
+    """The --device cuda code path (torch tensors, here on the CPU) gives the numpy path's values."""
+    rng = np.random.default_rng(3)
+    x = [r.reshape(-1) for r in rng.normal(size=(3, 4, 6)).astype(np.float32)]
+    if method == "fisher":
+        side = {"fisher": list(rng.random(size=(3, 24)).astype(np.float32))}
+    else:
+        side = {"gram": [(a.T @ a + np.eye(6)).astype(np.float32).reshape(-1) for a in rng.normal(size=(3, 8, 6))]}
+    want = fuse_arrays(method, x, shape=(4, 6), side=side)
+    got = fuse_arrays(method, [torch.from_numpy(r) for r in x], shape=(4, 6),
+                      side={k: [torch.from_numpy(r) for r in v] for k, v in side.items()})
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
