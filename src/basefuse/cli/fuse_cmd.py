@@ -57,6 +57,21 @@ def parse_params(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def parse_data(values: list[str] | None) -> dict[str, str] | None:
+    """`--data SRC=TASK` (repeatable): each source's task for the data-aware methods (fisher, regmean)."""
+    if not values:
+        return None
+    out: dict[str, str] = {}
+    for v in values:
+        src, eq, task = v.rpartition("=")
+        if not eq or not src.strip() or not task.strip():
+            raise BasefuseError(f"--data {v!r}: write SOURCE=TASK, e.g. --data ./ft0=sst2 (the source as given)")
+        if src.strip() in out:
+            raise BasefuseError(f"--data {src.strip()!r} given twice: give each source's task once")
+        out[src.strip()] = task.strip()
+    return out
+
+
 def resolve_request(sources: list[str] | None, base: str | None, method: str | None, param: list[str] | None,
                     config: Path | None, weights: list[str] | None, dtype: str | None,
                     old_flags: dict[str, float | int | None]) -> "FuseRequest":
@@ -119,6 +134,10 @@ def register(app: typer.Typer) -> None:
                                               "models, base_model, parameters, dtype) instead of sources, --base, "
                                               "--method, --weights and --param."),
         weights: Optional[list[str]] = typer.Option(None, "--weights", help="Per-source weights, e.g. 1,2,1."),
+        data: Optional[list[str]] = typer.Option(None, "--data", metavar="SRC=TASK",
+                                                 help="A source's own task (built-in task, data file or hf:NAME), "
+                                                      "once per source: fisher and regmean estimate each source's "
+                                                      "statistics on it (kept beside the checkpoint and reused)."),
         lam: Optional[float] = typer.Option(None, "--lam", hidden=True),
         density: Optional[float] = typer.Option(None, "--density", hidden=True),
         k: Optional[float] = typer.Option(None, "--k", hidden=True),
@@ -167,7 +186,7 @@ def register(app: typer.Typer) -> None:
                             accumulate=accumulate, device=device,
                             shard_size=parse_size(shard_size) if shard_size else None, force=force,
                             allow_unrelated=allow_unrelated, progress=output.progress(progress), hasher=hasher,
-                            repo_id=push_to_hub, params=req.params, tokenizer=tokenizer)
+                            repo_id=push_to_hub, params=req.params, tokenizer=tokenizer, data=parse_data(data))
         finally:
             hasher.close(save=False)  # fuse() has saved the digests; after an early error this stops the hashing
         if output.human():

@@ -122,9 +122,11 @@ def _run_fuse(params: dict[str, Any], out: Path, run_dir: Path, device: str | No
 
     # The sources are this plan's own finetunes of the base: one that trained longer (early stopping) is far from
     # the others' median by design, so only the absolute distance rule applies (and `allow_unrelated` lifts it).
-    return fuse([model_path_of(run_dir, ref) for ref in params["sources"]], out,
+    sources = [model_path_of(run_dir, ref) for ref in params["sources"]]
+    data = dict(zip(sources, params["data"])) if "data" in params else None  # fisher, regmean: each one's task
+    return fuse(sources, out,
                 base=model_path_of(run_dir, params["base"]), method=params["method"], force=True, progress=False,
-                allow_unrelated=bool(params.get("allow_unrelated")), flag_outliers=False,
+                allow_unrelated=bool(params.get("allow_unrelated")), flag_outliers=False, data=data,
                 **params.get("method_params", {}))
 
 

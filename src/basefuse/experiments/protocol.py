@@ -167,12 +167,29 @@ def fuse_job(plan: Plan, parts: list[tuple[str, str]], method: FusionSettings, s
               "method": method.method, "method_params": dict(method.params)}
     if method.allow_unrelated:  # only when set: the keys of every other fusion stay as they were
         params["allow_unrelated"] = True
+    if _reads_data(method.method):  # fisher, regmean: each source's statistics on the task it was finetuned on
+        params["data"] = [_source_task(plan, n, k) for n, k in parts]
     deps = tuple(k for _, k in parts) + ((start["job"],) if "job" in start else ())
     label = label or f"fuse {'+'.join(n for n, _ in parts)}"
     if method.method != "average":
         label += f" [{method.name or method.method}]"
     job = plan.add(make_job("fuse", label, params, deps))
     return {"job": job.key, "kind": "fuse"}
+
+
+def _reads_data(method: str) -> bool:
+    from basefuse.fusion.methods import get_method
+
+    return bool(get_method(method).side_inputs)
+
+
+def _source_task(plan: Plan, name: str, key: str) -> dict[str, Any]:
+    """The task a source finetune trained on (a data-aware fusion estimates the source's statistics on it)."""
+    task = plan.jobs[key].params.get("task")
+    if plan.jobs[key].kind != "finetune" or not isinstance(task, dict):
+        raise BasefuseError(f"source {name}: a pool checkpoint, whose task the experiment does not know; the "
+                            "data-aware fusion methods (fisher, regmean) need every source to be finetuned here")
+    return {k: task[k] for k in ("spec", "text_col", "label_col", "pair_col")}
 
 
 def base_from(plan: Plan, sources: list[str] | tuple[str, ...], method: FusionSettings,

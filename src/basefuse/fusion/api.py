@@ -19,7 +19,8 @@ from basefuse.errors import BasefuseError
 from basefuse.fusion import engine
 from basefuse.fusion.card import model_card
 from basefuse.fusion.inspect import flag_unrelated
-from basefuse.fusion.methods import check_params, check_sources, get_method, normalise_weights, with_defaults
+from basefuse.fusion.methods import (METHODS, check_params, check_sources, get_method, normalise_weights,
+                                     with_defaults)
 from basefuse.io import atomic_output_dir, write_json
 
 DTYPE_NAMES = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "half": "F16",
@@ -91,7 +92,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
          device: str = "cpu", shard_size: int | None = None, force: bool = False, allow_unrelated: bool = False,
          flag_outliers: bool = True, progress: bool = True, hash_cache: bool = True, hasher: Hasher | None = None,
          repo_id: str | None = None, params: dict[str, Any] | None = None, tokenizer: str = "sources",
-         **method_params: Any) -> dict[str, Any]:
+         data: dict[str, Any] | None = None, **method_params: Any) -> dict[str, Any]:
     """Fuse finetuned checkpoints into a base model folder at `out`; return the fusion.json manifest.
 
     Heads (tensors outside the shared body) are dropped and listed in the manifest. With `base`
@@ -106,6 +107,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     A source or base may be `org/name@revision`; fusion.json records the commit each hub input resolved to.
     `repo_id`: the Hub repo the output will be pushed to (only named in the model card's usage example).
     `tokenizer="base"`: sources with added tokens are fused on the base's vocabulary (`checkpoints.align.align`).
+    `data`: source (as given in `sources`) -> its task (a built-in task, a data file or folder, hf:NAME), read by
+    the data-aware methods (fisher, regmean) to estimate each source's statistics, kept as sidecars and reused.
     """
     sources = [str(s) for s in sources]
     if len(sources) < 2:
@@ -129,10 +132,12 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
     if shard_size is not None and shard_size <= 0:
         raise BasefuseError(f"--shard-size must be positive, got {shard_size}")
     w = normalise_weights(m, weights, len(sources))
+    tasks = source_tasks(m, sources, data)
     acc = np.float32 if accumulate == "float32" else np.float64
 
     cks: list[Checkpoint] = []
     bck: Checkpoint | None = None
+    side: dict[str, list[Checkpoint]] = {}
     hasher = hasher or Hasher(use_cache=hash_cache)  # the CLI passes one already hashing
     ok = False
     try:
@@ -143,6 +148,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         al = align(cks, bck, tokenizer=tokenizer)
         if not [k for k in al.body if k not in al.copied]:
             raise BasefuseError("the sources share no floating-point body tensors: nothing to fuse")
+        side = _side_inputs(m, cks, tasks, bck, with_defaults(m, given))
         everyone = [*cks, *([bck] if bck is not None else [])]
         for c in everyone:
             for f in c.files:
@@ -153,7 +159,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             total = sum(int(np.prod(i.shape, dtype=np.int64)) for i in items)
             job = engine.FusionJob(sources=cks, base=bck, alignment=al, items=items, method=m, weights=w,
                                    params=with_defaults(m, given), out_dir=tmp, acc=acc, shard_size=shard_size,
-                                   device=compute_device)
+                                   device=compute_device, side=side)
             files, stats = _run_with_progress(job, total, progress)
             dist = [float(v) for v in np.sqrt(stats.sq_dist)]
             ref_norm = float(np.sqrt(stats.ref_sq))
@@ -176,6 +182,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 if isinstance(c, LoraCheckpoint):
                     e |= {"lora_adapter": {"tensors_changed": len(c.deltas), "tensors_replaced": len(c.replaced),
                                            "left_out": c.left_out, "base_check": c.base_check}}
+                if i is not None and tasks is not None:
+                    e["data"] = tasks[c.name]  # the task its statistics were estimated on
                 if i is not None:
                     e |= {"weight": float(w[i]), "distance": dist[i],
                           "relative_distance": dist[i] / ref_norm if ref_norm else None,
@@ -190,6 +198,7 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
                 "method": m.name, "params": job.params, "params_given": given, "weights": [float(v) for v in w],
                 "accumulate": accumulate, "dtype": dtype, "output_dtype": out_dtype_name, "device": device,
                 "shard_size": shard_size, "license": _licence(cks, bck),
+                "side_inputs": {k: [str(c.files[0]) for c in v] for k, v in side.items()},
                 "sources": [entry(c, i) for i, c in enumerate(cks)],
                 "base": entry(bck, None) if bck is not None else None,
                 "distance_reference": "base" if bck is not None else "mean of sources",
@@ -210,8 +219,51 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         return json.loads(json.dumps(manifest, default=str))
     finally:
         hasher.close(save=ok)
-        for c in [*cks, *([bck] if bck is not None else [])]:
+        for c in [*cks, *([bck] if bck is not None else []), *(c for v in side.values() for c in v)]:
             c.close()
+
+
+def source_tasks(m: Any, sources: list[str], data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each source's task for a data-aware method, checked: every source has one, and nothing else is given.
+
+    A task is a spec (built-in name, data file or folder, hf:NAME) or a dict of `load_task`'s arguments (`spec`,
+    `text_col`, `label_col`, `pair_col`: how an experiment names a source's task)."""
+    data = {str(k): dict(v) if isinstance(v, dict) else str(v) for k, v in (data or {}).items()}
+    if not m.side_inputs:
+        if data:
+            users = ", ".join(x.name for x in METHODS.values() if x.side_inputs)
+            raise BasefuseError(f"method {m.name!r} reads no data: drop --data (it is read by {users})")
+        return None
+    unknown = [k for k in data if k not in sources]
+    if unknown:
+        raise BasefuseError(f"--data {unknown[0]}=...: not one of the sources ({', '.join(sources)}); name each "
+                            "source exactly as given")
+    missing = [s for s in sources if s not in data]
+    if missing:
+        raise BasefuseError(f"method {m.name!r} needs each source's task data: give --data {missing[0]}=TASK (a "
+                            "built-in task, a data file or hf:NAME) for every source")
+    return {s: data[s] for s in sources}
+
+
+def _side_inputs(m: Any, cks: list[Checkpoint], tasks: dict[str, Any] | None, bck: Checkpoint | None,
+                 params: dict[str, Any]) -> dict[str, list[Checkpoint]]:
+    """The method's per-source statistics as sidecar checkpoints (computed once per source and data, then reused)."""
+    if not m.side_inputs or tasks is None:
+        return {}
+    from basefuse.fusion.sidecars import StatsRequest, open_sidecar, statistics
+
+    out: dict[str, list[Checkpoint]] = {}
+    for kind in m.side_inputs:
+        opened: list[Checkpoint] = []
+        out[kind] = opened
+        for c in cks:
+            if isinstance(c, LoraCheckpoint):
+                raise BasefuseError(f"{c.name}: a LoRA adapter; method {m.name!r} estimates statistics with a whole "
+                                    "model: merge the adapter first (PEFT's merge_and_unload)")
+            path = statistics(StatsRequest(kind, c, tasks[c.name], int(params["n"]),
+                                           bck.path if bck is not None else None))
+            opened.append(open_sidecar(path, f"{kind} of {c.name}"))
+    return out
 
 
 def load_source(ref: str, base: Checkpoint | None, base_ref: str | Path | None) -> Checkpoint:

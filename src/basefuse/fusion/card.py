@@ -68,6 +68,10 @@ def reproduce_command(manifest: dict[str, Any], out: str) -> str:
         parts += ["--param", ",".join(given)]
     if manifest.get("tokenizer", "sources") != "sources":
         parts += ["--tokenizer", manifest["tokenizer"]]
+    for s in manifest["sources"]:  # fisher, regmean: each source's task, a local file by its name
+        if s.get("data") is not None:
+            task = s["data"]["spec"] if isinstance(s["data"], dict) else s["data"]
+            parts += ["--data", f"{_named(s)}={card_name(task, None, None)}"]
     if manifest["dtype"]:
         parts += ["--dtype", manifest["dtype"]]
     if manifest["accumulate"] != "float32":
@@ -97,7 +101,7 @@ def model_card(manifest: dict[str, Any], *, out_name: str, repo_id: str | None =
              "- **Sources**: " + ", ".join(f"`{_named(s)}`" for s in manifest["sources"]),
              f"- **Fused tensors / parameters**: {manifest['fused_tensors']} / {manifest['fused_parameters']}",
              f"- **Dropped keys** (heads etc.): {len(manifest['dropped_keys'])}, listed in fusion.json",
-             *([f"- **Vocabulary**: the base's (`--tokenizer base`): "
+             *(["- **Vocabulary**: the base's (`--tokenizer base`): "
                 + ", ".join(f"`{k}` rows 0-{v['rows_fused'] - 1} fused, {v['rows'] - v['rows_fused']} from the base"
                             for k, v in manifest["vocab_rows"].items())] if manifest.get("vocab_rows") else []),
              "",

@@ -215,8 +215,8 @@ def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk
             ref = to_compute(base.view(base_key, a, b), base.tensors[base_key].dtype, acc)
         if not method.elementwise and not all(np.all(np.isfinite(row)) for row in x):
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
-        side = {name: [to_compute(ck.view(key, a, b), ck.tensors[key].dtype, acc) for ck, key in pairs]
-                for name, pairs in side_src.items()}
+        side = {name: _side_rows(pairs, a, b, method.elementwise, acc) for name, pairs in side_src.items()
+                if all(key in ck.tensors for ck, key in pairs)}  # a side input may cover some tensors only
         shape = item.shape if numel == int(np.prod(item.shape, dtype=np.int64)) else \
             (numel // int(np.prod(item.shape[1:], dtype=np.int64)), *item.shape[1:])  # the rows fused
         ctx = Context(name=canon, shape=shape, x=x, base=ref, w=job.weights, start=a, stop=b, side=side)
@@ -235,3 +235,10 @@ def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk
         _check_cast(raw, out, item)
         writer.write(raw)
         del x, ref, side, ctx  # drops the mapped windows (nothing else refers to them)
+
+
+def _side_rows(pairs: list[tuple[Checkpoint, str]], a: int, b: int, elementwise: bool, acc: Any) -> list[Any]:
+    """Side inputs sliced like the sources' chunk; for a whole-tensor method, each side tensor whole (its shape may
+    differ from the tensor's, e.g. an (in, in) Gram matrix beside an (out, in) weight)."""
+    return [to_compute(ck.view(key, a, b) if elementwise else ck.view(key), ck.tensors[key].dtype, acc)
+            for ck, key in pairs]

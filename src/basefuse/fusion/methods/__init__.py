@@ -23,16 +23,18 @@ from basefuse.fusion.methods.ties import ties
 
 
 def fuse_arrays(method: str | Method, x: Any, base: Any = None, w: Any = None, *, tensor: str = "",
-                shape: tuple[int, ...] | None = None, **params: Any) -> Any:
+                shape: tuple[int, ...] | None = None, side: dict[str, Any] | None = None, **params: Any) -> Any:
     """One method on in-memory flat rows (N, m), as the engine would call it on one whole tensor named `tensor`.
 
-    `w`: raw weights (normalised here; None: equal); `params` are checked against the declaration, defaults filled.
+    `w`: raw weights (normalised here; None: equal); `side`: per-source side inputs by name (N flat rows each, e.g.
+    `{"fisher": F}`); `params` are checked against the declaration, defaults filled.
     """
     m = get_method(method) if isinstance(method, str) else method
     given = check_params(m, params)
     check_sources(m, len(x))
     weights = normalise_weights(m, None if w is None else [float(v) for v in w], len(x))
-    ctx = Context(name=tensor, shape=shape or (int(np.prod(np.shape(x[0]))),), x=x, base=base, w=weights)
+    ctx = Context(name=tensor, shape=shape or (int(np.prod(np.shape(x[0]))),), x=x, base=base, w=weights,
+                  side=side or {})
     return m.fuse(ctx, with_defaults(m, given))
 
 
