@@ -343,6 +343,17 @@ def test_sidecar_goes_to_the_cache_when_the_folder_takes_none(family, tmp_path, 
         ck.close()
 
 
+def test_a_hub_snapshot_gets_no_sidecar(tmp_path, monkeypatch):
+    from basefuse.fusion.sidecars import _places
+
+    monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))
+    snap = tmp_path / "hub" / "models--org--m" / "snapshots" / ("c" * 40)
+    snap.mkdir(parents=True)
+    assert _places(snap, "gram", "k") == [tmp_path / "cache" / "fusion-stats" / "basefuse-gram-k.safetensors"]
+    plain = tmp_path / "mine"
+    assert _places(plain, "gram", "k")[0] == plain / "basefuse-gram-k.safetensors"
+
+
 @pytest.mark.slow
 def test_an_experiment_runs_fisher_and_regmean_beside_average(tmp_path):
     """The tiny experiment with three fusions side by side: each data-aware fuse job estimated every source's

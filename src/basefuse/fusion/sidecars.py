@@ -1,7 +1,7 @@
 """The data-aware methods' per-source statistics as safetensors sidecars: computed once, reused on the next fuse.
 
 A sidecar lies beside the checkpoint (`basefuse-<kind>-<key>.safetensors` in its folder) or, when that folder is not
-writable, in `$BASEFUSE_CACHE/fusion-stats/`. Its name hashes everything the numbers depend on: the kind and
+writable or is a snapshot of the hub cache, in `$BASEFUSE_CACHE/fusion-stats/`. Its name hashes everything the numbers depend on: the kind and
 estimator version, the checkpoint's weights fingerprint, the task's data fingerprint, the number of examples and the
 token length. It is written to a temporary name and renamed, so a half-written sidecar is never read.
 """
@@ -47,8 +47,12 @@ def sidecar_key(kind: str, weights_fp: str, data_fp: str, n: int) -> str:
 
 
 def _places(folder: Path, kind: str, key: str) -> list[Path]:
+    """Beside the checkpoint, else in the cache; never inside a hub-cache snapshot (huggingface_hub's own files)."""
+    from basefuse.checkpoints.ref import snapshot_origin
+
     name = f"basefuse-{kind}-{key}.safetensors"
-    return [folder / name, cache_dir() / "fusion-stats" / name]
+    cached = cache_dir() / "fusion-stats" / name
+    return [cached] if snapshot_origin(folder) != (None, None) else [folder / name, cached]
 
 
 def open_sidecar(path: Path, name: str) -> Checkpoint:
