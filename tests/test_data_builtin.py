@@ -5,9 +5,7 @@ import bz2
 import dataclasses
 import hashlib
 import io
-import lzma
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest

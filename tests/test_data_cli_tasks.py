@@ -5,9 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-
 
 def test_tasks_lists_builtins_without_fetching(tmp_path, monkeypatch, cli):
     monkeypatch.setenv("BASEFUSE_CACHE", str(tmp_path / "cache"))

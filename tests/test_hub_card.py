@@ -3,11 +3,11 @@ path), hub ids and commits read off the hub cache's layout, `org/name@rev` split
 the dtype config.json declares and the command that reproduces a fusion."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import yaml
 
-from basefuse.checkpoints.source import hub_origin, split_revision
+from basefuse.checkpoints.ref import split_revision
+from basefuse.checkpoints.source import hub_origin
 from basefuse.fusion.api import weights_dtype
 from basefuse.fusion.card import reproduce_command
 from basefuse.fusion.engine import Item

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from basefuse.checkpoints.layout import find_layout
-from basefuse.checkpoints.ref import resolve_ref, snapshot_origin, split_revision  # noqa: F401 (split_revision: API)
+from basefuse.checkpoints.ref import resolve_ref, snapshot_origin
 from basefuse.checkpoints.safetensors_io import DTYPES, RangeReader, TensorInfo, read_header
 from basefuse.errors import BasefuseError
 

@@ -3,7 +3,7 @@ and whether it is a finetune of the experiment's base model at all (the same che
 from __future__ import annotations
 
 
-from basefuse.checkpoints.source import split_revision
+from basefuse.checkpoints.ref import split_revision
 from basefuse.errors import BasefuseError
 from basefuse.experiments.config import CheckpointRef, ExperimentConfig
 from basefuse.experiments.protocol import CheckpointFacts
