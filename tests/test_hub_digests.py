@@ -49,6 +49,12 @@ def test_blob_name_is_the_digest_only_for_an_lfs_blob_of_a_hub_cache(tmp_path, i
     copy.parent.mkdir()
     copy.write_bytes(weights)
     assert hub_blob_sha256(copy) is None
+    (repo / "refs").mkdir()                                     # in a repo folder, but not a blob
+    (repo / "refs" / real).write_bytes(weights)
+    assert hub_blob_sha256(repo / "refs" / real) is None
+    (tmp_path / "elsewhere" / "blobs").mkdir(parents=True)     # a blobs folder outside a repo folder
+    (tmp_path / "elsewhere" / "blobs" / real).write_bytes(weights)
+    assert hub_blob_sha256(tmp_path / "elsewhere" / "blobs" / real) is None
     # a blob that links on into the shared Xet store: still its own (sha256) name, one link followed only
     xet = tmp_path / "hub" / "blobs" / "ff" / ("e" * 64)
     xet.parent.mkdir(parents=True)
