@@ -90,6 +90,7 @@ def _run(args: list, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # ~25 s: three uploads and two fusions in child processes
 def test_fusing_hub_downloads_takes_weight_digests_from_the_hub_cache(tmp_path, hub):
     url, env = hub
     base, srcs = make_family(tmp_path / "local", 2, "bert", labels=(2, 3))
