@@ -35,6 +35,27 @@ def test_bf16_roundtrip_matches_torch():
     assert np.array_equal(back, x.to(torch.bfloat16).float().numpy(), equal_nan=True)
 
 
+def test_bf16_conversions_equal_torch_on_every_bf16_pattern_and_rounding_case():
+    """Every one of the 65,536 bf16 bit patterns, with 12 low halves each (ties to even and odd, just above and
+    below a tie, carries into the exponent up to Inf, every NaN payload, subnormals, -0): torch's own casts are
+    the reference. A float32 NaN stays NaN: basefuse writes 0x7FC0 (as before), torch's CPU cast 0xFFFF, both
+    NaN."""
+    high = np.arange(1 << 16, dtype=np.uint32) << 16
+    low = np.array([0, 1, 0x3FFF, 0x7FFF, 0x8000, 0x8001, 0xBFFF, 0xC000, 0xFFFE, 0xFFFF, 0x1234, 0x9ABC],
+                   dtype=np.uint32)
+    x = (high[:, None] | low[None, :]).reshape(-1).view(np.float32)
+    theirs = torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    ours = f32_to_bf16(x)
+    nan = np.isnan(x)
+    assert ours.dtype == np.uint16 and ours.shape == x.shape and 0 < nan.sum() < x.size
+    assert np.array_equal(ours[~nan], theirs[~nan])
+    assert np.all(ours[nan] == 0x7FC0) and np.all((theirs[nan] & 0x7FFF) > 0x7F80)  # NaN on both sides
+    assert np.array_equal(f32_to_bf16(x.reshape(-1, 96)), ours.reshape(-1, 96))  # shape kept, values too
+    bits = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    widened = torch.from_numpy(bits.view(np.int16).copy()).view(torch.bfloat16).float().numpy()
+    assert np.array_equal(bf16_to_f32(bits).view(np.uint32), widened.view(np.uint32))  # NaN payloads kept too
+
+
 def test_reads_ranges_of_every_dtype(tmp_path):
     t = {"a": torch.arange(24, dtype=torch.float32).reshape(4, 6), "b": torch.arange(5, dtype=torch.int64),
          "c": torch.linspace(-1, 1, 7).to(torch.bfloat16), "d": torch.linspace(-1, 1, 7).half()}

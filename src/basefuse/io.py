@@ -27,6 +27,9 @@ def write_error(e: OSError, message: str) -> BasefuseError:
     return (WriteFailed if e.errno in _RUNTIME_ERRNOS else BasefuseError)(message)
 
 
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+
+
 def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any = None) -> str:
     """sha256 of a file, hashed straight from mapped windows (no read copy; RSS stays at one window).
 
@@ -39,7 +42,10 @@ def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any 
         for off in range(0, size, window):
             if stop is not None and stop.is_set():
                 raise InterruptedError(f"hashing {path} stopped")
-            with mmap.mmap(f.fileno(), min(window, size - off), prot=mmap.PROT_READ, offset=off) as m:
+            # MAP_POPULATE: the window's pages are mapped in one call, not page fault by page fault
+            # (1 GB in the page cache: 0.66 s of CPU against 0.73-0.95 s)
+            with mmap.mmap(f.fileno(), min(window, size - off), flags=mmap.MAP_SHARED | _POPULATE,
+                           prot=mmap.PROT_READ, offset=off) as m:
                 h.update(m)
     return h.hexdigest()
 

@@ -2,12 +2,15 @@
 
 Hashing every byte of N large checkpoints costs more CPU than fusing them; fusing the same
 finetunes again (an experiment fuses each family and all of them) should not pay it twice.
-A file that changed in any of those four facts is hashed again.
+A file that changed in any of those four facts is hashed again. A file downloaded from the Hub
+needs no hashing at all: huggingface_hub names an LFS file's blob after its sha256 (the LFS object
+id the Hub sends as the file's ETag), and the snapshot entry links to that blob.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +20,25 @@ from basefuse.errors import BasefuseError
 from basefuse.io import cache_dir, sha256_file, write_json
 
 CACHE_NAME = "sha256-cache.json"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_REPO_FOLDER = ("models--", "datasets--", "spaces--")
+
+
+def hub_blob_sha256(path: Path) -> str | None:
+    """The sha256 of a file in the Hugging Face Hub cache, read from its blob's name; None elsewhere.
+
+    The cache keeps `<repo folder>/snapshots/<commit>/<file>` as a link to `../../blobs/<ETag>`, and for an LFS
+    file (every weight file) the ETag is its sha256; small git files are named by a 40-hex git id instead, so
+    they do not match. Only the snapshot's own link is followed: a blob may itself link on into the shared Xet
+    store, whose names are Xet hashes. A copy outside the cache, or a cache without links, is hashed as usual.
+    """
+    p = Path(path)
+    # normpath, not resolve(): `snapshots/C/f -> ../../blobs/X` must not be followed past the blob
+    target = Path(os.path.normpath(p.parent / os.readlink(p))) if p.is_symlink() else p
+    if (_SHA256.fullmatch(target.name) and target.parent.name == "blobs"
+            and target.parent.parent.name.startswith(_REPO_FOLDER) and target.is_file()):
+        return target.name
+    return None
 
 
 def _stamp(p: Path) -> list[int]:
@@ -32,6 +54,7 @@ class Hasher:
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
                                         thread_name_prefix="basefuse-sha256")
         self._jobs: dict[Path, Future[str] | str] = {}
+        self.from_hub: set[Path] = set()  # digests read from the Hub cache's blob names, not computed
         self._stop = threading.Event()   # set by close(): running hashes end at their next window
         self._cache_path = cache_dir() / CACHE_NAME if use_cache else None
         self._cache: dict[str, list] = {}
@@ -42,8 +65,13 @@ class Hasher:
                 self._cache = {}
 
     def submit(self, path: Path) -> None:
+        hub = hub_blob_sha256(Path(path))
         path = Path(path).resolve()
         if path in self._jobs:
+            return
+        if hub is not None:
+            self._jobs[path] = hub
+            self.from_hub.add(path)
             return
         hit = self._cache.get(str(path))
         if hit and hit[:3] == _stamp(path):
@@ -67,6 +95,10 @@ class Hasher:
     def digest(self, path: Path) -> str:
         job = self._jobs[Path(path).resolve()]
         return job if isinstance(job, str) else job.result()
+
+    def is_from_hub(self, path: Path) -> bool:
+        """Whether `path`'s digest is the Hub cache's blob name rather than computed here."""
+        return Path(path).resolve() in self.from_hub
 
     def close(self, save: bool = True) -> None:
         """Stop the hashing; with `save`, keep every finished digest in the cache.

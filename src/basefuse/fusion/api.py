@@ -178,7 +178,9 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
             def entry(c: Checkpoint, i: int | None) -> dict[str, Any]:
                 e = {"name": c.name, "path": str(c.path.resolve()), "model_type": c.model_type,
                      "hub_id": c.hub_id, "revision": split_revision(c.name)[1], "commit": c.commit,
-                     "sha256": {f.name: hasher.digest(f) for f in c.files}}
+                     "sha256": {f.name: hasher.digest(f) for f in c.files},
+                     # these digests are the Hub cache's blob names (the LFS sha256 the Hub sent), not re-computed
+                     "sha256_from_hub_cache": [f.name for f in c.files if hasher.is_from_hub(f)]}
                 if isinstance(c, LoraCheckpoint):
                     e |= {"lora_adapter": {"tensors_changed": len(c.deltas), "tensors_replaced": len(c.replaced),
                                            "left_out": c.left_out, "base_check": c.base_check}}

@@ -21,7 +21,9 @@ from basefuse.checkpoints.source import Checkpoint
 from basefuse.errors import BasefuseError
 from basefuse.fusion.methods.contract import Context, Method
 
-CHUNK_BYTES = 32 * 1024 * 1024   # accumulation buffer across all sources, per step
+# accumulation buffer across all sources, per step: small enough that a step's arrays stay in the CPU's caches
+# (N=5 bf16 sources, 1.1B values, one process: 2 MB steps cost 5.8-6.5 s of user CPU, 32 MB steps 7.0 s)
+CHUNK_BYTES = 2 * 1024 * 1024
 STATS_STRIDE = 16
 SAMPLE_BLOCK = 1024                 # values per contiguous sample block
 MIN_CHUNK = 1 << 16                # elements per source per step, at least
@@ -211,7 +213,7 @@ def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk
         # views of the mapped files: no copy when the stored dtype is the accumulation dtype
         x = [to_compute(ck.view(key, a, b), ck.tensors[key].dtype, acc) for ck, key in src]
         ref = None
-        if base is not None:
+        if base is not None and method.needs_base:
             ref = to_compute(base.view(base_key, a, b), base.tensors[base_key].dtype, acc)
         if not method.elementwise and not all(np.all(np.isfinite(row)) for row in x):
             raise BasefuseError(_nonfinite_culprit(src, a, b, acc))
@@ -225,8 +227,12 @@ def _fuse(job: FusionJob, item: Item, numel: int, writer: StreamingWriter, chunk
             raise BasefuseError(_nonfinite_culprit(src + ([(base, base_key)] if base is not None else []), a, b, acc))
         # Distances of each source to the reference, only to flag unrelated sources: estimated
         # from a 1/STATS_STRIDE sample of contiguous blocks, which costs 1/STATS_STRIDE of a pass.
-        r = ref if ref is not None else (out if method.mean_without_base else np.mean(x, axis=0))
-        r, scale = _sample(r)
+        if ref is None and base is not None:  # the base only sets the distances here: convert just their sample
+            r, scale = _sample(base.view(base_key, a, b))
+            r = to_compute(r, base.tensors[base_key].dtype, acc)
+        else:
+            r = ref if ref is not None else (out if method.mean_without_base else np.mean(x, axis=0))
+            r, scale = _sample(r)
         r = r.astype(np.float64)
         for i in range(len(x)):
             stats.sq_dist[i] += _sq(_sample(x[i])[0] - r) * scale
