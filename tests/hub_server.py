@@ -14,11 +14,15 @@ STORE_DIR/objects/<sha256> holds file contents; STORE_DIR/log.jsonl one line per
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import re
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -259,6 +263,30 @@ def _git_blob(data: bytes) -> str:
 def _etag(path: str, sha256: str, data: bytes) -> str:
     """The Hub's ETag: an LFS file's sha256, a regular file's git blob id."""
     return sha256 if path.endswith(LFS_SUFFIXES) else _git_blob(data)
+
+
+TOKEN = "hf_test_token"
+HERE = Path(__file__).parent
+
+
+@contextlib.contextmanager
+def running_hub(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """This server as a child process: (its URL, the environment a child process needs to use it)."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "hub_server.py"), str(tmp_path / "store"), TOKEN],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+        yield url, dict(os.environ, HF_ENDPOINT=url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1",
+                        HF_HOME=str(tmp_path / "hf"), BASEFUSE_CACHE=str(tmp_path / "cache"),
+                        PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def run(args: list, env: dict) -> subprocess.CompletedProcess:
+    """`python ARGS` in a child process with `env`."""
+    return subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
 
 
 def main() -> None:

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from basefuse.checkpoints.hashing import Hasher, hub_blob_sha256
 from builders import make_family
+from hub_server import run, running_hub
 
-HERE = Path(__file__).parent
-TOKEN = "hf_test_token"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -74,20 +70,9 @@ def test_blob_name_is_the_digest_only_for_an_lfs_blob_of_a_hub_cache(tmp_path, i
 
 @pytest.fixture
 def hub(tmp_path):
-    proc = subprocess.Popen([sys.executable, str(HERE / "hub_server.py"), str(tmp_path / "store"), TOKEN],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
-        yield url, dict(os.environ, HF_ENDPOINT=url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1",
-                        HF_HOME=str(tmp_path / "hf"), BASEFUSE_CACHE=str(tmp_path / "cache"),
-                        PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _run(args: list, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    """A running local Hub: (its URL, the environment a child process needs to use it)."""
+    with running_hub(tmp_path) as found:
+        yield found
 
 
 @pytest.mark.slow  # ~25 s: three uploads and two fusions in child processes
@@ -97,10 +82,10 @@ def test_fusing_hub_downloads_takes_weight_digests_from_the_hub_cache(tmp_path, 
     up = ("import sys; from huggingface_hub import HfApi; api = HfApi(); api.create_repo(sys.argv[2], exist_ok=True);"
           " api.upload_folder(repo_id=sys.argv[2], folder_path=sys.argv[1])")
     for name, folder in [("base", base), ("ft0", srcs[0]), ("ft1", srcs[1])]:
-        done = _run(["-c", up, folder, f"org/{name}"], env)
+        done = run(["-c", up, folder, f"org/{name}"], env)
         assert done.returncode == 0, done.stderr
     out = tmp_path / "fused"
-    done = _run(["-m", "basefuse", "fuse", "org/ft0", "org/ft1", "--base", "org/base", "--out", out,
+    done = run(["-m", "basefuse", "fuse", "org/ft0", "org/ft1", "--base", "org/base", "--out", out,
                  "--no-progress"], env)
     assert done.returncode == 0, done.stderr
     m = json.loads((out / "fusion.json").read_text())
@@ -109,7 +94,7 @@ def test_fusing_hub_downloads_takes_weight_digests_from_the_hub_cache(tmp_path, 
         for name in ("model.safetensors", "config.json"):
             assert entry["sha256"][name] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
     # a local folder's digests are computed, and say so
-    done = _run(["-m", "basefuse", "fuse", *srcs, "--out", tmp_path / "local-out", "--no-progress"], env)
+    done = run(["-m", "basefuse", "fuse", *srcs, "--out", tmp_path / "local-out", "--no-progress"], env)
     assert done.returncode == 0, done.stderr
     m = json.loads((tmp_path / "local-out" / "fusion.json").read_text())
     assert [e["sha256_from_hub_cache"] for e in m["sources"]] == [[], []]

@@ -5,9 +5,6 @@ result pushed with `--push-to-hub`, then downloaded again with `snapshot_downloa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -17,29 +14,15 @@ import yaml
 from safetensors.torch import load_file
 
 from builders import keyword_rows, make_family, write_csv
+from hub_server import TOKEN, run, running_hub
 
-TOKEN = "hf_test_token"
-HERE = Path(__file__).parent
 
 
 @pytest.fixture
 def hub(tmp_path):
     """A running local Hub: (its URL, the environment a child process needs to use it)."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "hub_server.py"), str(tmp_path / "store"), TOKEN],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{proc.stdout.readline().strip()}"
-        env = dict(os.environ, HF_ENDPOINT=url, HF_TOKEN=TOKEN, HF_HUB_DISABLE_XET="1",
-                   HF_HOME=str(tmp_path / "hf"), BASEFUSE_CACHE=str(tmp_path / "cache"),
-                   PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
-        yield url, env
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def run(args: list, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    with running_hub(tmp_path) as found:
+        yield found
 
 
 def upload(folder: Path, repo: str, env: dict) -> str:
