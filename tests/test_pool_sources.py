@@ -249,3 +249,31 @@ def test_a_checkpoint_edited_after_its_job_ran_fails_the_jobs_that_read_it(pool,
     fuse = next(j for j in plan.jobs.values() if j.kind == "fuse")
     with pytest.raises(BasefuseError, match="weights changed after the run was planned"):
         execute_job(fuse.to_dict(), str(tmp_path / "run"))
+
+
+# ---- data-aware fusion of a pool (issue 20) ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["fisher", "regmean"])
+def test_a_data_aware_fusion_of_checkpoints_reads_each_ones_declared_task(pool, method):
+    """Each checkpoint's statistics are estimated on the one task it declares in `trained_on`, with that entry's
+    own spec (not another checkpoint's, not the target's)."""
+    root, base, tasks, cks = pool
+    cfg = _config(pool, fusion=[{"method": "average"}, {"method": method, "params": {"n": 8}}])
+    plan = make_plan(parse_experiment_config(cfg))
+    fuse = next(j for j in plan.jobs.values() if j.kind == "fuse" and j.params["method"] == method)
+    by_source = {Path(s["base"]).name: d["spec"] for s, d in zip(fuse.params["sources"], fuse.params["data"])}
+    assert by_source == {f"ck{i}": str(tasks[f"a{i}"]) for i in (1, 2, 3)}
+    average = next(j for j in plan.jobs.values() if j.kind == "fuse" and j.params["method"] == "average")
+    assert "data" not in average.params  # a data-free method's key is as before
+
+
+@pytest.mark.parametrize("two", [True, False])
+def test_a_data_aware_fusion_refuses_a_checkpoint_without_exactly_one_task(pool, two):
+    root, base, tasks, cks = pool
+    trained_on = [{"name": "a1", "spec": str(tasks["a1"])}, {"name": "a2", "spec": str(tasks["a2"])}] if two \
+        else "unknown"
+    cfg = _config(pool, fusion=[{"method": "fisher"}], leakage={"allow_unknown": True, "max_test_overlap": 0.2,
+                                                                  "max_near_duplicate_overlap": 0.5})
+    cfg["families"]["pool"][0]["trained_on"] = trained_on
+    with pytest.raises(BasefuseError, match="source ck1: a pool checkpoint without exactly one task in `trained_on`"):
+        make_plan(parse_experiment_config(cfg))

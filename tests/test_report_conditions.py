@@ -134,6 +134,21 @@ def test_new_conditions_are_rows_of_every_table(summary):
     assert inter["fused[ties] (all)"].est.mean == pytest.approx((5 + 3 - 3) / 3)
 
 
+
+def test_each_fusion_method_is_compared_with_averaging_over_the_same_sources(summary, tmp_path):
+    # fused[ties] - fused per seed: t1 -1, +1 (mean 0); t2 +1, 0 (0.5); t3 +1, +2 (1.5); distilled is no fusion
+    # method, cold a chain, so neither is compared
+    assert [(c.a, c.b) for c in summary.vs_method] == [("fused[ties] (all)", "fused (all)")]
+    est = summary.vs_method[0].est
+    assert est.mean == pytest.approx((0 + 0.5 + 1.5) / 3) and est.n_targets == 3 and est.seeds == (2, 2)
+    assert summary.vs_method[0] in summary.exploratory()
+    md = build_report(write_run(tmp_path, rows())).markdown.read_text()
+    lo, hi = hull_interval([0, 0.5, 1.5])
+    assert "Exploratory — each fusion method against averaging" in md
+    assert f"| fused[ties] (all) vs fused (all) | +0.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 2 seeds |" in md
+    only_ties = {k: v for k, v in ACC.items() if k[0] != "fused"}
+    assert summarize(records(only_ties)).vs_method == []  # one fusion method: nothing to compare
+
 def test_report_files_show_the_new_rows_with_n(tmp_path):
     paths = build_report(write_run(tmp_path, rows()))
     md, page = paths.markdown.read_text(), paths.html.read_text()
@@ -217,7 +232,7 @@ def test_cold_tables_and_plot_in_the_report(tmp_path, summary):
     assert f"| cold@1 (other families) | {pool} | +2.67 | [{lo:+.2f}, {hi:+.2f}] | 3 targets, 1–2 seeds | +4.62 |" in md
     # these runs have no one-shot fusion over the chain's pool: fused (all) (another pool) is never set beside it
     assert "No one-shot fusion over the same pool (fused (other families))" in md
-    assert "vs fused (all)" not in md
+    assert not any(f"cold@{i} (other families) vs fused (all)" in md for i in (1, 2))
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         assert plots.plot_cold_iterations(summary, tmp_path / "cold.svg")
     svg = (tmp_path / "cold.svg").read_text()

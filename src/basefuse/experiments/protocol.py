@@ -17,7 +17,7 @@ from basefuse.errors import BasefuseError
 from basefuse.experiments.config import CheckpointRef, ExperimentConfig, FusionSettings, TaskRef
 from basefuse.experiments.jobs import Job, make_job
 from basefuse.experiments.locate import LOCATION_KEYS
-from basefuse.experiments.records import LINEAR_PROBE, OTHER_FAMILIES, SEEN, base_label
+from basefuse.experiments.records import GREEDY, LINEAR_PROBE, OTHER_FAMILIES, SEEN, base_label
 from basefuse.experiments.leakage import (BaseModelFacts, LeakageError, TargetRun, TaskContent,
                                           check_base_model, check_distinct_content, check_overlap, check_provenance,
                                           content_fingerprints, exact_hits, near_hits_of, overlap_table,
@@ -85,6 +85,8 @@ class Plan:
     provenance: dict[str, frozenset[str]] = field(default_factory=dict)  # by key: tasks trained into its output
     leakage: dict[str, Any] = field(default_factory=dict)  # the overlap table, written to RUN/leakage.json
     selection_pending: bool = False  # the config selects a fused set, not chosen yet: its conditions are not here
+    checkpoint_data: dict[str, dict[str, Any]] = field(default_factory=dict)  # pool checkpoint -> the one task it
+    # was trained on (its data-aware fusion statistics are estimated there); absent: no single known task
 
     def add(self, job: Job) -> Job:
         """Add a job once (the same key is the same work, whoever asks for it)."""
@@ -154,6 +156,9 @@ def add_sources(plan: Plan, cfg: ExperimentConfig, facts: dict[str, TaskFacts], 
     for name in cfg.source_names():
         if name in pool:
             plan.sources[name] = _checkpoint_job(plan, pool[name], (checkpoints or {})[name], facts)
+            task = _checkpoint_task(cfg, pool[name])
+            if task is not None:
+                plan.checkpoint_data[name] = task
         else:
             plan.sources[name] = source_finetune(plan, cfg, facts, base, name, None, f"source {name}")
 
@@ -184,12 +189,24 @@ def _reads_data(method: str) -> bool:
 
 
 def _source_task(plan: Plan, name: str, key: str) -> dict[str, Any]:
-    """The task a source finetune trained on (a data-aware fusion estimates the source's statistics on it)."""
-    task = plan.jobs[key].params.get("task")
-    if plan.jobs[key].kind != "finetune" or not isinstance(task, dict):
-        raise BasefuseError(f"source {name}: a pool checkpoint, whose task the experiment does not know; the "
-                            "data-aware fusion methods (fisher, regmean) need every source to be finetuned here")
+    """The task a source model trained on (a data-aware fusion estimates the source's statistics on it): a source
+    finetune's own task, or the one task a pool checkpoint declares in `trained_on`."""
+    job = plan.jobs[key]
+    task = job.params.get("task") if job.kind == "finetune" else plan.checkpoint_data.get(name)
+    if not isinstance(task, dict):
+        raise BasefuseError(f"source {name}: a pool checkpoint without exactly one task in `trained_on`, so the "
+                            "experiment does not know its data; the data-aware fusion methods (fisher, regmean) need "
+                            "each checkpoint's one training task: declare it, or use a data-free method")
     return {k: task[k] for k in ("spec", "text_col", "label_col", "pair_col")}
+
+
+def _checkpoint_task(cfg: ExperimentConfig, ref: CheckpointRef) -> dict[str, Any] | None:
+    """The one task a pool checkpoint declares it was trained on, as a finetune's task entry (the config's own
+    entry where the name is one of its tasks, for its columns); None for unknown or several tasks."""
+    if not ref.known or len(ref.trained_on) != 1:
+        return None
+    task = ref.trained_on[0]
+    return _task_params(cfg.task_refs().get(task.name, task), None)
 
 
 def base_from(plan: Plan, sources: list[str] | tuple[str, ...], method: FusionSettings,
@@ -355,7 +372,6 @@ class Selected:
 
 
 BEST_SINGLE = "best single"
-GREEDY = "fused[greedy]"
 
 
 def selection_pools(cfg: ExperimentConfig) -> dict[str, tuple[str, ...]]:

@@ -47,6 +47,9 @@ def condition_name(kind: str, method: str | None = None) -> str:
     return kind if method in (None, "average") else f"{kind}[{method}]"
 
 
+GREEDY = "fused[greedy]"  # the greedily selected fused set (selection), not a fusion method of its own
+
+
 def condition_rank(condition: str) -> tuple:
     """Sort key: the kinds in CONDITION_ORDER ("fused" sorts before "fused[ties]" by name), then the rest by name."""
     kind = condition_kind(condition)

@@ -252,6 +252,13 @@ def intertrained_table(summary: Summary) -> TableModel:
                              "intertrained base; the pooled comparison over every target is C2. " + EXPLORATORY)
 
 
+def method_table(summary: Summary) -> TableModel:
+    return _comparison_table("Exploratory — each fusion method against averaging, over the same sources (points)",
+                             summary.vs_method,
+                             "A fused base minus the plain average (`fused`) of the same sources, or without one, "
+                             "minus the first fusion by name; paired per target and seed (accuracy). " + EXPLORATORY)
+
+
 def spread_table(summary: Summary) -> TableModel:
     rows = [[s.label, f"{s.n_targets} ({_seeds(s.seeds)})", _acc(s.std), f"{s.helped} of {s.n_targets}"]
             for s in summary.spread]
@@ -391,6 +398,8 @@ def all_tables(summary: Summary, comp: Completeness | None = None) -> list[Table
     tables.append(per_target_table(summary))
     if summary.vs_intertrained:
         tables.append(intertrained_table(summary))
+    if summary.vs_method:
+        tables.append(method_table(summary))
     if summary.spread:
         tables.append(spread_table(summary))
     if summary.weight_decay_rows:
@@ -581,6 +590,7 @@ def comparisons_csv(summary: Summary) -> str:
     """Every exploratory comparison with its n and effect size (the tables' rows, unrounded)."""
     groups = [("vs pretrained", summary.vs_pretrained), ("vs pretrained (macro-F1)", summary.vs_pretrained_f1),
               ("fused vs intertrained", summary.vs_intertrained),
+              ("fusion method", summary.vs_method),
               ("seed std log ratio", summary.seed_std_ratio),
               ("weight decay", [c for w in summary.weight_decay_rows for c in [*w.gains.values(), w.difference] if c]),
               ("models fused", [p.gain for p in summary.n_models])]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from basefuse.experiments.records import (POOLS, PRETRAINED, SEEN, RunRecord, base_label, condition_kind,
+from basefuse.experiments.records import (GREEDY, POOLS, PRETRAINED, SEEN, RunRecord, base_label, condition_kind,
                                         condition_rank)
 from basefuse.reports import confirmatory, stats
 from basefuse.reports.claims import Claim
@@ -160,6 +160,7 @@ class Summary:
     vs_pretrained_f1: list[Comparison] = field(default_factory=list)  # gains in macro-F1 points
     per_target_acc: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> target -> mean accuracy
     seed_std_ratio: list[Comparison] = field(default_factory=list)  # per label: log seed-std ratio vs pretrained
+    vs_method: list[Comparison] = field(default_factory=list)  # each fusion method vs the first, same sources
 
     @property
     def claims(self) -> list[Claim]:
@@ -180,6 +181,7 @@ class Summary:
         rows += [s.difference for s in self.seed_std if s.difference]
         rows += [p.gain for p in self.n_models]
         rows += [c.tested for c in self.cold if c.tested]
+        rows += self.vs_method
         return rows
 
 
@@ -418,6 +420,14 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
                 c = vs(fused, lab, acc, "fused vs intertrained", 100 + len(vs_inter))
                 if c.est is not None:
                     vs_inter.append(c)
+    vs_method = []  # several fusion methods over the same sources: each against plain averaging (`fused`)
+    fused_labels = [f for f in others if condition_kind(meta[f][0]) == "fused" and meta[f][0] != GREEDY]
+    for group in dict.fromkeys(meta[f][1] for f in fused_labels):
+        same = sorted((f for f in fused_labels if meta[f][1] == group), key=lambda f: condition_rank(meta[f][0]))
+        for lab in same[1:]:
+            c = vs(lab, same[0], acc, "fusion method", 300 + len(vs_method))
+            if c.est is not None:
+                vs_method.append(c)
     if primary[1] != PRETRAINED and not any(c.primary for c in vs_inter) and primary[0] in acc:
         c = vs(primary[0], primary[1], acc, "primary", 200)
         if c.est is not None:
@@ -454,4 +464,5 @@ def summarize(records: Sequence[RunRecord], *, weight_decay: float | None = None
                               for lab in labels}
     summary.seed_std_ratio = [c for i, lab in enumerate(others)
                               if (c := _seed_std_ratio(lab, acc)) is not None]
+    summary.vs_method = vs_method
     return summary
