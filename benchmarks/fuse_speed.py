@@ -11,6 +11,7 @@ gets its own folders that hard-link the same body shard and carry an equal 2-lab
 
     python benchmarks/fuse_speed.py --n 5 10 --runs 3 [--mergekit-python .venv-bench/bin/python]
     python benchmarks/fuse_speed.py --n 5 --runs 1 --methods average ties dare_linear model_stock
+    python benchmarks/fuse_speed.py --n 5 --runs 1 --methods regmean   # statistics on sms_spam (--data-task)
 
 `--preset llama` (issue 19): N synthetic 1.1B-parameter Llama-style models in bf16 (2 GB shards + index) and their
 base, `basefuse fuse --base B --dtype bfloat16` vs mergekit `linear` (bf16) vs the read floor (`cat` of every input
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +210,28 @@ def build_llama(root: Path, n: int) -> tuple[Path, list[Path]]:
     return folders[0], folders[1:]
 
 
+DATA_METHODS = {"fisher": "fisher", "regmean": "gram"}  # method -> its sidecars' kind
+
+
+def copy_tokenizer(folder: Path) -> None:
+    """minilm's tokenizer into the synthetic base (BertConfig's vocabulary is the same 30522 tokens): the data-aware
+    methods tokenize each source's task with the base's tokenizer."""
+    from basefuse.checkpoints.ref import resolve_ref
+
+    src = resolve_ref("minilm").folder
+    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (src / f).exists() and not (folder / f).exists():
+            shutil.copy(src / f, folder / f)
+
+
+def drop_sidecars(method: str, srcs: list[Path], cache: Path) -> None:
+    """Remove every statistics sidecar of `method` (beside the sources or in the cache), so the next run computes
+    them."""
+    for folder in [*srcs, cache / "fusion-stats"]:
+        for f in folder.glob(f"basefuse-{DATA_METHODS[method]}-*.safetensors"):
+            f.unlink()
+
+
 def measure(cmd: list[str], out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     r = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, check=True)
@@ -318,7 +342,11 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="llama: reuse models built before in this folder (kept)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--methods", nargs="+", default=["average"],
-                    help="basefuse methods to time (those other than average fuse with --base and default params)")
+                    help="basefuse methods to time (those other than average fuse with --base and default params; "
+                         "fisher and regmean twice: computing their statistics, then reusing the sidecars)")
+    ap.add_argument("--data-task", default="sms_spam", help="fisher, regmean: every source's task (a built-in one)")
+    ap.add_argument("--stats-n", type=int, default=None,
+                    help="fisher, regmean: examples per source (default: the method's own default)")
     args = ap.parse_args()
     mk = args.mergekit_python or (str(ROOT / ".venv-bench/bin/python")
                                   if (ROOT / ".venv-bench/bin/python").exists() else None)
@@ -346,9 +374,19 @@ def main() -> None:
                 "basefuse (sha256 cache warm)": bf,
                 "naive torch average": [sys.executable, str(root / "naive.py"), str(out), *map(str, srcs)],
             }
+            prepare: dict[str, Callable[[], None]] = {}
             for m in args.methods:
-                if m != "average":
-                    tools[f"basefuse {m}"] = [*bf, "--no-hash-cache", "--base", str(base), "--method", m]
+                cmd = [*bf, "--no-hash-cache", "--base", str(base), "--method", m]
+                if m in DATA_METHODS:  # each source's statistics on a built-in task, then the sidecars reused
+                    copy_tokenizer(base)
+                    cmd += [a for s in srcs for a in ("--data", f"{s}={args.data_task}")]
+                    cmd += ["--param", f"n={args.stats_n}"] if args.stats_n else []
+                    computed = f"basefuse {m} (statistics computed)"
+                    tools[computed] = cmd
+                    prepare[computed] = lambda m=m: drop_sidecars(m, srcs, root / "cache")
+                    tools[f"basefuse {m} (sidecars reused)"] = cmd
+                elif m != "average":
+                    tools[f"basefuse {m}"] = cmd
             if mk:
                 cfg = root / "mergekit.yml"
                 cfg.write_text("merge_method: linear\ndtype: float32\nmodels:\n" + "".join(
@@ -357,6 +395,7 @@ def main() -> None:
             results: dict[str, list[dict]] = {k: [] for k in tools}
             for _ in range(args.runs):  # interleave tools so machine noise hits all alike
                 for name, cmd in tools.items():
+                    prepare.get(name, lambda: None)()
                     results[name].append(measure(cmd, out))
             for name, rs in results.items():
                 rows.append({"n": n, "tool": name, "wall_s": statistics.median(r["wall"] for r in rs),
