@@ -32,9 +32,11 @@ def test_max_eval_max_test_grad_accum_and_clipping_off_reach_the_run(tiny_bert, 
     out = tmp_path / "run"
     code, _, _ = run_cli(["finetune", "--model", str(tiny_bert), "--task", str(csv_task), "--out", str(out),
                           *TINY, "--epochs", "1", "--min-steps", "0", "--max-eval", "11", "--max-test", "13",
-                          "--grad-accum", "2", "--max-grad-norm", "0", "--lr", "1e-3", "--patience", "100"], capsys)
+                          "--grad-accum", "2", "--max-grad-norm", "0", "--lr", "1e-3", "--patience", "100",
+                          "--threads", "1"], capsys)
     assert code in (0, None)
     m = json.loads((out / "metrics.json").read_text())
+    assert m["threads"] == 1  # --threads reached torch (the default is every core)
     assert m["n"]["validation"] == 11 and m["n"]["test"] == 13
     hp = m["hyperparameters"]
     assert hp["grad_accum"] == 2 and hp["max_grad_norm"] is None and hp["min_steps"] == 0

@@ -50,6 +50,9 @@ def register(app: typer.Typer) -> None:
         label_col: str = typer.Option("label", "--label-col", help="Label column of a data file."),
         pair_col: Optional[str] = typer.Option(None, "--pair-col", help="Second-text column for sentence pairs."),
         device: Optional[str] = typer.Option(None, "--device", help="auto (default), cpu, cuda or cuda:N."),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                              help="CPU threads for torch (default: every core); e.g. 1 each "
+                                                   "for two finetunes side by side on 2 cores."),
         force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
         no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
         push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="REPO",
@@ -108,7 +111,8 @@ def register(app: typer.Typer) -> None:
         loaded = load_task(task, max_train=config.max_train, text_col=text_col, label_col=label_col,
                            pair_col=pair_col)
         metrics = finetune(model, loaded, config=config, seed=seed, out=out, save=save, device=device,
-                           progress=output.progress(not no_progress), force=force, repo_id=push_to_hub)
+                           threads=threads, progress=output.progress(not no_progress), force=force,
+                           repo_id=push_to_hub)
         if output.human():
             _print_metrics(metrics, out)
         url = None
