@@ -217,9 +217,10 @@ def copy_tokenizer(folder: Path) -> None:
     """minilm's tokenizer into the synthetic base (BertConfig's vocabulary is the same 30522 tokens): the data-aware
     methods tokenize each source's task with the base's tokenizer."""
     from basefuse.checkpoints.ref import resolve_ref
+    from basefuse.checkpoints.source import TOKENIZER_FILES
 
     src = resolve_ref("minilm").folder
-    for f in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for f in TOKENIZER_FILES:
         if (src / f).exists() and not (folder / f).exists():
             shutil.copy(src / f, folder / f)
 

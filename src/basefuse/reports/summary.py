@@ -160,7 +160,7 @@ class Summary:
     vs_pretrained_f1: list[Comparison] = field(default_factory=list)  # gains in macro-F1 points
     per_target_acc: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> target -> mean accuracy
     seed_std_ratio: list[Comparison] = field(default_factory=list)  # per label: log seed-std ratio vs pretrained
-    vs_method: list[Comparison] = field(default_factory=list)  # each fusion method vs the first, same sources
+    vs_method: list[Comparison] = field(default_factory=list)  # each fusion method vs `fused`, same sources
 
     @property
     def claims(self) -> list[Claim]:
