@@ -5,6 +5,10 @@ finetunes again (an experiment fuses each family and all of them) should not pay
 A file that changed in any of those four facts is hashed again. A file downloaded from the Hub
 needs no hashing at all: huggingface_hub names an LFS file's blob after its sha256 (the LFS object
 id the Hub sends as the file's ETag), and the snapshot entry links to that blob.
+
+A weight file the fusion reads is hashed by the thread that reads it just ahead of the fusion
+(`checkpoints.readahead`): one pass over the disk, not a hash thread and the engine each pulling the same
+file from different places (issue 19, cold page cache).
 """
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from basefuse.checkpoints.layout import find_layout
+from basefuse.checkpoints.readahead import FileStream, ReadAhead
 from basefuse.errors import BasefuseError
 from basefuse.io import cache_dir, sha256_file, write_json
 
@@ -53,8 +59,11 @@ class Hasher:
         # files are independent: hash them on every free core once the fusion is done
         self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
                                         thread_name_prefix="basefuse-sha256")
-        self._jobs: dict[Path, Future[str] | str] = {}
+        self._jobs: dict[Path, Future[str] | FileStream | str] = {}
+        self._streams = ReadAhead()
         self.from_hub: set[Path] = set()  # digests read from the Hub cache's blob names, not computed
+        self._done: set[Path] = set()     # streamed files hashed to the end (their digest is new: cache it)
+        self._ahead: dict[Path, FileStream] = {}  # files whose digest is known, read ahead of the fusion only
         self._stop = threading.Event()   # set by close(): running hashes end at their next window
         self._cache_path = cache_dir() / CACHE_NAME if use_cache else None
         self._cache: dict[str, list] = {}
@@ -64,7 +73,12 @@ class Hasher:
             except (OSError, ValueError):
                 self._cache = {}
 
-    def submit(self, path: Path) -> None:
+    def submit(self, path: Path, stream: bool = False) -> None:
+        """Start on `path`'s digest: from the Hub cache's blob name, the digest cache, or by hashing it.
+
+        `stream`: a file the fusion will read (a .safetensors weight file) is hashed behind those reads
+        (`FileStream`, fed by `watch`) instead of by a thread of its own.
+        """
         hub = hub_blob_sha256(Path(path))
         path = Path(path).resolve()
         if path in self._jobs:
@@ -76,8 +90,21 @@ class Hasher:
         hit = self._cache.get(str(path))
         if hit and hit[:3] == _stamp(path):
             self._jobs[path] = hit[3]
+        elif stream:
+            self._jobs[path] = self._streams.add(path, digest=True)
         else:
             self._jobs[path] = self._pool.submit(sha256_file, path, stop=self._stop)
+
+    def watch(self, path: Path) -> Callable[[int], None]:
+        """The callback a reader of `path` calls with the end of each range it maps: the file is read (and, if
+        its digest is still wanted, hashed) just ahead of those reads."""
+        path = Path(path).resolve()
+        job = self._jobs.get(path)
+        if isinstance(job, FileStream):
+            return job.reached
+        if path not in self._ahead:  # digest known (cache, Hub): read ahead only
+            self._ahead[path] = self._streams.add(path, digest=False)
+        return self._ahead[path].reached
 
     def submit_folder(self, ref: str | Path) -> None:
         """Start on the files a local model folder is read from (config, index, weights), largest first.
@@ -90,10 +117,15 @@ class Hasher:
         except BasefuseError:
             return
         for f in sorted(files, key=lambda f: -f.stat().st_size):
-            self.submit(f)
+            self.submit(f, stream=f.suffix == ".safetensors")
 
     def digest(self, path: Path) -> str:
-        job = self._jobs[Path(path).resolve()]
+        path = Path(path).resolve()
+        job = self._jobs[path]
+        if isinstance(job, FileStream):
+            self._jobs[path] = self._streams.finish(job)
+            self._done.add(path)
+            return self._jobs[path]  # type: ignore[return-value]
         return job if isinstance(job, str) else job.result()
 
     def is_from_hub(self, path: Path) -> bool:
@@ -107,6 +139,7 @@ class Hasher:
         """
         if not save:
             self._stop.set()
+        self._streams.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if not save or self._cache_path is None:
             return
@@ -114,6 +147,9 @@ class Hasher:
         for path, job in self._jobs.items():
             if isinstance(job, Future) and job.done() and not job.cancelled() and job.exception() is None:
                 self._cache[str(path)] = [*_stamp(path), job.result()]
+                changed = True
+            elif path in self._done and isinstance(job, str):
+                self._cache[str(path)] = [*_stamp(path), job]
                 changed = True
         if changed:
             try:

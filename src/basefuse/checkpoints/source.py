@@ -6,6 +6,7 @@ the fusion path starts fast.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,16 @@ class Checkpoint:
             raw.flags.writeable = False
             return raw
         return self._reader.view(info, start, stop)
+
+    def watch_reads(self, watcher: Callable[[Path], Callable[[int], None] | None]) -> list[Path]:
+        """Have every range mapped from a safetensors file reported to `watcher(file)`'s callback (if it gives
+        one): the files' sha256 is computed behind the fusion's reads. Returns the files watched."""
+        files = {info.file for info in self.tensors.values() if isinstance(info, TensorInfo)}
+        for f in sorted(files):
+            cb = watcher(f)
+            if cb is not None:
+                self._reader.on_read[f] = cb
+        return sorted(f for f in files if f in self._reader.on_read)
 
     def close(self) -> None:
         self._reader.close()
