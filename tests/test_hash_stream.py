@@ -21,6 +21,13 @@ from basefuse.errors import BasefuseError
 MB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def not_in_page_cache(monkeypatch):
+    """Files written by a test are in the page cache, where the Hasher hashes them by a thread of their own:
+    these tests are about the other path, so every file counts as cold unless a test says otherwise."""
+    monkeypatch.setattr(hashing, "in_page_cache", lambda path: False)
+
+
 @pytest.fixture()
 def small_windows(monkeypatch):
     """Windows of 64 KiB, read at most 128 KiB ahead, so that small files take many steps."""
@@ -205,3 +212,33 @@ def test_read_only_stream_stays_within_ahead_of_the_engine_and_skips_what_it_rea
         assert steps[0][0] == 0 and any(lo == 1_500_000 for lo, _, _ in steps)  # jumped to the engine's point
     finally:
         ra.stop()
+
+
+def test_a_file_in_the_page_cache_is_hashed_by_a_thread_a_cold_one_by_the_read_ahead(tmp_path, monkeypatch):
+    """Warm files are hashed in parallel from the start (the read-ahead thread would hash them one at a time);
+    cold ones in the read-ahead's single pass over the disk."""
+    import os
+
+    from basefuse.checkpoints.readahead import FileStream, in_page_cache
+
+    monkeypatch.setattr(hashing, "in_page_cache", in_page_cache)
+    warm, cold = _file(tmp_path, 3 * MB, seed=1), _file(tmp_path, 3 * MB, seed=2)
+    fd = os.open(cold, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    if in_page_cache(cold):
+        pytest.skip("this filesystem keeps the file in memory (tmpfs?): cannot make a cold file")
+    assert in_page_cache(warm)
+    h = Hasher(use_cache=False)
+    try:
+        h.submit(warm, stream=True)
+        h.submit(cold, stream=True)
+        assert not isinstance(h._jobs[warm.resolve()], FileStream)
+        assert isinstance(h._jobs[cold.resolve()], FileStream)
+        for f in (warm, cold):
+            assert h.digest(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    finally:
+        h.close(save=False)

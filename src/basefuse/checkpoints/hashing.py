@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from basefuse.checkpoints.layout import find_layout
-from basefuse.checkpoints.readahead import FileStream, ReadAhead
+from basefuse.checkpoints.readahead import FileStream, ReadAhead, in_page_cache
 from basefuse.errors import BasefuseError
 from basefuse.io import cache_dir, sha256_file, write_json
 
@@ -76,8 +76,11 @@ class Hasher:
     def submit(self, path: Path, stream: bool = False) -> None:
         """Start on `path`'s digest: from the Hub cache's blob name, the digest cache, or by hashing it.
 
-        `stream`: a file the fusion will read (a .safetensors weight file) is hashed behind those reads
-        (`FileStream`, fed by `watch`) instead of by a thread of its own.
+        `stream`: a file the fusion will read (a .safetensors weight file) and that is not in the page cache is
+        hashed by the read-ahead thread as it brings the file in for the fusion (`FileStream`, fed by `watch`):
+        one pass over the disk. A file already in memory is hashed by a thread of its own instead, so the
+        files are hashed in parallel, from before the fusion starts (N=5 BERT-base fp32, warm: 1.20 s against
+        1.44 s for the whole `basefuse fuse` in one thread).
         """
         hub = hub_blob_sha256(Path(path))
         path = Path(path).resolve()
@@ -90,7 +93,7 @@ class Hasher:
         hit = self._cache.get(str(path))
         if hit and hit[:3] == _stamp(path):
             self._jobs[path] = hit[3]
-        elif stream:
+        elif stream and not in_page_cache(path):
             self._jobs[path] = self._streams.add(path, digest=True)
         else:
             self._jobs[path] = self._pool.submit(sha256_file, path, stop=self._stop)

@@ -2,7 +2,7 @@
 
 The engine maps a few hundred KB of each of N+1 files in turn and touches them page by page: on a cold page
 cache each first touch waits for the disk, in the thread that also does the arithmetic (issue 19, N=5 bf16
-with digests cached: 11.4-11.7 s cold against 5.4 s for `cat`). This thread sends the next 16 MB of each file
+with digests cached: 11.4-11.7 s cold against 5.4-6.8 s for `cat`). This thread sends the next 16 MB of each file
 to /dev/null with sendfile, which fills the page cache with large sequential reads and copies nothing, so the
 engine finds its pages in memory (6.8-8.3 s); a file whose sha256 is still wanted is then hashed from the same
 pages, mapped with MAP_POPULATE. Each byte leaves the disk once, in file order, and the digest and the fusion
@@ -12,8 +12,8 @@ reads done by MAP_POPULATE alone, or by POSIX_FADV_WILLNEED; two threads.)
 The engine reads a checkpoint in (file, offset) order and reports how far it has mapped each file
 (`FileStream.reached`). The thread stays within AHEAD bytes in front of that point, so what it reads is still
 in memory when the engine gets there; bytes the engine skips (the header, a dropped head) are read in their
-turn. A digest must cover every byte: if the engine runs MAX_LAG in front of the hash (hashing, ~2 GB/s a
-core, is slower than this disk), it waits, so that the pages the hash still needs are not evicted at N=10,
+turn. A digest must cover every byte: if the engine runs MAX_LAG in front of the hash (hashing, under 2 GB/s
+a core, is no faster than this VM's disk), it waits, so that the pages the hash still needs are not evicted at N=10,
 where the inputs exceed memory. Whatever the engine never reached is hashed by `ReadAhead.finish`. Windows
 already in the page cache are not read again (`_cached`), so a warm run pays nothing for the read-ahead.
 """
@@ -111,6 +111,19 @@ def _cached(fd: int, offset: int) -> bool:
         return os.preadv(fd, [bytearray(1)], offset, os.RWF_NOWAIT) == 1
     except (OSError, AttributeError):  # EAGAIN: not cached; no RWF_NOWAIT here: assume not
         return False
+
+
+def in_page_cache(path: Path, probes: int = 16) -> bool:
+    """Whether `path` looks wholly in the page cache: `probes` evenly spaced pages, first and last included."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        return size == 0 or all(_cached(fd, (size - 1) * i // (probes - 1)) for i in range(probes))
+    finally:
+        os.close(fd)
 
 
 def _null_sink() -> int | None:
