@@ -242,3 +242,26 @@ def test_a_file_in_the_page_cache_is_hashed_by_a_thread_a_cold_one_by_the_read_a
             assert h.digest(f) == hashlib.sha256(f.read_bytes()).hexdigest()
     finally:
         h.close(save=False)
+
+
+def test_a_failed_read_ahead_thread_leaves_no_one_waiting(tmp_path, small_windows, monkeypatch):
+    """If the thread itself dies (here: /dev/null cannot be opened), the engine is not left waiting at MAX_LAG
+    and the digest is an error, not a hang."""
+    monkeypatch.setattr(readahead, "MAX_LAG", 64 << 10)
+
+    def broken() -> int:
+        raise OSError("no /dev/null")
+
+    monkeypatch.setattr(readahead, "_null_sink", broken)
+    f = _file(tmp_path, 1 * MB)
+    h = Hasher(use_cache=False)
+    try:
+        h.submit(f, stream=True)
+        done = threading.Event()
+        t = threading.Thread(target=lambda: (h.watch(f)(1 * MB), done.set()), daemon=True)
+        t.start()
+        assert done.wait(5.0)
+        with pytest.raises(BasefuseError, match="no /dev/null"):
+            h.digest(f)
+    finally:
+        h.close(save=False)

@@ -140,6 +140,7 @@ class ReadAhead:
         self.cond = threading.Condition()
         self.stopped = False
         self.waiting = 0  # threads waiting for work
+        self.failed: Exception | None = None  # why the thread ended early, if it did
         self.streams: list[FileStream] = []
         self._threads: list[threading.Thread] = []
 
@@ -147,6 +148,7 @@ class ReadAhead:
         """Start reading `path` ahead of the engine (its first AHEAD bytes at once); `digest`: hash it too."""
         st = FileStream(Path(path), self, digest)
         with self.cond:
+            st.error = self.failed
             self.streams.append(st)
             if not self._threads and not self.stopped:
                 for i in range(THREADS):
@@ -158,8 +160,9 @@ class ReadAhead:
 
     def _run(self) -> None:
         fds: dict[Path, int] = {}
-        sink = _null_sink()
+        sink = None
         try:
+            sink = _null_sink()
             while True:
                 with self.cond:
                     while not self.stopped and not any(s.ready() for s in self.streams):
@@ -179,6 +182,12 @@ class ReadAhead:
                 with self.cond:
                     st.busy = False
                     self.cond.notify_all()
+        except Exception as e:  # noqa: BLE001  the thread itself failed: no stream may wait on it; finish() says why
+            with self.cond:
+                self.failed = e
+                for s in self.streams:
+                    s.error = s.error or e
+                self.cond.notify_all()
         finally:
             for fd in [*fds.values(), *([sink] if sink is not None else [])]:
                 os.close(fd)
