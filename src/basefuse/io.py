@@ -30,6 +30,20 @@ def write_error(e: OSError, message: str) -> BasefuseError:
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 
+def hash_range(h: Any, fd: int, lo: int, hi: int) -> None:
+    """Feed bytes [lo, hi) of the open file `fd` to the hash `h`, straight from a mapping (no read copy).
+
+    MAP_POPULATE: the window's pages are mapped in one call, not page fault by page fault (1 GB in the page
+    cache: 0.66 s of CPU against 0.73-0.95 s).
+    """
+    if hi <= lo:
+        return
+    aligned = lo - lo % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fd, hi - aligned, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
+                   offset=aligned) as m, memoryview(m) as mv, mv[lo - aligned:] as part:
+        h.update(part)
+
+
 def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any = None) -> str:
     """sha256 of a file, hashed straight from mapped windows (no read copy; RSS stays at one window).
 
@@ -42,11 +56,7 @@ def sha256_file(path: str | os.PathLike[str], window: int = 16 << 20, stop: Any 
         for off in range(0, size, window):
             if stop is not None and stop.is_set():
                 raise InterruptedError(f"hashing {path} stopped")
-            # MAP_POPULATE: the window's pages are mapped in one call, not page fault by page fault
-            # (1 GB in the page cache: 0.66 s of CPU against 0.73-0.95 s)
-            with mmap.mmap(f.fileno(), min(window, size - off), flags=mmap.MAP_SHARED | _POPULATE,
-                           prot=mmap.PROT_READ, offset=off) as m:
-                h.update(m)
+            hash_range(h, f.fileno(), off, min(size, off + window))
     return h.hexdigest()
 
 

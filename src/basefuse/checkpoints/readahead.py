@@ -20,18 +20,15 @@ already in the page cache are not read again (`_cached`), so a warm run pays not
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import threading
 from pathlib import Path
 
 from basefuse.errors import BasefuseError
+from basefuse.io import hash_range
 
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 WINDOW = 16 << 20    # a step reads up to the next multiple of this
 AHEAD = 64 << 20     # how far in front of the engine's reads the thread may read
-# one thread: with two (two files hashed at a time) N=5 cold ran 1.5 s slower on the 2-core VM (3 runs each)
-THREADS = 1
 MAX_LAG = 256 << 20  # how far the engine's reads may run in front of a file's hash before the engine waits
 
 
@@ -47,7 +44,6 @@ class FileStream:
         self.error: Exception | None = None
         self._h = hashlib.sha256() if digest else None
         self._owner = owner
-        self.busy = False  # a thread is stepping it (steps of one file never overlap: its hash is in order)
 
     def reached(self, end: int) -> None:
         """The engine has mapped the file up to byte `end`; waits while it is MAX_LAG ahead of the hash.
@@ -70,7 +66,7 @@ class FileStream:
 
     def ready(self) -> bool:
         """A step is due: a whole window fits below the limit, or the limit is the end of the file."""
-        if self.error is not None or self.busy:
+        if self.error is not None:
             return False
         start = self.pos if self.digest else max(self.pos, self.frontier)
         end = self.limit()
@@ -93,10 +89,7 @@ class FileStream:
                     raise ValueError(f"the file ends at byte {off}, not {self.size}")
                 off += n
             if self._h is not None:
-                aligned = lo - lo % mmap.ALLOCATIONGRANULARITY
-                with mmap.mmap(fd, hi - aligned, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
-                               offset=aligned) as m, memoryview(m) as mv, mv[lo - aligned:] as part:
-                    self._h.update(part)
+                hash_range(self._h, fd, lo, hi)
         self.pos = max(self.pos, hi)
 
     def hexdigest(self) -> str:
@@ -134,15 +127,16 @@ def _null_sink() -> int | None:
 
 
 class ReadAhead:
-    """THREADS threads reading the FileStreams, the one nearest to (or furthest behind) the engine first."""
+    """The thread reading the FileStreams, the one nearest to (or furthest behind) the engine first. One thread:
+    with two (two files at a time) N=5 cold ran 1.5 s slower on the 2-core VM (3 runs each)."""
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.stopped = False
-        self.waiting = 0  # threads waiting for work
+        self.waiting = False  # the thread is waiting for work
         self.failed: Exception | None = None  # why the thread ended early, if it did
         self.streams: list[FileStream] = []
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     def add(self, path: Path, digest: bool) -> FileStream:
         """Start reading `path` ahead of the engine (its first AHEAD bytes at once); `digest`: hash it too."""
@@ -150,11 +144,9 @@ class ReadAhead:
         with self.cond:
             st.error = self.failed
             self.streams.append(st)
-            if not self._threads and not self.stopped:
-                for i in range(THREADS):
-                    t = threading.Thread(target=self._run, name=f"basefuse-readahead-{i}", daemon=True)
-                    t.start()
-                    self._threads.append(t)
+            if self._thread is None and not self.stopped:
+                self._thread = threading.Thread(target=self._run, name="basefuse-readahead", daemon=True)
+                self._thread.start()
             self.cond.notify_all()
         return st
 
@@ -166,13 +158,12 @@ class ReadAhead:
             while True:
                 with self.cond:
                     while not self.stopped and not any(s.ready() for s in self.streams):
-                        self.waiting += 1
+                        self.waiting = True
                         self.cond.wait()
-                        self.waiting -= 1
+                        self.waiting = False
                     if self.stopped:
                         return
                     st = min((s for s in self.streams if s.ready()), key=lambda s: s.pos - s.frontier)
-                    st.busy = True
                 try:
                     if st.path not in fds:
                         fds[st.path] = os.open(st.path, os.O_RDONLY)
@@ -180,7 +171,6 @@ class ReadAhead:
                 except Exception as e:  # noqa: BLE001  a file that shrank or went away: finish() says so
                     st.error = e
                 with self.cond:
-                    st.busy = False
                     self.cond.notify_all()
         except Exception as e:  # noqa: BLE001  the thread itself failed: no stream may wait on it; finish() says why
             with self.cond:
@@ -210,5 +200,5 @@ class ReadAhead:
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
-        for t in self._threads:
-            t.join()
+        if self._thread is not None:
+            self._thread.join()
