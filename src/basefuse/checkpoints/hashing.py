@@ -6,9 +6,9 @@ A file that changed in any of those four facts is hashed again. A file downloade
 needs no hashing at all: huggingface_hub names an LFS file's blob after its sha256 (the LFS object
 id the Hub sends as the file's ETag), and the snapshot entry links to that blob.
 
-A weight file the fusion reads is hashed by the thread that reads it just ahead of the fusion
-(`checkpoints.readahead`): one pass over the disk, not a hash thread and the engine each pulling the same
-file from different places (issue 19, cold page cache).
+A safetensors file the fusion will read and that is not in the page cache is hashed by the thread that
+reads it just ahead of the fusion (`checkpoints.readahead`): one pass over the disk, not a hash thread and
+the engine each pulling the same file from different places (issue 19, cold page cache).
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class Hasher:
     def submit(self, path: Path, stream: bool = False) -> None:
         """Start on `path`'s digest: from the Hub cache's blob name, the digest cache, or by hashing it.
 
-        `stream`: a file the fusion will read (a .safetensors weight file) and that is not in the page cache is
+        `stream`: a file the fusion will read; a .safetensors one that is not in the page cache is
         hashed by the read-ahead thread as it brings the file in for the fusion (`FileStream`, fed by `watch`):
         one pass over the disk. A file already in memory is hashed by a thread of its own instead, so the
         files are hashed in parallel, from before the fusion starts (N=5 BERT-base fp32, warm: 1.20 s against
@@ -93,7 +93,7 @@ class Hasher:
         hit = self._cache.get(str(path))
         if hit and hit[:3] == _stamp(path):
             self._jobs[path] = hit[3]
-        elif stream and not in_page_cache(path):
+        elif stream and path.suffix == ".safetensors" and not in_page_cache(path):
             self._jobs[path] = self._streams.add(path, digest=True)
         else:
             self._jobs[path] = self._pool.submit(sha256_file, path, stop=self._stop)
@@ -120,7 +120,7 @@ class Hasher:
         except BasefuseError:
             return
         for f in sorted(files, key=lambda f: -f.stat().st_size):
-            self.submit(f, stream=f.suffix == ".safetensors")
+            self.submit(f, stream=True)
 
     def digest(self, path: Path) -> str:
         path = Path(path).resolve()

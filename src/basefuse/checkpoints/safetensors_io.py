@@ -147,7 +147,7 @@ class RangeReader:
 
     def __init__(self) -> None:
         self._fds: dict[Path, int] = {}
-        # file -> called with the end offset of every range mapped from it (the sha256 hashed behind the reads)
+        # file -> called with the end offset of every range mapped from it (the read-ahead, `checkpoints.readahead`)
         self.on_read: dict[Path, Callable[[int], None]] = {}
 
     def _fd(self, path: Path) -> int:

@@ -95,15 +95,11 @@ class Checkpoint:
             return raw
         return self._reader.view(info, start, stop)
 
-    def watch_reads(self, watcher: Callable[[Path], Callable[[int], None] | None]) -> list[Path]:
-        """Have every range mapped from a safetensors file reported to `watcher(file)`'s callback (if it gives
-        one): the files' sha256 is computed behind the fusion's reads. Returns the files watched."""
-        files = {info.file for info in self.tensors.values() if isinstance(info, TensorInfo)}
-        for f in sorted(files):
-            cb = watcher(f)
-            if cb is not None:
-                self._reader.on_read[f] = cb
-        return sorted(f for f in files if f in self._reader.on_read)
+    def watch_reads(self, watcher: Callable[[Path], Callable[[int], None]]) -> None:
+        """Report every range mapped from a safetensors file to `watcher(file)`'s callback (the read-ahead that
+        brings the file in just before the fusion reads it, hashing it there when it was not in memory)."""
+        for f in sorted({info.file for info in self.tensors.values() if isinstance(info, TensorInfo)}):
+            self._reader.on_read[f] = watcher(f)
 
     def close(self) -> None:
         self._reader.close()

@@ -151,8 +151,8 @@ def fuse(sources: list[str | Path], out: str | Path, *, base: str | Path | None 
         side = _side_inputs(m, cks, tasks, bck, with_defaults(m, given))
         everyone = [*cks, *([bck] if bck is not None else [])]
         for c in everyone:
-            for f in c.files:  # weight files the engine maps are hashed behind its reads (one pass over the disk)
-                hasher.submit(f, stream=f.suffix == ".safetensors")
+            for f in c.files:  # a cold weight file is hashed by the read-ahead the engine's reads drive
+                hasher.submit(f, stream=True)
             c.watch_reads(hasher.watch)
         protected = [c.path for c in everyone]
         with atomic_output_dir(out, force=force, protected=protected) as tmp:
